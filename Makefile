@@ -1,0 +1,35 @@
+# Darkroom: `make test` and `make demo` set up everything they need on a fresh Debian machine.
+SWIFT ?= swift
+BUILD_FLAGS ?=
+export DARKROOM_BROKER_URLS ?= amqp://guest:guest@127.0.0.1:5672/
+
+.PHONY: deps broker-start broker-stop build release test demo clean
+
+deps:
+	ops/deps
+
+broker-start: deps
+	ops/broker start
+
+broker-stop:
+	ops/broker stop
+
+build: deps
+	$(SWIFT) build $(BUILD_FLAGS)
+
+release: deps
+	$(SWIFT) build -c release $(BUILD_FLAGS)
+
+# The whole suite, against the real local broker. The broker is stopped afterwards
+# only if this run started it.
+test: deps
+	@started=0; ops/broker status >/dev/null 2>&1 || started=1; \
+	ops/broker start || exit 1; \
+	$(SWIFT) build --build-tests $(BUILD_FLAGS) && $(SWIFT) test --skip-build $(BUILD_FLAGS); rc=$$?; \
+	if [ $$started = 1 ]; then ops/broker stop; fi; exit $$rc
+
+demo: deps
+	ops/demo
+
+clean:
+	rm -rf .build out

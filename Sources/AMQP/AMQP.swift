@@ -1,0 +1,2 @@
+// AMQP: see the module's other files.
+import CRabbitMQ

@@ -1,0 +1,2 @@
+// Imaging: see the module's other files.
+import CPNG

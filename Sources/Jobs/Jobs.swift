@@ -1,0 +1,1 @@
+// Jobs: see the module's other files.

@@ -1,0 +1,2 @@
+// Systemd: see the module's other files.
+import CSystemd

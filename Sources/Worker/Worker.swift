@@ -1,0 +1,1 @@
+// Worker: see the module's other files.

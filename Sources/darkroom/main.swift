@@ -1,0 +1,1 @@
+print("darkroomd: not built yet")
