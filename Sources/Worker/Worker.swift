@@ -1,1 +1,0 @@
-// Worker: see the module's other files.
