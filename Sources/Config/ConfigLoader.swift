@@ -1,0 +1,296 @@
+// ConfigLoader: built-in defaults, overlaid by the TOML file, overlaid by DARKROOM_* environment variables;
+// every value type- and range-checked, unknown keys rejected, errors naming key and source.
+import Foundation
+import TOMLKit
+
+extension DarkroomConfig {
+    /// Loads the configuration.
+    /// - `path`: the TOML file; nil means `/etc/darkroom/darkroom.toml`, and built-in defaults when that
+    ///   file does not exist. An explicitly given path that does not exist is an error.
+    /// - `environment`: `DARKROOM_<KEY_PATH>` variables override the file (see `environmentName(forKey:)`).
+    public static func load(path: String? = nil,
+                            environment: [String: String] = ProcessInfo.processInfo.environment) throws -> DarkroomConfig {
+        let file = path ?? defaultPath
+        guard FileManager.default.fileExists(atPath: file) else {
+            if path == nil { return try parse(toml: nil, source: .builtIn, environment: environment) }
+            throw ConfigError(.notFound, key: "", source: .file(file), "config file does not exist")
+        }
+        guard let data = FileManager.default.contents(atPath: file), let text = String(data: data, encoding: .utf8) else {
+            throw ConfigError(.notFound, key: "", source: .file(file), "cannot read the config file (permissions? not UTF-8?)")
+        }
+        return try parse(toml: text, source: .file(file), environment: environment)
+    }
+
+    /// Builds the configuration from TOML text (nil: no file) and the environment.
+    /// `source` names the text in errors and anchors its relative paths.
+    public static func parse(toml: String?, source: ConfigSource,
+                             environment: [String: String] = [:]) throws -> DarkroomConfig {
+        var entries: [String: Entry] = [:]
+        var fileClasses: [String]?
+        if let toml {
+            (entries, fileClasses) = try flatten(toml: toml, source: source)
+            if fileClasses?.isEmpty == true {
+                throw ConfigError(.missing, key: "classes", source: source, "[classes] defines no size class")
+            }
+        }
+        for (key, entry) in try environmentEntries(environment) { entries[key] = entry }
+        return try build(Reader(entries), fileClasses: fileClasses, environment: environment)
+    }
+
+    /// `DARKROOM_` + the key path in upper snake case: `classes.small.max_batch` -> `DARKROOM_CLASSES_SMALL_MAX_BATCH`.
+    public static func environmentName(forKey key: String) -> String {
+        "DARKROOM_" + key.uppercased().map { $0 == "." || $0 == "-" ? "_" : $0 }.map(String.init).joined()
+    }
+
+    /// `DARKROOM_*` variables that set no key (worth a warning; they are ignored, except under
+    /// `DARKROOM_CLASSES_`, where an unknown field is an error).
+    public static func unrecognizedEnvironment(_ environment: [String: String]) -> [String] {
+        environment.keys.filter { name in
+            name.hasPrefix("DARKROOM_") && fixedEnvironmentNames[name] == nil && classKey(environmentName: name) == nil
+        }.sorted()
+    }
+}
+
+// MARK: - Key schema
+
+extension DarkroomConfig {
+    /// Every key outside `classes`, with the environment variable that sets it.
+    static let scalarKeys = [
+        "namespace", "queue_type", "max_priority", "delivery_limit",
+        "state_dir", "cache_dir", "seeds_dir", "model_dir", "models", "default_model",
+        "broker.urls", "broker.credentials_file", "broker.heartbeat", "broker.frame_max", "broker.reconnect_max_backoff",
+        "worker.consume", "worker.id", "worker.drain_deadline", "worker.memory_budget_mb",
+        "worker.progress_max_hz", "worker.threads",
+        "log.level", "log.format",
+    ]
+    /// Fields of each `classes.<name>` table.
+    static let classFields = ["max_pixels", "max_width", "max_height", "max_batch", "batch_window_ms", "prefetch", "weight"]
+    static let sections: Set<String> = ["broker", "worker", "log", "classes"]
+
+    static let fixedEnvironmentNames: [String: String] =
+        Dictionary(uniqueKeysWithValues: scalarKeys.map { (environmentName(forKey: $0), $0) })
+
+    /// `DARKROOM_CLASSES_<NAME>_<FIELD>` -> `classes.<name>.<field>` (the longest matching field wins).
+    static func classKey(environmentName name: String) -> String? {
+        let prefix = "DARKROOM_CLASSES_"
+        guard name.hasPrefix(prefix) else { return nil }
+        let rest = name.dropFirst(prefix.count)
+        for field in classFields.sorted(by: { $0.count > $1.count }) {
+            let suffix = "_" + field.uppercased()
+            if rest.hasSuffix(suffix), rest.count > suffix.count {
+                return "classes." + rest.dropLast(suffix.count).lowercased() + "." + field
+            }
+        }
+        return nil
+    }
+}
+
+// MARK: - Raw values
+
+enum RawValue {
+    case string(String), int(Int), double(Double), bool(Bool), array([RawValue]), table, other(String)
+
+    var kind: String {
+        switch self {
+        case .string: return "a string"
+        case .int: return "an integer"
+        case .double: return "a number"
+        case .bool: return "a boolean"
+        case .array: return "a list"
+        case .table: return "a table"
+        case .other(let t): return "a \(t)"
+        }
+    }
+}
+
+struct Entry {
+    var value: RawValue
+    var source: ConfigSource
+    var fromEnvironment: Bool { if case .environment = source { return true } else { return false } }
+}
+
+extension DarkroomConfig {
+    static func flatten(toml: String, source: ConfigSource) throws -> ([String: Entry], [String]?) {
+        let table: TOMLTable
+        do {
+            table = try TOMLTable(string: toml)
+        } catch let error as TOMLParseError {
+            throw ConfigError(.parse, key: "", source: source,
+                              "not valid TOML at line \(error.source.begin.line), column \(error.source.begin.column): \(error.description)")
+        }
+        var entries: [String: Entry] = [:]
+        var classes: [String]?
+        func walk(_ table: TOMLTable, _ prefix: String) throws {
+            for key in table.keys {
+                guard let value = table[key] else { continue }
+                let path = prefix.isEmpty ? key : prefix + "." + key
+                let isSection = sections.contains(path) || (prefix == "classes")
+                if isSection {
+                    guard let sub = value.table else {
+                        throw ConfigError(.type, key: path, source: source,
+                                          "must be a table ([\(path)]), got \(raw(value).kind)")
+                    }
+                    if path == "classes" { classes = sub.keys }
+                    try walk(sub, path)
+                } else {
+                    entries[path] = Entry(value: raw(value), source: source)
+                }
+            }
+        }
+        try walk(table, "")
+        return (entries, classes)
+    }
+
+    static func raw(_ value: TOMLValueConvertible) -> RawValue {
+        switch value.type {
+        case .string: return .string(value.string ?? "")
+        case .int: return .int(value.int ?? 0)
+        case .double: return .double(value.double ?? 0)
+        case .bool: return .bool(value.bool ?? false)
+        case .array: return .array((value.array.map { Array($0) } ?? []).map(raw))
+        case .table: return .table
+        case .date, .time, .dateTime: return .other(value.type.description)
+        }
+    }
+
+    static func environmentEntries(_ environment: [String: String]) throws -> [String: Entry] {
+        var entries: [String: Entry] = [:]
+        for (name, value) in environment where name.hasPrefix("DARKROOM_") {
+            let source = ConfigSource.environment(name)
+            if let key = fixedEnvironmentNames[name] ?? classKey(environmentName: name) {
+                entries[key] = Entry(value: .string(value), source: source)
+            } else if name.hasPrefix("DARKROOM_CLASSES_") {
+                throw ConfigError(.unknownKey, key: "", source: source,
+                                  "sets no known class field; expected DARKROOM_CLASSES_<NAME>_<FIELD> with FIELD one of "
+                                  + classFields.map { $0.uppercased() }.joined(separator: ", "))
+            }
+        }
+        return entries
+    }
+}
+
+// MARK: - Typed reading
+
+/// Reads typed values out of the merged entries, remembering which keys were used.
+final class Reader {
+    let entries: [String: Entry]
+    private(set) var used: Set<String> = []
+
+    init(_ entries: [String: Entry]) { self.entries = entries }
+
+    func has(_ key: String) -> Bool { entries[key] != nil }
+    func source(_ key: String) -> ConfigSource { entries[key]?.source ?? .builtIn }
+
+    private func entry(_ key: String) -> Entry? {
+        used.insert(key)
+        return entries[key]
+    }
+
+    func fail(_ code: ConfigError.Code, _ key: String, _ message: String) -> ConfigError {
+        ConfigError(code, key: key, source: source(key), message)
+    }
+
+    private func typeError(_ key: String, _ expected: String, _ entry: Entry) -> ConfigError {
+        if case .string(let s) = entry.value, entry.fromEnvironment {
+            return fail(.type, key, "expected \(expected), got \"\(s)\"")
+        }
+        return fail(.type, key, "expected \(expected), got \(entry.value.kind)")
+    }
+
+    func int(_ key: String, _ range: ClosedRange<Int>) throws -> Int? {
+        guard let e = entry(key) else { return nil }
+        let v: Int
+        switch e.value {
+        case .int(let i): v = i
+        case .string(let s) where e.fromEnvironment:
+            guard let i = Int(s.trimmingCharacters(in: .whitespaces)) else { throw typeError(key, "an integer", e) }
+            v = i
+        default: throw typeError(key, "an integer", e)
+        }
+        guard range.contains(v) else {
+            throw fail(.range, key, "must be between \(range.lowerBound) and \(range.upperBound), got \(v)")
+        }
+        return v
+    }
+
+    func double(_ key: String, _ range: ClosedRange<Double>) throws -> Double? {
+        guard let e = entry(key) else { return nil }
+        let v: Double
+        switch e.value {
+        case .int(let i): v = Double(i)
+        case .double(let d): v = d
+        case .string(let s) where e.fromEnvironment:
+            guard let d = Double(s.trimmingCharacters(in: .whitespaces)), d.isFinite else {
+                throw typeError(key, "a number", e)
+            }
+            v = d
+        default: throw typeError(key, "a number", e)
+        }
+        guard range.contains(v) else {
+            throw fail(.range, key, "must be between \(range.lowerBound) and \(range.upperBound), got \(v)")
+        }
+        return v
+    }
+
+    func string(_ key: String) throws -> String? {
+        guard let e = entry(key) else { return nil }
+        guard case .string(let s) = e.value else { throw typeError(key, "a string", e) }
+        return s
+    }
+
+    /// A path; relative paths from the file are resolved against the file's folder. Must not be empty.
+    func path(_ key: String) throws -> String? {
+        guard let s = try string(key) else { return nil }
+        guard !s.isEmpty else { throw fail(.invalid, key, "must not be empty") }
+        return Paths.resolve(s, relativeTo: source(key))
+    }
+
+    /// A list of strings; from the environment, comma-separated (blanks around items are trimmed).
+    func list(_ key: String) throws -> [String]? {
+        guard let e = entry(key) else { return nil }
+        switch e.value {
+        case .string(let s) where e.fromEnvironment:
+            return s.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
+        case .array(let items):
+            return try items.map {
+                guard case .string(let s) = $0 else { throw fail(.type, key, "expected a list of strings, found \($0.kind) in it") }
+                return s
+            }
+        default: throw typeError(key, "a list of strings", e)
+        }
+    }
+
+    func choice<E: RawRepresentable & CaseIterable>(_ key: String, _: E.Type) throws -> E? where E.RawValue == String {
+        guard let s = try string(key) else { return nil }
+        guard let v = E(rawValue: s) else {
+            throw fail(.invalid, key, "unknown value \"\(s)\"; expected one of " + E.allCases.map { "\"\($0.rawValue)\"" }.joined(separator: ", "))
+        }
+        return v
+    }
+
+    /// Every key that was never read is a typo or a key this version does not know.
+    func rejectUnused(known: [String]) throws {
+        for key in entries.keys.sorted() where !used.contains(key) {
+            var message = "unknown key"
+            if let guess = known.min(by: { editDistance($0, key) < editDistance($1, key) }), editDistance(guess, key) <= 3 {
+                message += "; did you mean \(guess)?"
+            }
+            throw fail(.unknownKey, key, message)
+        }
+    }
+}
+
+func editDistance(_ a: String, _ b: String) -> Int {
+    let a = Array(a), b = Array(b)
+    var row = Array(0...b.count)
+    for i in 1...max(a.count, 1) where !a.isEmpty {
+        var prev = row[0]
+        row[0] = i
+        for j in stride(from: 1, through: b.count, by: 1) {
+            let cur = row[j]
+            row[j] = min(row[j] + 1, row[j - 1] + 1, prev + (a[i - 1] == b[j - 1] ? 0 : 1))
+            prev = cur
+        }
+    }
+    return row[b.count]
+}

@@ -1,0 +1,56 @@
+import Foundation
+
+/// Precomputed noise schedules: the scheduler tables (timesteps, sigmas, alphas) for one
+/// (scheduler config, steps) pair are computed once, shared by every batch that needs them,
+/// and persisted as JSON under `<state_dir>/schedules/` so a restarted worker reuses them.
+/// Hit and miss counts feed the logs and the systemd STATUS line.
+public final class ScheduleCache<Tables: Codable & Sendable>: @unchecked Sendable {
+    public let directory: String
+    private let lock = NSLock()
+    private var memory: [String: Tables] = [:]
+    public private(set) var hits = 0
+    public private(set) var diskHits = 0
+    public private(set) var misses = 0
+
+    public init(directory: String) throws {
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        self.directory = directory
+    }
+
+    /// The tables for `key` (a stable description of scheduler config + steps), computing and
+    /// persisting them with `compute` on a miss.
+    public func tables(for key: String, compute: () throws -> Tables) rethrows -> Tables {
+        lock.lock()
+        defer { lock.unlock() }
+        if let t = memory[key] { hits += 1; return t }
+        let file = directory + "/" + Self.fileName(for: key)
+        if let data = FileManager.default.contents(atPath: file),
+           let t = try? JSONDecoder().decode(Stored.self, from: data), t.key == key {
+            diskHits += 1
+            memory[key] = t.tables
+            return t.tables
+        }
+        misses += 1
+        let t = try compute()
+        memory[key] = t
+        if let data = try? JSONEncoder().encode(Stored(key: key, tables: t)) {
+            let tmp = file + ".tmp-\(getpid())"
+            if FileManager.default.createFile(atPath: tmp, contents: data) { _ = rename(tmp, file) }
+        }
+        return t
+    }
+
+    public var counts: (hits: Int, diskHits: Int, misses: Int) { lock.withLock { (hits, diskHits, misses) } }
+
+    struct Stored: Codable {
+        let key: String
+        let tables: Tables
+    }
+
+    /// FNV-1a of the key: a short, stable, path-safe file name.
+    static func fileName(for key: String) -> String {
+        var h: UInt64 = 0xcbf2_9ce4_8422_2325
+        for b in key.utf8 { h = (h ^ UInt64(b)) &* 0x100_0000_01b3 }
+        return String(h, radix: 16) + ".json"
+    }
+}
