@@ -1,2 +1,0 @@
-// Imaging: see the module's other files.
-import CPNG

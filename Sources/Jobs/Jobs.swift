@@ -1,1 +1,0 @@
-// Jobs: see the module's other files.

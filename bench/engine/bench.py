@@ -1,0 +1,348 @@
+#!/usr/bin/env python3
+"""Engine benchmark: Darkroom vs diffusers on PyTorch, CPU, float32, same random weights, one run.
+
+Model: random weights shaped like facebook/DiT-XL-2-256 (DiTTransformer2DModel 28 layers, 16 heads x 72, patch 2,
+4 latent channels, learned sigma, sample_size 32) + the SD VAE (AutoencoderKL [128,256,512,512], 2 layers per block),
+built by tools/reference/make_fixtures.py's build_pipeline (the fixtures' script) into a git-ignored folder.
+
+Every measurement runs in its own child process (`os.wait4` gives that child's peak RSS, weights included), with
+2 threads: PyTorch via torch.set_num_threads(2) + OMP/MKL_NUM_THREADS=2; Darkroom via the command given with
+--darkroom (contract in bench/engine/README.md). Run through bench/engine/run.sh.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shlex
+import statistics
+import subprocess
+import sys
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+REPO = os.path.dirname(os.path.dirname(HERE))
+DEFAULT_DIR = os.path.join(REPO, "out", "bench", "dit-xl-2-256")  # /out/ is git-ignored
+
+DIT_XL_2_256 = dict(
+    num_attention_heads=16, attention_head_dim=72, in_channels=4, out_channels=8, num_layers=28,
+    sample_size=32, patch_size=2, num_embeds_ada_norm=1000,
+)
+SD_VAE = dict(
+    in_channels=3, out_channels=3, down_block_types=["DownEncoderBlock2D"] * 4,
+    up_block_types=["UpDecoderBlock2D"] * 4, block_out_channels=[128, 256, 512, 512], layers_per_block=2,
+    latent_channels=4, norm_num_groups=32, sample_size=256,
+)
+# The measurements of one run: (op, batch, image size in px).
+OPS = [("transformer", 2, 256), ("transformer", 8, 256), ("vae-decode", 1, 256), ("vae-decode", 1, 512)]
+
+
+def child_env(threads: int) -> dict:
+    env = dict(os.environ)
+    for k in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
+        env[k] = str(threads)
+    return env
+
+
+def run_child(argv: list[str], threads: int) -> tuple[dict, int]:
+    """Runs argv, returns (the JSON object on its last stdout line, peak RSS of the child in bytes)."""
+    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, env=child_env(threads), cwd=REPO, text=True)
+    out = proc.stdout.read()
+    _, status, usage = os.wait4(proc.pid, 0)  # this child's own rusage (peak RSS), unlike RUSAGE_CHILDREN
+    proc.returncode = code = os.waitstatus_to_exitcode(status)
+    if code != 0:
+        raise SystemExit(f"benchmark child failed ({code}): {shlex.join(argv)}")
+    lines = [ln for ln in out.splitlines() if ln.strip()]
+    if not lines:
+        raise SystemExit(f"benchmark child printed nothing: {shlex.join(argv)}")
+    return json.loads(lines[-1]), usage.ru_maxrss * 1024  # Linux: ru_maxrss in KiB
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# Subcommand: build
+
+
+def cmd_build(args) -> None:
+    sys.path.insert(0, os.path.join(REPO, "tools", "reference"))
+    import make_fixtures as mf  # noqa: E402  (the fixtures' script: same random-weight builder)
+    from diffusers import DDIMScheduler
+
+    stamp = os.path.join(args.dir, "darkroom-bench.json")
+    want = {"transformer": DIT_XL_2_256, "vae": SD_VAE, "dit_seed": 3001, "vae_seed": 3002}
+    if os.path.exists(stamp):
+        with open(stamp) as f:
+            if json.load(f) == want:
+                print(f"model up to date: {args.dir}", file=sys.stderr)
+                return
+    t0 = time.time()
+    mf.build_pipeline(args.dir, DIT_XL_2_256, 3001, SD_VAE, 3002, DDIMScheduler(**mf.LATENT_DDIM),
+                      {str(i): f"class {i}" for i in range(1000)})
+    with open(stamp, "w") as f:
+        json.dump(want, f)
+    print(f"built {args.dir} in {time.time() - t0:.0f} s", file=sys.stderr)
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# Inputs shared by both engines (deterministic; also written to a file the Swift side may read)
+
+
+def make_inputs(op: str, batch: int, size: int):
+    import torch
+
+    g = torch.Generator().manual_seed(0)
+    if op == "transformer":
+        x = torch.randn(batch, 4, size // 8, size // 8, generator=g)
+        t = torch.full((batch,), 500, dtype=torch.int64)
+        y = torch.tensor([(97 * i) % 1000 for i in range(batch)], dtype=torch.int64)
+        return {"x": x, "t": t, "labels": y}
+    z = torch.randn(batch, 4, size // 8, size // 8, generator=g)
+    return {"z": z}
+
+
+def inputs_file(op: str, batch: int, size: int) -> str:
+    return os.path.join(REPO, "out", "bench", f"inputs-{op}-b{batch}-{size}.safetensors")
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# Subcommand: torch-op (one measurement, in a child)
+
+
+def cmd_torch_op(args) -> None:
+    import torch
+
+    torch.set_num_threads(args.threads)
+    from diffusers import AutoencoderKL, DiTTransformer2DModel
+    from safetensors.torch import save_file
+
+    t0 = time.time()
+    if args.inputs:  # same contract as the Darkroom side: inputs from the file the harness wrote
+        from safetensors.torch import load_file
+
+        inputs = load_file(args.inputs)
+        for k in ("t", "labels"):
+            if k in inputs:
+                inputs[k] = inputs[k].to(torch.int64)
+    else:
+        inputs = make_inputs(args.op, args.batch, args.size)
+    if args.op == "transformer":
+        model = DiTTransformer2DModel.from_pretrained(os.path.join(args.dir, "transformer"),
+                                                      low_cpu_mem_usage=False).eval()
+
+        def fn():
+            return model(inputs["x"], timestep=inputs["t"], class_labels=inputs["labels"]).sample
+    else:
+        model = AutoencoderKL.from_pretrained(os.path.join(args.dir, "vae"), low_cpu_mem_usage=False).eval()
+
+        def fn():
+            return model.decode(inputs["z"]).sample
+    load_s = time.time() - t0
+    times = []
+    with torch.inference_mode():
+        for i in range(args.warmup + args.repeats):
+            t = time.perf_counter()
+            out = fn()
+            dt = time.perf_counter() - t
+            if i >= args.warmup:
+                times.append(dt)
+    if args.save:
+        save_file({"out": out.contiguous()}, args.save)
+    print(json.dumps({"times_s": times, "load_s": load_s, "threads": torch.get_num_threads()}))
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# Subcommand: sgemm (this machine's matmul rate at N threads)
+
+
+def cmd_sgemm(args) -> None:
+    import numpy as np
+
+    res = {}
+    shapes = [(2048, 2048, 2048), (512, 1152, 4608)]  # square; DiT-XL batch-2 MLP up-projection (M=tokens)
+    rng = np.random.default_rng(0)
+    for m, k, n in shapes:
+        a = rng.standard_normal((m, k), dtype=np.float32)
+        b = rng.standard_normal((k, n), dtype=np.float32)
+        best = float("inf")
+        a @ b
+        for _ in range(args.repeats):
+            t = time.perf_counter()
+            a @ b
+            best = min(best, time.perf_counter() - t)
+        res[f"numpy_openblas_{m}x{k}x{n}"] = 2 * m * k * n / best / 1e9
+    import torch
+
+    torch.set_num_threads(args.threads)
+    for m, k, n in shapes:
+        a, b = torch.randn(m, k), torch.randn(k, n)
+        best = float("inf")
+        a @ b
+        for _ in range(args.repeats):
+            t = time.perf_counter()
+            a @ b
+            best = min(best, time.perf_counter() - t)
+        res[f"torch_mkl_{m}x{k}x{n}"] = 2 * m * k * n / best / 1e9
+    try:
+        cfg = np.show_config(mode="dicts")["Build Dependencies"]["blas"]
+        res["numpy_blas"] = f"{cfg.get('name')} {cfg.get('version')}"
+    except Exception:  # noqa: BLE001  (informational only)
+        pass
+    print(json.dumps(res))
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# FLOPs (counted by torch's FlopCounterMode on meta tensors: 2 per multiply-add, matmuls/convs/attention)
+
+
+def count_flops() -> dict:
+    import torch
+    from torch.utils.flop_counter import FlopCounterMode
+    from diffusers import AutoencoderKL, DiTTransformer2DModel
+
+    flops = {}
+    with torch.device("meta"):
+        dit = DiTTransformer2DModel(**DIT_XL_2_256)
+        vae = AutoencoderKL(**SD_VAE)
+        for op, batch, size in OPS:
+            s = size // 8
+            with FlopCounterMode(display=False) as fc:
+                if op == "transformer":
+                    dit(torch.empty(batch, 4, s, s), timestep=torch.empty(batch, dtype=torch.long),
+                        class_labels=torch.empty(batch, dtype=torch.long))
+                else:
+                    vae.decode(torch.empty(batch, 4, s, s))
+            flops[(op, batch, size)] = fc.get_total_flops()
+    return flops
+
+
+def compare(a_path: str, b_path: str) -> float | None:
+    if not (os.path.exists(a_path) and os.path.exists(b_path)):
+        return None
+    from safetensors.torch import load_file
+
+    a, b = load_file(a_path)["out"], load_file(b_path)["out"]
+    if a.shape != b.shape:
+        return float("nan")
+    return float((a - b).abs().max() / b.abs().max())
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# Subcommand: run (default)
+
+
+def fmt_mb(n: int) -> str:
+    return f"{n / 2**20:,.0f}"
+
+
+def cmd_run(args) -> None:
+    import torch
+    from safetensors.torch import save_file
+
+    me = [sys.executable, os.path.abspath(__file__)]
+    subprocess.run(me + ["build", "--dir", args.dir], check=True, cwd=REPO)
+    os.makedirs(os.path.join(REPO, "out", "bench"), exist_ok=True)
+    ops = OPS if not args.only else [o for o in OPS if f"{o[0]}-b{o[1]}-{o[2]}" in args.only.split(",")]
+
+    sg, _ = run_child(me + ["sgemm", "--threads", str(args.threads)], args.threads)
+    if args.darkroom and args.darkroom_sgemm:  # optional: the BLAS that Darkroom links, timed by Darkroom
+        res, _ = run_child(shlex.split(args.darkroom) + ["--op", "sgemm", "--size", "2048", "--threads",
+                                                         str(args.threads), "--warmup", "1", "--repeats", "5"],
+                           args.threads)
+        sg["darkroom_blas_2048x2048x2048"] = 2 * 2048**3 / min(res["times_s"]) / 1e9
+    print(f"sgemm GFLOP/s at {args.threads} threads: {json.dumps(sg)}", file=sys.stderr)
+    flops = count_flops()
+    rows = []
+    for op, batch, size in ops:
+        ins = make_inputs(op, batch, size)
+        save_file({k: v.to(torch.float32).contiguous() for k, v in ins.items()}, inputs_file(op, batch, size))
+        tag = f"{op}-b{batch}-{size}"
+        common = ["--op", op, "--batch", str(batch), "--size", str(size), "--warmup", str(args.warmup),
+                  "--repeats", str(args.repeats)]
+        torch_out = os.path.join(REPO, "out", "bench", f"torch-{tag}.safetensors")
+        res, rss = run_child(me + ["torch-op", "--model", args.dir, "--inputs", inputs_file(op, batch, size),
+                                   "--save", torch_out, "--threads", str(args.threads)] + common, args.threads)
+        row = {"op": op, "batch": batch, "size": size, "gflop": flops[(op, batch, size)] / 1e9,
+               "torch_s": min(res["times_s"]), "torch_median_s": statistics.median(res["times_s"]),
+               "torch_rss": rss}
+        print(f"  torch {tag}: {row['torch_s']:.3f} s, peak RSS {fmt_mb(rss)} MiB", file=sys.stderr)
+        if args.darkroom:
+            dr_out = os.path.join(REPO, "out", "bench", f"darkroom-{tag}.safetensors")
+            argv = shlex.split(args.darkroom) + ["--model", args.dir, "--inputs", inputs_file(op, batch, size),
+                                                  "--save", dr_out, "--threads", str(args.threads)] + common
+            res, rss = run_child(argv, args.threads)
+            row.update(darkroom_s=min(res["times_s"]), darkroom_median_s=statistics.median(res["times_s"]),
+                       darkroom_rss=rss, rel_diff=compare(dr_out, torch_out))
+            print(f"  darkroom {tag}: {row['darkroom_s']:.3f} s, peak RSS {fmt_mb(rss)} MiB", file=sys.stderr)
+        rows.append(row)
+
+    # "% of sgemm" is against the best OpenBLAS rate measured (numpy's bundled OpenBLAS, or Darkroom's own).
+    peak = max(v for k, v in sg.items() if k.startswith(("numpy_openblas", "darkroom_blas")))
+    lines = [
+        f"Machine: {os.cpu_count()} CPUs, {args.threads} threads, float32; torch {torch.__version__}; "
+        f"best of {args.repeats} after {args.warmup} warm-up.",
+        f"sgemm (2048³, {args.threads} threads): OpenBLAS (numpy) "
+        f"{sg.get('numpy_openblas_2048x2048x2048', 0):.0f} GFLOP/s, MKL (torch) "
+        f"{sg.get('torch_mkl_2048x2048x2048', 0):.0f} GFLOP/s"
+        + (f", Darkroom's BLAS {sg['darkroom_blas_2048x2048x2048']:.0f} GFLOP/s." if "darkroom_blas_2048x2048x2048"
+           in sg else "."),
+        "",
+        "| op | GFLOP | PyTorch s | PyTorch GFLOP/s | % of sgemm | PyTorch peak RSS MiB "
+        "| Darkroom s | Darkroom GFLOP/s | % of sgemm | Darkroom peak RSS MiB | max rel diff |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for r in rows:
+        name = f"{'DiT-XL/2 forward' if r['op'] == 'transformer' else 'VAE decode'}, batch {r['batch']}, {r['size']} px"
+        tr = r["gflop"] / r["torch_s"]
+        cells = [name, f"{r['gflop']:.0f}", f"{r['torch_s']:.2f}", f"{tr:.0f}", f"{100 * tr / peak:.0f}%",
+                 fmt_mb(r["torch_rss"])]
+        if "darkroom_s" in r:
+            dr = r["gflop"] / r["darkroom_s"]
+            diff = r["rel_diff"]
+            cells += [f"{r['darkroom_s']:.2f}", f"{dr:.0f}", f"{100 * dr / peak:.0f}%", fmt_mb(r["darkroom_rss"]),
+                      "—" if diff is None else f"{diff:.1e}"]
+        else:
+            cells += ["—"] * 5
+        lines.append("| " + " | ".join(cells) + " |")
+    table = "\n".join(lines)
+    print(table)
+    with open(os.path.join(REPO, "out", "bench", "results.md"), "w") as f:
+        f.write(table + "\n")
+    with open(os.path.join(REPO, "out", "bench", "results.json"), "w") as f:
+        json.dump({"sgemm_gflops": sg, "rows": rows, "threads": args.threads, "torch": torch.__version__}, f,
+                  indent=1)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = ap.add_subparsers(dest="cmd")
+    b = sub.add_parser("build", help="build the random-weight DiT-XL/2-256 + SD VAE folder (idempotent)")
+    b.add_argument("--dir", default=DEFAULT_DIR)
+    t = sub.add_parser("torch-op", help="one PyTorch measurement (child process; same contract as --darkroom)")
+    t.add_argument("--model", "--dir", dest="dir", default=DEFAULT_DIR)
+    t.add_argument("--inputs", default=None)
+    t.add_argument("--op", choices=["transformer", "vae-decode"], required=True)
+    t.add_argument("--batch", type=int, default=1)
+    t.add_argument("--size", type=int, default=256)
+    t.add_argument("--warmup", type=int, default=1)
+    t.add_argument("--repeats", type=int, default=3)
+    t.add_argument("--threads", type=int, default=2)
+    t.add_argument("--save", default=None)
+    s = sub.add_parser("sgemm", help="this machine's sgemm GFLOP/s (numpy's OpenBLAS and torch's MKL)")
+    s.add_argument("--threads", type=int, default=2)
+    s.add_argument("--repeats", type=int, default=5)
+    r = sub.add_parser("run", help="build + sgemm + every measurement, prints the table (default)")
+    for p in (r, ap):
+        p.add_argument("--dir", default=DEFAULT_DIR)
+        p.add_argument("--threads", type=int, default=2)
+        p.add_argument("--warmup", type=int, default=1)
+        p.add_argument("--repeats", type=int, default=3)
+        p.add_argument("--only", default=None, help="comma list of op tags, e.g. transformer-b2-256,vae-decode-b1-512")
+        p.add_argument("--darkroom", default=None,
+                       help="Darkroom bench command prefix, e.g. '.build/release/darkroom bench' (see README)")
+        p.add_argument("--darkroom-sgemm", action="store_true",
+                       help="also time sgemm through the Darkroom command (--op sgemm)")
+    args = ap.parse_args()
+    {"build": cmd_build, "torch-op": cmd_torch_op, "sgemm": cmd_sgemm}.get(args.cmd, cmd_run)(args)
+
+
+if __name__ == "__main__":
+    main()
