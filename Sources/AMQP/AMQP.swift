@@ -1,2 +1,0 @@
-// AMQP: see the module's other files.
-import CRabbitMQ

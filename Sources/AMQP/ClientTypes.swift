@@ -1,0 +1,47 @@
+// Settings, states and tokens of the daemon-facing AMQPClient.
+
+public struct ClientSettings: Sendable {
+    /// Brokers, tried in order on every (re)connect.
+    public var uris: [AMQPURI]
+    /// Shown by the broker (management UI, `rabbitmqctl list_connections client_properties`).
+    public var connectionName: String
+    /// Reconnect backoff: first delay, doubled per failed attempt up to `reconnectMaxDelay`, with ±20% jitter.
+    public var reconnectInitialDelay: Duration
+    public var reconnectMaxDelay: Duration
+    /// Longest wait for the answer to one RPC (declare, bind, qos, consume ...) before the connection is
+    /// treated as dead.
+    public var rpcTimeout: Duration
+
+    public init(uris: [AMQPURI], connectionName: String = "darkroom",
+                reconnectInitialDelay: Duration = .milliseconds(500), reconnectMaxDelay: Duration = .seconds(30),
+                rpcTimeout: Duration = .seconds(30)) {
+        self.uris = uris
+        self.connectionName = connectionName
+        self.reconnectInitialDelay = reconnectInitialDelay
+        self.reconnectMaxDelay = reconnectMaxDelay
+        self.rpcTimeout = rpcTimeout
+    }
+
+    /// From a list of URIs separated by commas or spaces (the DARKROOM_BROKER_URLS form).
+    public init(urls: String, connectionName: String = "darkroom") throws {
+        self.init(uris: try AMQPURI.parseList(urls), connectionName: connectionName)
+    }
+}
+
+/// Reported through `AMQPClient`'s `stateChanged` callback, on the client's I/O thread (keep it short).
+public enum ClientState: Sendable, Equatable {
+    /// Connected (first time or again); `server` is the URI used, password masked.
+    case connected(server: String)
+    /// The connection dropped; publishes in flight failed with a retryable error.
+    case disconnected(AMQPError)
+    /// The next connection attempt (1, 2, ...) starts after `delay`.
+    case reconnecting(attempt: Int, delay: Duration)
+    /// `close()` finished.
+    case closed
+}
+
+/// Names one consumer started with `AMQPClient.consume`, for `cancel`.
+public struct ConsumerToken: Sendable, Hashable {
+    public let id: UInt64
+    public let queue: String
+}

@@ -1,0 +1,139 @@
+import COpenBLAS
+import Foundation
+
+/// Multi-head scaled dot-product attention, no mask (torch SDPA default scale 1/sqrt(D);
+/// attention_processor.py AttnProcessor2_0). Head h owns features h·D ..< (h+1)·D of every row, so
+/// q, k, v and o are read and written in place through row strides — no head split copies.
+/// Per (item, head): `S = (Q_h·K_hᵀ)/sqrt(D)` by sgemm, a numerically stable row softmax
+/// (max-subtracted), then `O_h = S·V_h` by sgemm.
+///
+/// Many small (item, head) problems run in parallel, one per scratch slot, with single-threaded sgemm
+/// (OpenBLAS's own threads are switched to 1 for the duration, process-wide, and restored); a single big
+/// problem (the VAE's one head) runs with threaded sgemm and a parallel softmax. `scratch` holds scores:
+/// at least `keyTokens` floats; `heads·queryTokens·keyTokens` lets every head have a full slot. With less,
+/// query rows are processed in chunks.
+// q: [B, Nq, ldq ≥ H·D], k: [B, Nk, ldk], v: [B, Nk, ldv] -> o: [B, Nq, ldo]
+public func attention(
+    _ o: UnsafeMutablePointer<Float>, ldo: Int,
+    q: UnsafePointer<Float>, ldq: Int, k: UnsafePointer<Float>, ldk: Int, v: UnsafePointer<Float>, ldv: Int,
+    batch: Int, queryTokens nq: Int, keyTokens nk: Int, heads: Int, headDim d: Int,
+    scratch: UnsafeMutablePointer<Float>, scratchCount: Int
+) {
+    precondition(scratchCount >= nk, "attention: scratch must hold at least one row of scores")
+    let alpha = Float(1 / Double(d).squareRoot())
+    let problems = batch * heads
+    let slots = max(1, min(problems, kernelThreads * 4, scratchCount / (nk * min(nq, 64))))
+
+    // One (item, head) problem, query rows in chunks that fit `slotCount` floats of scores.
+    func solve(_ problem: Int, _ scores: UnsafeMutablePointer<Float>, _ slotCount: Int, parallelSoftmax: Bool) {
+        let b = problem / heads, h = problem % heads
+        let rowsPerPass = max(1, min(nq, slotCount / nk))
+        var r0 = 0
+        while r0 < nq {
+            let rows = min(rowsPerPass, nq - r0)
+            sgemm(transA: false, transB: true, m: rows, n: nk, k: d, alpha: alpha,
+                  q + (b * nq + r0) * ldq + h * d, lda: ldq, k + b * nk * ldk + h * d, ldb: ldk,
+                  beta: 0, scores, ldc: nk)
+            if parallelSoftmax {
+                softmaxRows(scores, rows: rows, columns: nk)
+            } else {
+                for r in 0..<rows { softmaxRow(scores + r * nk, nk) }
+            }
+            sgemm(transA: false, transB: false, m: rows, n: d, k: nk, alpha: 1,
+                  scores, lda: nk, v + b * nk * ldv + h * d, ldb: ldv,
+                  beta: 0, o + (b * nq + r0) * ldo + h * d, ldc: ldo)
+            r0 += rows
+        }
+    }
+
+    if slots == 1 || kernelThreads == 1 {
+        for problem in 0..<problems { solve(problem, scratch, scratchCount, parallelSoftmax: true) }
+        return
+    }
+    let slotCount = scratchCount / slots
+    singleThreadedBLAS.enter()
+    defer { singleThreadedBLAS.exit() }
+    parallelFor(slots) { range in
+        for slot in range {
+            var problem = slot
+            while problem < problems {
+                solve(problem, scratch + slot * slotCount, slotCount, parallelSoftmax: false)
+                problem += slots
+            }
+        }
+    }
+}
+
+/// Switches OpenBLAS to one thread while any parallel-heads attention runs (nested or concurrent
+/// callers share one switch), then restores the previous thread count.
+final class BLASThreadSwitch: @unchecked Sendable {
+    private let lock = NSLock()
+    private var depth = 0
+    private var saved: Int32 = 1
+
+    func enter() {
+        lock.lock()
+        defer { lock.unlock() }
+        if depth == 0 {
+            saved = openblas_get_num_threads()
+            openblas_set_num_threads(1)
+        }
+        depth += 1
+    }
+
+    func exit() {
+        lock.lock()
+        defer { lock.unlock() }
+        depth -= 1
+        if depth == 0 { openblas_set_num_threads(saved) }
+    }
+}
+
+let singleThreadedBLAS = BLASThreadSwitch()
+
+/// Stable softmax of each row in place: `e^(x − max) / Σ e^(x − max)`.
+// x: [rows, columns] -> x
+public func softmaxRows(_ x: UnsafeMutablePointer<Float>, rows: Int, columns n: Int) {
+    parallelFor(rows, grain: max(1, 4096 / max(n, 1))) { range in
+        for r in range { softmaxRow(x + r * n, n) }
+    }
+}
+
+// row: [n] -> row, on the calling thread
+@inline(__always)
+func softmaxRow(_ row: UnsafeMutablePointer<Float>, _ n: Int) {
+    let m = rowMax(row, n)
+    var sum: Float = 0
+    var acc = FloatVector(repeating: 0)
+    var j = 0
+    while j + 8 <= n {
+        let e = vexp(UnsafeRawPointer(row + j).loadUnaligned(as: FloatVector.self) - m)
+        UnsafeMutableRawPointer(row + j).storeBytes(of: e, as: FloatVector.self)
+        acc += e
+        j += 8
+    }
+    if j < n {
+        mapVectors(row, row, j..<n) { v in vexp(v - m) }
+        for t in j..<n { sum += row[t] }
+    }
+    sum += acc.sum()
+    let inv = 1 / sum
+    mapVectors(row, row, 0..<n) { v in v * inv }
+}
+
+@inline(__always)
+func rowMax(_ row: UnsafePointer<Float>, _ n: Int) -> Float {
+    var m = -Float.infinity
+    var vm = FloatVector(repeating: -.infinity)
+    var j = 0
+    while j + 8 <= n {
+        let v = UnsafeRawPointer(row + j).loadUnaligned(as: FloatVector.self)
+        vm.replace(with: v, where: v .> vm)
+        j += 8
+    }
+    while j < n {
+        m = Swift.max(m, row[j])
+        j += 1
+    }
+    return Swift.max(m, vm.max())
+}

@@ -1,0 +1,134 @@
+/// Shape of a 2-D convolution with a square kernel (torch `Conv2d` / `F.pad` + `Conv2d`).
+/// Padding may be asymmetric: the VAE encoder's Downsample2D pads (left 0, right 1, top 0, bottom 1).
+public struct Conv2dGeometry: Sendable, Equatable {
+    public var inChannels: Int
+    public var outChannels: Int
+    public var height: Int
+    public var width: Int
+    public var kernel: Int
+    public var stride: Int
+    public var padTop: Int
+    public var padBottom: Int
+    public var padLeft: Int
+    public var padRight: Int
+
+    public init(
+        inChannels: Int, outChannels: Int, height: Int, width: Int, kernel: Int, stride: Int = 1,
+        padTop: Int, padBottom: Int, padLeft: Int, padRight: Int
+    ) {
+        self.inChannels = inChannels
+        self.outChannels = outChannels
+        self.height = height
+        self.width = width
+        self.kernel = kernel
+        self.stride = stride
+        self.padTop = padTop
+        self.padBottom = padBottom
+        self.padLeft = padLeft
+        self.padRight = padRight
+    }
+
+    /// Symmetric padding on all four sides.
+    public init(inChannels: Int, outChannels: Int, height: Int, width: Int, kernel: Int, stride: Int = 1, padding: Int) {
+        self.init(inChannels: inChannels, outChannels: outChannels, height: height, width: width, kernel: kernel,
+                  stride: stride, padTop: padding, padBottom: padding, padLeft: padding, padRight: padding)
+    }
+
+    public var outHeight: Int { (height + padTop + padBottom - kernel) / stride + 1 }
+    public var outWidth: Int { (width + padLeft + padRight - kernel) / stride + 1 }
+    /// Rows of the im2col matrix (= columns of the weight seen as `[O, C·k·k]`).
+    public var patchLength: Int { inChannels * kernel * kernel }
+    /// A 1×1, stride-1, unpadded convolution is a plain matrix product and needs no scratch.
+    public var isPointwise: Bool {
+        kernel == 1 && stride == 1 && padTop == 0 && padBottom == 0 && padLeft == 0 && padRight == 0
+    }
+    /// Scratch floats for one output row of im2col: the least `conv2d` accepts (0 if pointwise).
+    public var minimumScratch: Int { isPointwise ? 0 : patchLength * outWidth }
+    /// Scratch that holds the whole im2col matrix, capped at `limit` floats (but ≥ `minimumScratch`).
+    public func scratchCount(limit: Int = 1 << 23) -> Int {
+        isPointwise ? 0 : max(minimumScratch, min(patchLength * outHeight * outWidth, limit))
+    }
+}
+
+/// 2-D convolution through im2col + sgemm: the weight `[O, C, k, k]` is used as it lies, as `[O, C·k·k]`;
+/// for each batch item the output is computed in tiles of whole output rows, `Y[:, tile] = W·col(tile)`,
+/// where `col` (in `scratch`, `patchLength × tileColumns`) holds input pixels in (c, ky, kx) order with
+/// zeros where the window leaves the padded image. With `accumulate`, adds into `y` (`y += conv(x) + b`),
+/// e.g. onto a residual already in place. Pointwise convolutions skip im2col.
+// x: [B, C, H, W], w: [O, C, k, k], b: [O]? -> y: [B, O, Ho, Wo];  scratch: ≥ geometry.minimumScratch floats
+public func conv2d(
+    _ y: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>, _ w: UnsafePointer<Float>, _ b: UnsafePointer<Float>?,
+    batch: Int, geometry g: Conv2dGeometry, scratch: UnsafeMutablePointer<Float>?, scratchCount: Int,
+    accumulate: Bool = false
+) {
+    let ho = g.outHeight, wo = g.outWidth, hw = ho * wo, o = g.outChannels, kk = g.patchLength
+    var beta: Float = accumulate ? 1 : 0
+    if let b {
+        parallelFor(batch * o, grain: max(1, 16_384 / max(hw, 1))) { range in
+            for bo in range {
+                let plane = y + bo * hw, bias = b[bo % o]
+                if accumulate {
+                    for j in 0..<hw { plane[j] += bias }
+                } else {
+                    plane.update(repeating: bias, count: hw)
+                }
+            }
+        }
+        beta = 1
+    }
+    if g.isPointwise {
+        for item in 0..<batch {
+            sgemm(transA: false, transB: false, m: o, n: hw, k: g.inChannels, alpha: 1,
+                  w, lda: g.inChannels, x + item * g.inChannels * g.height * g.width, ldb: hw,
+                  beta: beta, y + item * o * hw, ldc: hw)
+        }
+        return
+    }
+    guard let scratch else { preconditionFailure("conv2d: a non-pointwise convolution needs scratch") }
+    precondition(scratchCount >= g.minimumScratch, "conv2d: scratch smaller than one output row of im2col")
+    let tileRows = min(ho, scratchCount / (kk * wo))
+    for item in 0..<batch {
+        let xi = x + item * g.inChannels * g.height * g.width
+        var r0 = 0
+        while r0 < ho {
+            let rows = min(tileRows, ho - r0)
+            im2col(scratch, xi, g, firstRow: r0, rows: rows)
+            sgemm(transA: false, transB: false, m: o, n: rows * wo, k: kk, alpha: 1,
+                  w, lda: kk, scratch, ldb: rows * wo,
+                  beta: beta, y + item * o * hw + r0 * wo, ldc: hw)
+            r0 += rows
+        }
+    }
+}
+
+/// Unfolds output rows `firstRow ..< firstRow + rows` of one image into `col[(c·k + ky)·k + kx, (r·Wo + ox)]`.
+// x: [C, H, W] -> col: [C·k·k, rows·Wo]
+func im2col(_ col: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>, _ g: Conv2dGeometry, firstRow: Int, rows: Int) {
+    let k = g.kernel, s = g.stride, wo = g.outWidth, n = rows * wo
+    parallelFor(g.patchLength, grain: 1) { range in
+        for rowIndex in range {
+            let c = rowIndex / (k * k), ky = (rowIndex / k) % k, kx = rowIndex % k
+            let plane = x + c * g.height * g.width
+            let dst = col + rowIndex * n
+            // Output columns whose input column ox·s − padLeft + kx lies inside [0, W).
+            let oxLo = min(wo, max(0, (g.padLeft - kx + s - 1) / s))
+            let oxHi = max(oxLo, min(wo, (g.width - 1 + g.padLeft - kx) / s + 1))
+            for r in 0..<rows {
+                let d = dst + r * wo
+                let iy = (firstRow + r) * s - g.padTop + ky
+                if iy < 0 || iy >= g.height {
+                    d.update(repeating: 0, count: wo)
+                    continue
+                }
+                let src = plane + iy * g.width - g.padLeft + kx
+                for ox in 0..<oxLo { d[ox] = 0 }
+                if s == 1 {
+                    (d + oxLo).update(from: src + oxLo, count: oxHi - oxLo)
+                } else {
+                    for ox in oxLo..<oxHi { d[ox] = src[ox * s] }
+                }
+                for ox in oxHi..<wo { d[ox] = 0 }
+            }
+        }
+    }
+}

@@ -1,0 +1,94 @@
+// Data movement: patches, nearest upsampling, transposes.
+
+/// Cuts non-overlapping p×p patches into token rows: token n = i·w + j (row-major over the patch grid),
+/// feature (c, ky, kx) = x[c, i·p + ky, j·p + kx] — the column order of a Conv2d(C, E, k=p, stride=p)
+/// weight `[E, C, p, p]`, so `linear(tokens, patches, W)` is the PatchEmbed convolution (embeddings.py:263-388).
+// x: [B, C, H, W] -> y: [B, (H/p)·(W/p), C·p·p]
+public func patchify(
+    _ y: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>,
+    batch: Int, channels c: Int, height: Int, width: Int, patch p: Int
+) {
+    let gh = height / p, gw = width / p, f = c * p * p
+    parallelFor(batch * gh, grain: 1) { range in
+        for bi in range {
+            let b = bi / gh, i = bi % gh
+            for j in 0..<gw {
+                let row = y + ((b * gh + i) * gw + j) * f
+                for ch in 0..<c {
+                    for ky in 0..<p {
+                        let src = x + ((b * c + ch) * height + i * p + ky) * width + j * p
+                        let dst = row + (ch * p + ky) * p
+                        for kx in 0..<p { dst[kx] = src[kx] }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Inverse of the DiT output head's reshape (dit_transformer_2d.py:207-221, einsum "nhwpqc->nchpwq"):
+/// `y[b, c, i·p + py, j·p + px] = x[b, i·w + j, (py·p + px)·Co + c]`, for any grid h × w.
+// x: [B, h·w, p·p·Co] -> y: [B, Co, h·p, w·p]
+public func unpatchify(
+    _ y: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>,
+    batch: Int, channels co: Int, gridHeight gh: Int, gridWidth gw: Int, patch p: Int
+) {
+    let height = gh * p, width = gw * p, f = p * p * co
+    parallelFor(batch * co, grain: 1) { range in
+        for bc in range {
+            let b = bc / co, ch = bc % co
+            let plane = y + bc * height * width
+            for yy in 0..<height {
+                let i = yy / p, py = yy % p
+                for xx in 0..<width {
+                    let j = xx / p, px = xx % p
+                    plane[yy * width + xx] = x[(b * gh * gw + i * gw + j) * f + (py * p + px) * co + ch]
+                }
+            }
+        }
+    }
+}
+
+/// Nearest-neighbour 2× upsampling (`out[y][x] = in[y/2][x/2]`, upsampling.py:140-190).
+// x: [P, H, W] (P = B·C planes) -> y: [P, 2H, 2W]
+public func upsampleNearest2x(
+    _ y: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>, planes: Int, height: Int, width: Int
+) {
+    let w2 = 2 * width
+    parallelFor(planes * height, grain: max(1, 8192 / max(width, 1))) { range in
+        for ph in range {
+            let src = x + ph * width
+            let dst = y + ph * 2 * w2   // output rows 2·ph and 2·ph+1 of the flattened [P·2H, 2W]
+            for j in 0..<width {
+                let v = src[j]
+                dst[2 * j] = v
+                dst[2 * j + 1] = v
+            }
+            (dst + w2).update(from: dst, count: w2)
+        }
+    }
+}
+
+/// Batched matrix transpose, in 32×32 tiles.
+// x: [B, R, C] -> y: [B, C, R]
+public func transpose(
+    _ y: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>, batch: Int, rows: Int, columns: Int
+) {
+    let tile = 32
+    let rowTiles = (rows + tile - 1) / tile
+    parallelFor(batch * rowTiles, grain: 1) { range in
+        for bt in range {
+            let b = bt / rowTiles, r0 = (bt % rowTiles) * tile
+            let xs = x + b * rows * columns, ys = y + b * rows * columns
+            let r1 = min(rows, r0 + tile)
+            var c0 = 0
+            while c0 < columns {
+                let c1 = min(columns, c0 + tile)
+                for r in r0..<r1 {
+                    for c in c0..<c1 { ys[c * rows + r] = xs[r * columns + c] }
+                }
+                c0 = c1
+            }
+        }
+    }
+}

@@ -1,0 +1,281 @@
+import AMQP
+import Config
+import Diffusion
+import Foundation
+import Jobs
+import Logging
+import Systemd
+
+/// A job between its delivery and its ack.
+struct Pending: Sendable {
+    let job: Job
+    let delivery: Delivery
+    let className: String
+    let received: Date
+    /// From the AMQP `expiration` property, counted from arrival here.
+    let expires: Date?
+    /// The stored initial noise (`seed_ref`), one `[C, h, w]` row per stored image.
+    let storedNoise: [[Float]]?
+    let storedSeed: UInt64?
+}
+
+/// `darkroomd`: the launcher. It owns the roles — intake (one consumer per class), the batcher,
+/// the engine runner (one thread), the publisher and the acker — and the lifecycle: start,
+/// READY, SIGHUP reload, SIGTERM drain. Sidekiq's rule holds throughout: it is worse to lose a
+/// job than to run it twice, so a job is acked only after its terminal event was confirmed, and
+/// whatever cannot finish before the drain deadline goes back to the queue.
+public final class Daemon: @unchecked Sendable {
+    let logger: Logger
+    let engine: Engine
+    let client: AMQPClient
+    let publisher: Publisher
+    let ledger: Ledger
+    let cancels = Cancellations()
+    let schedules: ScheduleCache<SchedulerTables>
+    let seeds: SeedStore
+    let notifier = Notifier()
+    let topology: Topology
+    let workerID: String
+
+    /// Guards everything below; the engine thread waits on it for work.
+    let cond = NSCondition()
+    var config: DarkroomConfig
+    var batcher: Batcher<Pending>
+    var consumers: [ConsumerToken] = []
+    var stopping = false
+    var abortRunning = false
+    var engineDone = false
+    var runningJobs: Set<String> = []
+    var currentBatch = "-"
+    var done = 0
+    var failed = 0
+    var staleSerial: UInt64 = 0
+    var maxSerialSeen: UInt64 = 0
+    var engineBeat = Date()
+    private var stopSignal: CheckedContinuation<Void, Never>?
+    private var stopRequested = false
+
+    public init(config: DarkroomConfig, engine: Engine, logger: Logger) throws {
+        self.config = config
+        self.engine = engine
+        self.logger = logger
+        self.workerID = config.worker.id
+        self.topology = config.contractTopology
+        self.ledger = try Ledger(directory: config.stateDir + "/ledger")
+        self.schedules = try ScheduleCache(directory: config.cacheDir + "/schedules")
+        self.seeds = try SeedStore(directory: config.seedsDir)
+        self.batcher = Batcher(limits: Self.limits(config))
+        let box = ClientStateBox()
+        self.client = AMQPClient(settings: try config.clientSettings(name: "darkroomd \(config.worker.id)"),
+                                 logger: { [logger] in logger.debug("\($0)") },
+                                 stateChanged: { box.handler?($0) })
+        self.publisher = Publisher(client: client)
+        box.handler = { [weak self] state in self?.brokerStateChanged(state) }
+    }
+
+    static func limits(_ config: DarkroomConfig) -> [String: Batcher<Pending>.Limits] {
+        Dictionary(uniqueKeysWithValues: config.classes.map {
+            ($0.name, .init(maxBatch: $0.maxBatch, windowMs: $0.batchWindowMs, weight: $0.weight))
+        })
+    }
+
+    // MARK: - lifecycle
+
+    /// Connects, declares the topology, starts consuming and runs until `stop()`; then drains.
+    public func run() async throws {
+        try await connectWithBackoff()
+        try await client.declare(topology)
+        let control = try await client.declareQueue(name: "", durable: false, exclusive: true, autoDelete: true)
+        try await client.bind(queue: control.name, exchange: topology.controlExchange, routingKey: "")
+        _ = try await client.consume(queue: control.name, prefetch: 16) { [weak self] d in self?.control(d) }
+        let classes = cond.withLock { config.consumedClasses }
+        for c in classes {
+            let token = try await client.consume(queue: topology.jobQueue(forClass: c.name), prefetch: UInt16(clamping: c.prefetch)) {
+                [weak self] d in self?.intake(d, className: c.name)
+            }
+            cond.withLock { consumers.append(token) }
+        }
+        let engineThread = Thread { [weak self] in self?.engineLoop() }
+        engineThread.name = "engine"
+        engineThread.stackSize = 16 << 20
+        engineThread.start()
+        let watchdog = Task { [weak self] in await self?.watchdogLoop() }
+
+        logger.info("serving", metadata: ["class": "\(classes.map(\.name).joined(separator: ","))",
+                                          "model": "\(engine.models.keys.sorted().joined(separator: ","))",
+                                          "event": "ready"])
+        _ = notifier.ready(status: statusLine("serving"))
+
+        await waitForStop()
+        _ = notifier.stopping(status: statusLine("draining"))
+        logger.info("stopping: no new jobs, draining the running batch", metadata: ["event": "stopping"])
+        await drain()
+        watchdog.cancel()
+        await publisher.finish()
+        await client.close()
+        logger.info("stopped", metadata: ["event": "stopped"])
+    }
+
+    /// Asks the daemon to stop (SIGTERM/SIGINT).
+    public func stop() {
+        cond.withLock {
+            stopRequested = true
+            if let s = stopSignal { stopSignal = nil; s.resume() }
+        }
+    }
+
+    private func waitForStop() async {
+        await withCheckedContinuation { (c: CheckedContinuation<Void, Never>) in
+            cond.withLock {
+                if stopRequested { c.resume() } else { stopSignal = c }
+            }
+        }
+    }
+
+    /// SIGHUP: new classes and batching limits from the config file, without dropping work.
+    public func reload(_ fresh: DarkroomConfig) {
+        let changes = cond.withLock { () -> [ConfigChange] in
+            let changes = config.changes(to: fresh)
+            config = config.applyingReloadable(from: fresh)
+            batcher.update(limits: Self.limits(config))
+            cond.broadcast()
+            return changes
+        }
+        _ = notifier.status(statusLine("serving"))
+        let applied = changes.filter(\.reloadable).map(\.key)
+        let ignored = changes.filter { !$0.reloadable }.map(\.key)
+        logger.notice("configuration reloaded", metadata: [
+            "event": "reload", "applied": "\(applied.joined(separator: ","))",
+            "needs_restart": "\(ignored.joined(separator: ","))",
+        ])
+    }
+
+    private func connectWithBackoff() async throws {
+        var delay = 0.5
+        while true {
+            do {
+                try await client.start()
+                return
+            } catch {
+                if cond.withLock({ stopRequested }) { throw error }
+                logger.error("cannot connect to the broker, retrying in \(String(format: "%.1f", delay)) s: \(error)",
+                             metadata: ["event": "broker_down"])
+                _ = notifier.status(statusLine("waiting for the broker"))
+                try? await Task.sleep(for: .seconds(delay))
+                delay = min(delay * 2, Double(config.broker.reconnectMaxBackoff))
+            }
+        }
+    }
+
+    private func brokerStateChanged(_ state: ClientState) {
+        switch state {
+        case .disconnected(let error):
+            // Deliveries of the dead connection cannot be acked any more; the broker requeued them.
+            let dropped = cond.withLock { () -> Int in
+                staleSerial = maxSerialSeen
+                return batcher.remove { $0.delivery.connectionSerial <= self.staleSerial }.count
+            }
+            logger.error("broker connection lost: \(error); \(dropped) queued job(s) left to the broker",
+                         metadata: ["event": "broker_down"])
+        case .connected(let server):
+            logger.notice("connected to \(server)", metadata: ["event": "broker_up"])
+        case .reconnecting(let attempt, let delay):
+            logger.warning("reconnecting (attempt \(attempt)) in \(delay)", metadata: ["event": "broker_reconnect"])
+        case .closed:
+            break
+        }
+    }
+
+    /// SIGTERM: stop consuming, requeue what waits, let the running batch finish before the
+    /// drain deadline (else stop it and requeue its jobs), wait for the last confirms and acks.
+    private func drain() async {
+        let tokens = cond.withLock { () -> [ConsumerToken] in
+            stopping = true
+            cond.broadcast()
+            return consumers
+        }
+        for t in tokens { try? await client.cancel(t) }
+        let waiting = cond.withLock { batcher.remove { _ in true } }
+        for p in waiting { await settle(p.delivery, requeue: true) }
+        let deadline = Date().addingTimeInterval(Double(config.worker.drainDeadline))
+        while !cond.withLock({ engineDone }) {
+            if Date() >= deadline, !cond.withLock({ abortRunning }) {
+                logger.warning("drain deadline reached: stopping the running batch and requeueing its jobs",
+                               metadata: ["event": "drain_deadline"])
+                cond.withLock { abortRunning = true }
+            }
+            _ = notifier.extendTimeout(.seconds(5))
+            try? await Task.sleep(for: .milliseconds(100))
+        }
+        while publisher.backlog > 0 { try? await Task.sleep(for: .milliseconds(20)) }
+        try? await Task.sleep(for: .milliseconds(100))   // the last acks
+    }
+
+    /// WATCHDOG=1 only while both loops live: the engine loop (beats each step and each idle wait)
+    /// and the connection's I/O loop (a passive declare through it).
+    private func watchdogLoop() async {
+        guard let interval = notifier.watchdogPingInterval() else { return }
+        while !Task.isCancelled {
+            try? await Task.sleep(for: interval)
+            let engineAlive = cond.withLock { Date().timeIntervalSince(engineBeat) } < 600
+            let ioAlive = (try? await client.queueInfo(name: topology.deadQueue)) != nil || !client.isConnected
+            if engineAlive && ioAlive { _ = notifier.watchdog() }
+            _ = notifier.status(statusLine(cond.withLock { stopping } ? "draining" : "serving"))
+        }
+    }
+
+    func statusLine(_ state: String) -> String {
+        let (classes, d, f, batch) = cond.withLock {
+            (config.consumedClasses.map(\.name).joined(separator: ","), done, failed, currentBatch)
+        }
+        let c = schedules.counts
+        return "\(state); class=\(classes) done=\(d) failed=\(f) batch=\(batch) schedule_cache=\(c.hits + c.diskHits) hits/\(c.misses) misses"
+    }
+
+    // MARK: - acker
+
+    /// Publishes a job's terminal event; once the broker confirmed it, records the job in the
+    /// ledger and acks the delivery. A nacked terminal event requeues the job.
+    func terminal(_ event: OutgoingEvent, for delivery: Delivery, jobID: String, replyTo: String?, correlationID: String?,
+                  metadata: Logger.Metadata) {
+        let failedKind = event.kind == .failed
+        cond.withLock { if failedKind { failed += 1 } else { done += 1 } }
+        guard let replyTo else {
+            Task { await self.settle(delivery, requeue: false) }
+            return
+        }
+        publisher.send(event, replyTo: replyTo, correlationID: correlationID) { [self] result in
+            Task {
+                switch result {
+                case .success(.acked), .success(.returned):
+                    do { try ledger.record(jobID) } catch { logger.error("\(error)", metadata: metadata) }
+                    await settle(delivery, requeue: false)
+                case .success(.nacked):
+                    logger.error("the broker refused the terminal event; requeueing the job", metadata: metadata)
+                    await settle(delivery, requeue: true)
+                case .failure(let error):
+                    logger.error("terminal event not confirmed (\(error)); the broker will redeliver the job", metadata: metadata)
+                }
+            }
+        }
+    }
+
+    /// Acks (or nacks with requeue) a delivery; a delivery of a dead connection was already requeued.
+    func settle(_ delivery: Delivery, requeue: Bool) async {
+        do {
+            if requeue { try await client.nack(delivery, requeue: true) } else { try await client.ack(delivery) }
+        } catch {
+            logger.warning("could not \(requeue ? "requeue" : "ack") delivery \(delivery.deliveryTag): \(error)")
+        }
+    }
+
+    func send(_ event: OutgoingEvent, _ job: Job) {
+        guard let replyTo = job.replyTo else { return }
+        publisher.send(event, replyTo: replyTo, correlationID: job.correlationID)
+    }
+}
+
+/// Lets the client's state callback reach the daemon, which is created after the client.
+final class ClientStateBox: @unchecked Sendable {
+    var handler: (@Sendable (ClientState) -> Void)?
+}

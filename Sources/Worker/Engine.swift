@@ -1,0 +1,126 @@
+import Config
+import Diffusion
+import Foundation
+import Jobs
+
+/// The models this worker serves, loaded once, and what the contract needs to know of them:
+/// the catalog (labels, sizes, defaults, samplers) and a memory estimate per job.
+public final class Engine: Sendable {
+    public struct Model: Sendable {
+        public let name: String
+        public let path: String
+        public let pipeline: DiffusionPipeline
+        public let info: ModelInfo
+        /// Bytes of weights on disk (mapped or converted into memory).
+        public let weightBytes: UInt64
+        /// FNV-1a of scheduler/scheduler_config.json: part of the schedule cache key.
+        public let schedulerFingerprint: String
+    }
+
+    public let models: [String: Model]
+    public let catalog: Catalog
+
+    /// Loads every configured model; `progress` is called before each (systemd EXTEND_TIMEOUT).
+    public init(config: DarkroomConfig, progress: (String) -> Void = { _ in }) throws {
+        var models: [String: Model] = [:]
+        for name in config.models {
+            let path = config.modelPath(name)
+            progress("loading model \(name) from \(path)")
+            models[name] = try Self.load(name: name, path: path)
+        }
+        self.models = models
+        self.catalog = Catalog(models: config.models.compactMap { models[$0]?.info }, defaultModel: config.defaultModel,
+                               sizeClasses: config.contractClasses)
+    }
+
+    /// One model folder, with the serving hints of its optional `darkroom.json`.
+    public static func load(name: String, path: String) throws -> Model {
+        let pipeline: DiffusionPipeline
+        do {
+            pipeline = try DiffusionPipeline.load(path: path)
+        } catch {
+            throw WorkerError(.engine, "model \(name) (\(path)): \(error)")
+        }
+        let hints = ServingHints.read(folder: path)
+        let flow = pipeline.schedulerConfig.className == "FlowMatchEulerDiscreteScheduler"
+        let samplers: [String] = flow ? ["flow_euler"] : ["ddim", "dpmpp_2m", "euler"]
+        let granularity = pipeline.decoder.scale * pipeline.denoiser.patchSize
+        let side = pipeline.defaultImageSize
+        let labels = (0..<pipeline.classCount).map { pipeline.id2label[$0] ?? "class \($0)" }
+        let info = ModelInfo(
+            name: name, kind: .classConditional, labels: labels, numClasses: pipeline.classCount,
+            granularity: granularity,
+            defaultWidth: hints.defaultWidth ?? side, defaultHeight: hints.defaultHeight ?? side,
+            defaultSteps: hints.defaultSteps ?? (flow ? 28 : 50),
+            defaultGuidance: hints.defaultGuidance ?? 4.0,
+            defaultSampler: hints.defaultSampler ?? pipeline.defaultSampler?.rawValue ?? samplers[0],
+            samplers: samplers, sizes: hints.sizes.map { ImageSize(width: $0[0], height: $0[1]) })
+        let schedulerJSON = FileManager.default.contents(atPath: path + "/scheduler/scheduler_config.json") ?? Data()
+        var h: UInt64 = 0xcbf2_9ce4_8422_2325
+        for b in schedulerJSON { h = (h ^ UInt64(b)) &* 0x100_0000_01b3 }
+        return Model(name: name, path: path, pipeline: pipeline, info: info, weightBytes: Self.weightBytes(path),
+                     schedulerFingerprint: String(h, radix: 16))
+    }
+
+    /// A conservative estimate of the memory a batch of `rows` denoiser rows of `width` x `height`
+    /// needs on top of the weights: transformer activations (attention scores included) and the
+    /// decoder's largest feature maps.
+    public func estimateBytes(model name: String, width: Int, height: Int, rows: Int) -> UInt64 {
+        guard let m = models[name] else { return 0 }
+        let t = m.pipeline.transformerConfig
+        let s = m.pipeline.decoder.scale
+        let tokens = (height / s / t.patchSize) * (width / s / t.patchSize)
+        let e = t.innerDim
+        let perRow = tokens * e * 14 + t.numAttentionHeads * tokens * tokens + tokens * t.patchSize * t.patchSize * 8
+        var decode = 0
+        if let v = m.pipeline.vaeConfig {
+            let widest = v.blockOutChannels.first ?? 128
+            decode = widest * width * height * 6 + (height / s) * (width / s) * (height / s) * (width / s)
+        }
+        let images = (rows + 1) / 2
+        return m.weightBytes + UInt64(4 * (rows * perRow + images * decode))
+    }
+
+    static func weightBytes(_ path: String) -> UInt64 {
+        var total: UInt64 = 0
+        guard let e = FileManager.default.enumerator(atPath: path) else { return 0 }
+        while let f = e.nextObject() as? String {
+            guard f.hasSuffix(".safetensors") else { continue }
+            total += (try? FileManager.default.attributesOfItem(atPath: path + "/" + f)[.size] as? UInt64) ?? 0
+        }
+        return total
+    }
+}
+
+/// Serving hints a model folder may carry in `darkroom.json` (the diffusers files have no
+/// place for them): the sizes it was trained for and its default steps, guidance and sampler.
+struct ServingHints: Decodable {
+    var sizes: [[Int]] = []
+    var defaultWidth: Int?
+    var defaultHeight: Int?
+    var defaultSteps: Int?
+    var defaultGuidance: Double?
+    var defaultSampler: String?
+
+    enum CodingKeys: String, CodingKey {
+        case sizes, defaultWidth = "default_width", defaultHeight = "default_height", defaultSteps = "default_steps"
+        case defaultGuidance = "default_guidance", defaultSampler = "default_sampler"
+    }
+
+    init() {}
+
+    init(from decoder: any Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        sizes = (try c.decodeIfPresent([[Int]].self, forKey: .sizes) ?? []).filter { $0.count == 2 }
+        defaultWidth = try c.decodeIfPresent(Int.self, forKey: .defaultWidth)
+        defaultHeight = try c.decodeIfPresent(Int.self, forKey: .defaultHeight)
+        defaultSteps = try c.decodeIfPresent(Int.self, forKey: .defaultSteps)
+        defaultGuidance = try c.decodeIfPresent(Double.self, forKey: .defaultGuidance)
+        defaultSampler = try c.decodeIfPresent(String.self, forKey: .defaultSampler)
+    }
+
+    static func read(folder: String) -> ServingHints {
+        guard let data = FileManager.default.contents(atPath: folder + "/darkroom.json") else { return ServingHints() }
+        return (try? JSONDecoder().decode(ServingHints.self, from: data)) ?? ServingHints()
+    }
+}

@@ -1,0 +1,217 @@
+import AMQP
+import Diffusion
+import Foundation
+import Imaging
+import Jobs
+import Logging
+
+/// The engine runner role: one thread takes ready batches from the batcher and runs them,
+/// one at a time (a batch already uses both cores), emitting progress, images and terminal
+/// events through the publisher. It never touches the connection itself.
+extension Daemon {
+    func engineLoop() {
+        while true {
+            cond.lock()
+            var batch: Batcher<Pending>.Batch?
+            while true {
+                engineBeat = Date()
+                if stopping { break }
+                if let b = batcher.next(nowMs: Self.nowMs()) { batch = b; break }
+                let wait = batcher.msUntilReady(nowMs: Self.nowMs()).map { min($0, 1000) } ?? 1000
+                _ = cond.wait(until: Date().addingTimeInterval(Double(max(wait, 1)) / 1000))
+            }
+            guard let batch else {
+                engineDone = true
+                cond.unlock()
+                return
+            }
+            cond.unlock()
+            run(batch)
+        }
+    }
+
+    /// One engine batch: every job in it has the same model, size, steps, sampler and guidance on/off.
+    func run(_ batch: Batcher<Pending>.Batch) {
+        let batchID = String(UInt32.random(in: 0...UInt32.max), radix: 36)
+        let now = Date()
+        var live: [Pending] = []
+        for p in batch.items {
+            let meta: Logger.Metadata = ["job": "\(p.job.id)", "class": "\(p.className)", "batch": "\(batchID)"]
+            if cond.withLock({ p.delivery.connectionSerial <= staleSerial && staleSerial > 0 }) { continue }
+            if cancels.isCancelled(p.job.id) {
+                finishFailed(p, JobFailure(.cancelled, "job \(p.job.id) was cancelled before it started"), meta)
+            } else if let f = p.job.deadlineFailure(now: now) {
+                finishFailed(p, f, meta)
+            } else if let e = p.expires, now > e {
+                finishFailed(p, JobFailure(.expired, "the job's AMQP expiration (\(p.job.expirationMs ?? 0) ms) passed before it started"), meta)
+            } else {
+                live.append(p)
+            }
+        }
+        guard let first = live.first, let model = engine.models[first.job.model],
+              let samplerName = SamplerName(rawValue: first.job.sampler) else {
+            for p in live {
+                finishFailed(p, JobFailure(.unsupported, "model \(p.job.model) with sampler \(p.job.sampler) is not served here"), [:])
+            }
+            return
+        }
+        let job0 = first.job
+        let batchMeta: Logger.Metadata = ["batch": "\(batchID)", "class": "\(batch.className)", "model": "\(model.name)"]
+        cond.withLock {
+            runningJobs = Set(live.map(\.job.id))
+            currentBatch = "\(batchID)(\(live.count) jobs)"
+        }
+        defer { cond.withLock { runningJobs = []; currentBatch = "-" } }
+        for p in live {
+            let queued = Int64(now.timeIntervalSince(p.received) * 1000)
+            send(AcceptedEvent(id: p.job.id, worker: workerID, sizeClass: p.className, batch: batchID,
+                               batchSize: live.count, queuedMs: queued).encoded(), p.job)
+        }
+        logger.info("batch started: \(live.count) job(s), \(job0.width)x\(job0.height), \(job0.steps) steps, \(job0.sampler)",
+                    metadata: batchMeta.with("event", "batch_started"))
+
+        // One sampler request per image; rowsOf[j] are job j's request indices.
+        var requests: [SampleRequest] = []
+        var rowsOf: [[Int]] = []
+        var seedsOf: [[UInt64]] = []
+        for p in live {
+            let label: Int
+            if case .classLabel(let id, _) = p.job.conditioning { label = id } else { label = 0 }
+            var rows: [Int] = [], seeds: [UInt64] = []
+            let base: UInt64
+            switch p.job.seed {
+            case .value(let s, _): base = s
+            case .stored: base = p.storedSeed ?? 0
+            }
+            for i in 0..<p.job.count {
+                let seed = base &+ UInt64(i)
+                let noise: InitialNoise
+                if let stored = p.storedNoise {
+                    noise = .latents(stored[i % stored.count])
+                } else {
+                    noise = .seed(Int64(bitPattern: seed))
+                }
+                rows.append(requests.count)
+                seeds.append(seed)
+                requests.append(SampleRequest(label: label, guidanceScale: p.job.guidance, noise: noise))
+            }
+            rowsOf.append(rows)
+            seedsOf.append(seeds)
+        }
+
+        let cacheKey = "\(model.name)|\(model.schedulerFingerprint)|\(samplerName.rawValue)|\(job0.steps)"
+        let start = Date()
+        var lastStepAt = start
+        var stepTimes: [Double] = []
+        var lastSent = [Date](repeating: .distantPast, count: live.count)
+        var cancelledJobs = Set<Int>(), requeueAll = false
+        let maxHz = cond.withLock { config.worker.progressMaxHz }
+        var denoiseEnd = start
+        let outcomes: [SampleOutcome]
+        do {
+            let tables = try schedules.tables(for: cacheKey) { try model.pipeline.schedulerTables(samplerName, steps: job0.steps) }
+            outcomes = try model.pipeline.generate(
+                requests: requests, steps: job0.steps, sampler: samplerName, height: job0.height, width: job0.width,
+                tables: tables
+            ) { [self] progress in
+                let t = Date()
+                stepTimes.append(t.timeIntervalSince(lastStepAt))
+                lastStepAt = t
+                denoiseEnd = t
+                let abort = cond.withLock { () -> Bool in engineBeat = t; return abortRunning }
+                var drop = Set<Int>()
+                if abort {
+                    requeueAll = true
+                    return Set(requests.indices)
+                }
+                let perStep = stepTimes.suffix(5).reduce(0, +) / Double(min(stepTimes.count, 5))
+                for (j, p) in live.enumerated() where !cancelledJobs.contains(j) {
+                    if cancels.isCancelled(p.job.id) {
+                        cancelledJobs.insert(j)
+                        drop.formUnion(rowsOf[j])
+                        continue
+                    }
+                    let last = progress.step == progress.steps
+                    let due = progress.step % p.job.progressEvery == 0
+                    let tooSoon = maxHz > 0 && t.timeIntervalSince(lastSent[j]) < 1 / maxHz
+                    guard last || (due && !tooSoon) else { continue }
+                    lastSent[j] = t
+                    var preview: [UInt8]?
+                    if p.job.preview, let img = progress.preview(rowsOf[j][0]) {
+                        preview = try? PNG.encodeRGB(width: img.width, height: img.height, pixels: img.pixels)
+                    }
+                    let eta = Int64(perStep * Double(progress.steps - progress.step) * 1000)
+                    send(ProgressEvent(id: p.job.id, step: progress.step, steps: progress.steps,
+                                       elapsedMs: Int64(t.timeIntervalSince(start) * 1000), etaMs: eta, preview: preview).encoded(), p.job)
+                }
+                return drop
+            }
+        } catch {
+            logger.error("engine failed: \(error)", metadata: batchMeta.with("event", "engine_error"))
+            for p in live {
+                finishFailed(p, JobFailure(.internal, "the engine failed on this batch: \(error)"), batchMeta.with("job", p.job.id))
+            }
+            return
+        }
+        let decodeEnd = Date()
+        if requeueAll {
+            for p in live { Task { await settle(p.delivery, requeue: true) } }
+            logger.warning("batch stopped at the drain deadline; \(live.count) job(s) requeued", metadata: batchMeta.with("event", "requeued"))
+            return
+        }
+        for (j, p) in live.enumerated() {
+            let meta = batchMeta.with("job", p.job.id)
+            if cancelledJobs.contains(j) {
+                finishFailed(p, JobFailure(.cancelled, "job \(p.job.id) was cancelled while running"), meta)
+                continue
+            }
+            let encodeStart = Date()
+            var noiseRows: [Float] = []
+            var sent = 0
+            for (i, r) in rowsOf[j].enumerated() {
+                guard let img = outcomes[r].image else { continue }
+                noiseRows += img.initialNoise
+                do {
+                    send(try ImageEvent(job: p.job, index: i, seed: seedsOf[j][i], rgb: img.rgb.pixels).encoded(), p.job)
+                    sent += 1
+                } catch {
+                    logger.error("PNG encoding failed: \(error)", metadata: meta)
+                }
+            }
+            guard sent == p.job.count else {
+                finishFailed(p, JobFailure(.internal, "only \(sent) of \(p.job.count) images could be produced"), meta)
+                continue
+            }
+            if let name = p.job.saveSeedAs {
+                let s = model.pipeline.decoder.scale
+                let shape = [p.job.count, model.pipeline.denoiser.inChannels, p.job.height / s, p.job.width / s]
+                do {
+                    try seeds.save(name: name, noise: noiseRows, shape: shape, seed: seedsOf[j].first, model: model.name,
+                                   width: p.job.width, height: p.job.height)
+                    logger.info("stored seed \(name)", metadata: meta.with("event", "seed_saved"))
+                } catch {
+                    finishFailed(p, JobFailure(.internal, "the images were made but the seed could not be stored: \(error)"), meta)
+                    continue
+                }
+            }
+            let end = Date()
+            let ms = { (a: Date, b: Date) in Int64(max(0, b.timeIntervalSince(a)) * 1000) }
+            let timings = Timings(queue: ms(p.received, now), denoise: ms(start, denoiseEnd), decode: ms(denoiseEnd, decodeEnd),
+                                  encode: ms(encodeStart, end), total: ms(p.received, end))
+            logger.info("completed", metadata: meta.with("event", "completed").with("duration_ms", "\(timings.total)"))
+            terminal(CompletedEvent(id: p.job.id, seeds: seedsOf[j], timings: timings).encoded(), for: p.delivery, jobID: p.job.id,
+                     replyTo: p.job.replyTo, correlationID: p.job.correlationID, metadata: meta)
+        }
+        let c = schedules.counts
+        logger.info("batch finished in \(Int(Date().timeIntervalSince(start) * 1000)) ms",
+                    metadata: batchMeta.with("event", "batch_finished").with("duration_ms", "\(Int(Date().timeIntervalSince(start) * 1000))")
+                        .with("schedule_cache", "\(c.hits + c.diskHits) hits, \(c.misses) misses"))
+        _ = notifier.status(statusLine("serving"))
+    }
+
+    func finishFailed(_ p: Pending, _ failure: JobFailure, _ meta: Logger.Metadata) {
+        logger.info("\(failure.code.rawValue): \(failure.message)", metadata: meta.with("event", "failed"))
+        terminal(FailedEvent(id: p.job.id, failure: failure).encoded(), for: p.delivery, jobID: p.job.id, replyTo: p.job.replyTo,
+                 correlationID: p.job.correlationID, metadata: meta)
+    }
+}

@@ -1,1 +1,0 @@
-print("darkroomd: not built yet")

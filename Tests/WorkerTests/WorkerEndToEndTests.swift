@@ -1,0 +1,237 @@
+import AMQP
+import Config
+import Foundation
+import Imaging
+import Jobs
+import Testing
+@testable import Worker
+
+// End to end against the real broker and the real engine (the diffusers fixture model).
+@Suite(.serialized) struct WorkerEndToEnd {
+
+    @Test func eventsFollowTheContractForSingleAndMultiImageJobsOnTwoClasses() async throws {
+        let ns = uniqueNamespace(), dir = tempDir()
+        let cfg = try testConfig(namespace: ns, state: dir, windowMs: 50)
+        let client = try await TestClient(namespace: ns, topology: cfg.contractTopology)
+        let worker = try await TestWorker(cfg)
+        try await client.submit(job("one", size: 32, steps: 5, seed: 11), toClass: "tiny", id: "one")
+        try await client.submit(job("three", prompt: "blue square", size: 64, steps: 6, seed: 20,
+                                    extra: ",\"count\":3,\"preview\":true,\"progress_every\":2"), toClass: "big", id: "three")
+        #expect(await client.waitTerminal(["one", "three"]))
+        try await worker.stop()
+
+        for (id, cls, count, steps, seed, size) in [("one", "tiny", 1, 5, UInt64(11), 32), ("three", "big", 3, 6, UInt64(20), 64)] {
+            let evs = client.events(of: id)
+            let kinds = evs.map(\.kind)
+            #expect(kinds.first == .accepted, "\(id): \(kinds)")
+            #expect(kinds.last == .completed, "\(id): \(kinds)")
+            #expect(kinds.filter(\.isTerminal).count == 1)
+            // accepted, progress..., image x count, completed
+            let firstImage = kinds.firstIndex(of: .image)!
+            #expect(kinds[1..<firstImage].allSatisfy { $0 == .progress })
+            #expect(kinds[firstImage..<(kinds.count - 1)].allSatisfy { $0 == .image })
+            #expect(evs.first?.accepted?.sizeClass == cls)
+            let progress = evs.compactMap { e -> ProgressEvent? in if case .progress(let p) = e { return p } else { return nil } }
+            #expect(progress.last?.step == steps && progress.allSatisfy { $0.steps == steps })
+            #expect(progress.map(\.step) == progress.map(\.step).sorted())
+            let images = evs.compactMap { e -> ImageEvent? in if case .image(let i) = e { return i } else { return nil } }
+            #expect(images.map(\.index) == Array(0..<count))
+            #expect(images.map(\.seed) == (0..<count).map { seed + UInt64($0) })
+            for img in images {
+                let png = try PNG.decode(img.png)
+                #expect(png.width == size && png.height == size && img.width == size)
+                #expect(png.text("parameters")?.contains("Seed: \(img.seed)") == true)
+            }
+            guard case .completed(let done)? = evs.last else { continue }
+            #expect(done.images == count && done.seeds == (0..<count).map { seed + UInt64($0) })
+            #expect(done.timings.total >= done.timings.denoise)
+        }
+        // every_2 steps with a preview PNG; the last step always sent
+        let threeProgress = client.events(of: "three").compactMap { e -> ProgressEvent? in if case .progress(let p) = e { return p } else { return nil } }
+        #expect(threeProgress.map(\.step) == [2, 4, 6])
+        #expect(threeProgress.allSatisfy { $0.preview.map { (try? PNG.decode($0)) != nil } ?? false })
+        // correlation id echoed, persistent, headers as the contract says
+        for s in client.all where s.event.jobID == "one" {
+            #expect(s.delivery.properties.correlationId == "one")
+            #expect(s.delivery.properties.deliveryMode == .persistent)
+            #expect(s.delivery.headers["darkroom-job"] == .string("one"))
+        }
+        await client.cleanUp()
+    }
+
+    @Test func eightCompatibleJobsRunInCeilOfEightOverMaxBatchBatchesAndMatchTheirSoloImages() async throws {
+        let ns = uniqueNamespace(), dir = tempDir()
+        let cfg = try testConfig(namespace: ns, state: dir, maxBatch: 3, windowMs: 1500)
+        let client = try await TestClient(namespace: ns, topology: cfg.contractTopology)
+        let worker = try await TestWorker(cfg)
+        let labels = ["red circle", "blue square", "green triangle", "yellow star"]
+        let ids = (0..<8).map { "b\($0)" }
+        for (i, id) in ids.enumerated() {
+            try await client.submit(job(id, prompt: labels[i % 4], steps: 4, seed: UInt64(100 + i)), toClass: "tiny", id: id)
+        }
+        #expect(await client.waitTerminal(ids))
+        let accepted = ids.compactMap { client.events(of: $0).first?.accepted }
+        #expect(Set(accepted.map(\.batch)).count == 3)                      // ceil(8 / 3)
+        #expect(accepted.map(\.batchSize).sorted() == [2, 2, 3, 3, 3, 3, 3, 3])
+
+        // The same jobs one at a time: byte-identical PNGs.
+        for (i, id) in ids.enumerated() {
+            let solo = "solo-\(id)"
+            try await client.submit(job(solo, prompt: labels[i % 4], steps: 4, seed: UInt64(100 + i)), toClass: "tiny", id: solo)
+            #expect(await client.waitTerminal([solo]))
+            #expect(client.events(of: solo).first?.accepted?.batchSize == 1)
+            let batched = try pixels(client.events(of: id)), alone = try pixels(client.events(of: solo))
+            #expect(batched.count == 1 && batched == alone, "\(id) differs when run alone")
+        }
+        try await worker.stop()
+        await client.cleanUp()
+    }
+
+    @Test func badInputsAreAnsweredOrDeadLetteredAndTheWorkerKeepsServing() async throws {
+        let ns = uniqueNamespace(), dir = tempDir()
+        let cfg = try testConfig(namespace: ns, state: dir, windowMs: 0)
+        let client = try await TestClient(namespace: ns, topology: cfg.contractTopology)
+        let worker = try await TestWorker(cfg)
+        let table: [(body: String, code: FailureCode?)] = [
+            ("not json at all", nil),                                         // poison: failed + dead
+            ("[1, 2, 3]", nil),                                               // poison: not an object
+            (job("x1", extra: ",\"colour\":\"red\""), .invalidRequest),        // unknown field
+            ("{\"v\":2,\"id\":\"x2\",\"prompt\":\"red circle\"}", .unsupported),
+            (job("x3", size: 30), .invalidRequest),                           // not a multiple of 8
+            (job("x4", steps: 0), .invalidRequest),
+            (job("x5", steps: 201), .invalidRequest),
+            (job("x6", prompt: "purple elephant"), .invalidRequest),
+            (job("x7", extra: ",\"seed_ref\":\"s\""), .invalidRequest),         // seed and seed_ref
+            (job("x8", extra: ",\"count\":17"), .invalidRequest),
+            (job("x9", extra: ",\"guidance\":31"), .invalidRequest),
+            (job("x10", extra: ",\"sampler\":\"plms\""), .unsupported),
+            (job("x11", extra: ",\"model\":\"sdxl\""), .unsupported),
+            (job("x12", size: 256), .tooLarge),                               // over every class budget
+            (job("x13", extra: ",\"deadline\":\"2001-01-01T00:00:00Z\""), .expired),
+            (job("x14", extra: ",\"save_seed_as\":\"../etc\""), .invalidRequest),
+            (job("x15", extra: ",\"seed_ref\":\"missing-seed\"").replacingOccurrences(of: ",\"seed\":1", with: ""), .invalidRequest),
+            ("{\"v\":1,\"id\":\"bad id!\",\"prompt\":\"red circle\"}", .invalidRequest),
+        ]
+        for (i, row) in table.enumerated() {
+            try await client.submit(row.body, toClass: "tiny", id: "m\(i)")
+        }
+        try await client.submit(job("noreply"), toClass: "tiny", id: "noreply", replyTo: false)
+        try await client.submit(job("good", steps: 3), toClass: "tiny", id: "good")
+        #expect(await client.waitTerminal(["good"]))
+        let answered = await client.wait(timeout: 30) { client.all.filter { $0.event.kind == .failed }.count >= table.count }
+        #expect(answered)
+        for (i, row) in table.enumerated() {
+            // The job id is the body's when valid, else the message id.
+            let fails = client.all.filter { $0.delivery.properties.correlationId == "m\(i)" }.compactMap(\.event.failure)
+            #expect(fails.count == 1, "row \(i) \(row.body): \(fails)")
+            if let code = row.code { #expect(fails.first?.code == code, "row \(i) \(row.body): \(fails)") }
+            #expect(fails.first.map { !$0.message.isEmpty } ?? false)
+        }
+        // poison (2) and the job nobody could answer (1) are in the dead queue with the reason
+        let dead = await client.wait(timeout: 10) { ((try? awaitQueueDepth(client, "\(ns).dead")) ?? 0) >= 3 }
+        #expect(dead)
+        #expect(client.terminal(of: "good")?.kind == .completed)
+        try await worker.stop()
+        await client.cleanUp()
+    }
+
+    @Test func aJobOnTheWrongClassIsReroutedAndRuns() async throws {
+        let ns = uniqueNamespace(), dir = tempDir()
+        let cfg = try testConfig(namespace: ns, state: dir, windowMs: 0)
+        let client = try await TestClient(namespace: ns, topology: cfg.contractTopology)
+        let worker = try await TestWorker(cfg)
+        try await client.submit(job("wrong", size: 64, steps: 3), toClass: "tiny", id: "wrong")
+        #expect(await client.waitTerminal(["wrong"]))
+        #expect(client.events(of: "wrong").first?.accepted?.sizeClass == "big")
+        #expect(client.terminal(of: "wrong")?.kind == .completed)
+        try await worker.stop()
+        await client.cleanUp()
+    }
+
+    @Test func cancellingQueuedAndRunningJobsAnswersCancelledAndBatchMatesGoOn() async throws {
+        let ns = uniqueNamespace(), dir = tempDir()
+        let cfg = try testConfig(namespace: ns, state: dir, maxBatch: 2, windowMs: 200)
+        let client = try await TestClient(namespace: ns, topology: cfg.contractTopology)
+        let worker = try await TestWorker(cfg)
+        // run1 + run2 share a batch; queued waits behind them (different size: its own batch).
+        try await client.submit(job("run1", size: 128, steps: 200, seed: 1), toClass: "big", id: "run1")
+        try await client.submit(job("run2", size: 128, steps: 200, seed: 2), toClass: "big", id: "run2")
+        try await client.submit(job("queued", size: 64, steps: 3), toClass: "big", id: "queued")
+        let started = await client.wait { client.events(of: "run1").contains { $0.kind == .progress } }
+        #expect(started)
+        try await client.cancel("run1")
+        try await client.cancel("queued")
+        #expect(await client.waitTerminal(["run1", "run2", "queued"], timeout: 120))
+        #expect(client.terminal(of: "run1")?.failure?.code == .cancelled)
+        #expect(client.terminal(of: "queued")?.failure?.code == .cancelled)
+        #expect(client.terminal(of: "run2")?.kind == .completed)
+        #expect(client.events(of: "run2").compactMap(\.png).count == 1)
+        #expect(client.events(of: "run1").compactMap(\.png).isEmpty)
+        try await worker.stop()
+        await client.cleanUp()
+    }
+
+    @Test func aStoredSeedGivesTheIdenticalImageAndSchedulesAreReusedAcrossARestart() async throws {
+        let ns = uniqueNamespace(), dir = tempDir()
+        let cfg = try testConfig(namespace: ns, state: dir, windowMs: 0)
+        let client = try await TestClient(namespace: ns, topology: cfg.contractTopology)
+        var worker = try await TestWorker(cfg)
+        try await client.submit(job("keep", prompt: "green triangle", steps: 5, seed: 77, extra: ",\"save_seed_as\":\"good.77\""),
+                                toClass: "tiny", id: "keep")
+        #expect(await client.waitTerminal(["keep"]))
+        #expect(worker.daemon.schedules.counts.misses == 1)
+        try await worker.stop()
+
+        worker = try await TestWorker(cfg)                         // restarted, same state dir
+        let reuse = job("reuse", prompt: "green triangle", steps: 5).replacingOccurrences(of: ",\"seed\":1", with: ",\"seed_ref\":\"good.77\"")
+        try await client.submit(reuse, toClass: "tiny", id: "reuse")
+        // a stored noise whose shape does not fit the job is refused with a clear message
+        let misfit = job("misfit", size: 64, steps: 5).replacingOccurrences(of: ",\"seed\":1", with: ",\"seed_ref\":\"good.77\"")
+        try await client.submit(misfit, toClass: "big", id: "misfit")
+        #expect(await client.waitTerminal(["reuse", "misfit"]))
+        let reused = try pixels(client.events(of: "reuse")), kept = try pixels(client.events(of: "keep"))
+        #expect(reused.count == 1 && reused == kept, "the stored seed gave a different image")
+        guard case .completed(let c)? = client.terminal(of: "reuse") else { Issue.record("reuse did not complete"); return }
+        #expect(c.seeds == [77])
+        #expect(client.terminal(of: "misfit")?.failure?.code == .invalidRequest)
+        #expect(client.terminal(of: "misfit")?.failure?.message.contains("shape") == true)
+        let counts = worker.daemon.schedules.counts
+        #expect(counts.diskHits == 1 && counts.misses == 0)
+        try await worker.stop()
+        await client.cleanUp()
+    }
+
+    @Test func aRedeliveredFinishedJobIsAckedWithoutRunningAgain() async throws {
+        let ns = uniqueNamespace(), dir = tempDir()
+        let cfg = try testConfig(namespace: ns, state: dir, windowMs: 0)
+        let client = try await TestClient(namespace: ns, topology: cfg.contractTopology)
+        let worker = try await TestWorker(cfg)
+        try await client.submit(job("once", steps: 3), toClass: "tiny", id: "once")
+        #expect(await client.waitTerminal(["once"]))
+        try await client.submit(job("once", steps: 3), toClass: "tiny", id: "once")   // as a redelivery would
+        try await Task.sleep(for: .seconds(1))
+        #expect(client.events(of: "once").filter(\.kind.isTerminal).count == 1)
+        #expect(try awaitQueueDepth(client, "\(ns).jobs.tiny") == 0)
+        try await worker.stop()
+        await client.cleanUp()
+    }
+}
+
+/// The decoded pixels of a job's images (the PNG bytes differ by the job id in `parameters`).
+func pixels(_ events: [JobEvent]) throws -> [[UInt8]] {
+    try events.compactMap(\.png).map { try PNG.decode($0).pixels }
+}
+
+/// Messages ready in a queue (a passive declare).
+func awaitQueueDepth(_ client: TestClient, _ queue: String) throws -> UInt32 {
+    let box = DepthBox()
+    let sem = DispatchSemaphore(value: 0)
+    Task {
+        box.value = try? await client.client.queueInfo(name: queue).messageCount
+        sem.signal()
+    }
+    sem.wait()
+    return box.value ?? 0
+}
+
+final class DepthBox: @unchecked Sendable { var value: UInt32? }
