@@ -204,7 +204,7 @@ extension Daemon {
         }
         let c = schedules.counts
         logger.info("batch finished in \(Int(Date().timeIntervalSince(start) * 1000)) ms",
-                    metadata: batchMeta.with("event", "batch_finished").with("duration_ms", "\(Int(Date().timeIntervalSince(start) * 1000))")
+                    metadata: batchMeta.with("event", "batch_done").with("duration_ms", "\(Int(Date().timeIntervalSince(start) * 1000))")
                         .with("schedule_cache", "\(c.hits + c.diskHits) hits, \(c.misses) misses"))
         _ = notifier.status(statusLine("serving"))
     }

@@ -1,0 +1,90 @@
+import Config
+import Foundation
+import Jobs
+import Testing
+@testable import Worker
+
+/// The built `darkroomd` next to the test bundle.
+func darkroomdBinary() -> String {
+    var dir = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent()
+    for _ in 0..<4 {
+        let candidate = dir.appendingPathComponent("darkroomd").path
+        if FileManager.default.isExecutableFile(atPath: candidate) { return candidate }
+        dir = dir.deletingLastPathComponent()
+    }
+    return repoRoot + "/.build/debug/darkroomd"
+}
+
+/// A `darkroomd` process configured through the environment, logging to a file.
+final class WorkerProcess {
+    let process = Process()
+    let log: String
+
+    init(namespace: String, state: String, extraEnv: [String: String] = [:]) throws {
+        log = state + "/darkroomd-\(UUID().uuidString.prefix(6)).log"
+        FileManager.default.createFile(atPath: log, contents: nil)
+        process.executableURL = URL(fileURLWithPath: darkroomdBinary())
+        process.arguments = ["--config", repoRoot + "/config/darkroom.toml"]
+        var env = ProcessInfo.processInfo.environment.filter { !$0.key.hasPrefix("DARKROOM_") && $0.key != "NOTIFY_SOCKET" }
+        env["DARKROOM_BROKER_URLS"] = brokerURL
+        env["DARKROOM_NAMESPACE"] = namespace
+        env["DARKROOM_STATE_DIR"] = state + "/state"
+        env["DARKROOM_CACHE_DIR"] = state + "/cache"
+        env["DARKROOM_SEEDS_DIR"] = state + "/seeds"
+        env["DARKROOM_MODEL_DIR"] = fixtureModels
+        env["DARKROOM_MODELS"] = "latent-dit"
+        env["DARKROOM_DEFAULT_MODEL"] = "latent-dit"
+        env["DARKROOM_WORKER_PROGRESS_MAX_HZ"] = "1000"
+        env["DARKROOM_LOG_FORMAT"] = "text"
+        for (k, v) in extraEnv { env[k] = v }
+        process.environment = env
+        process.standardError = FileHandle(forWritingAtPath: log)
+        process.standardOutput = FileHandle.nullDevice
+        try process.run()
+    }
+
+    func signal(_ signo: Int32) { kill(process.processIdentifier, signo) }
+
+    func waitExit(timeout: Double = 60) async -> Int32? {
+        let end = Date().addingTimeInterval(timeout)
+        while process.isRunning, Date() < end { try? await Task.sleep(for: .milliseconds(50)) }
+        return process.isRunning ? nil : process.terminationStatus
+    }
+
+    var output: String { (try? String(contentsOfFile: log, encoding: .utf8)) ?? "" }
+}
+
+@Suite(.serialized) struct CrashRecovery {
+    @Test func killNineInTheMiddleOfABatchLosesNoJobAndEachJobEndsOnce() async throws {
+        let ns = uniqueNamespace(), dir = tempDir()
+        var cfg = try testConfig(namespace: ns, state: dir)
+        cfg.classes = DarkroomConfig.defaultClasses
+        let client = try await TestClient(namespace: ns, topology: cfg.contractTopology)
+        let ids = (0..<6).map { "crash\($0)" }
+        for (i, id) in ids.enumerated() {
+            try await client.submit(job(id, size: 128, steps: 120, seed: UInt64(i), extra: ",\"count\":2"), toClass: "small", id: id)
+        }
+        let first = try WorkerProcess(namespace: ns, state: dir)
+        let midBatch = await client.wait(timeout: 60) { ids.contains { client.events(of: $0).contains { $0.kind == .progress } } }
+        #expect(midBatch, "the first worker never started the batch:\n\(first.output)")
+        #expect(ids.allSatisfy { client.terminal(of: $0) == nil }, "the batch finished before the kill; make it longer")
+        first.signal(SIGKILL)
+        _ = await first.waitExit()
+
+        let second = try WorkerProcess(namespace: ns, state: dir)
+        let finished = await client.waitTerminal(ids, timeout: 180)
+        #expect(finished, "not every job finished after the restart:\n\(second.output)")
+        second.signal(SIGTERM)
+        #expect(await second.waitExit() == 0, "darkroomd did not exit 0 on SIGTERM:\n\(second.output)")
+
+        try await Task.sleep(for: .milliseconds(300))
+        for id in ids {
+            let terminals = client.events(of: id).filter(\.kind.isTerminal)
+            #expect(terminals.count == 1, "\(id) ended \(terminals.count) times")
+            #expect(terminals.first?.kind == .completed)
+            #expect(client.events(of: id).compactMap(\.png).count >= 2)
+        }
+        #expect(try awaitQueueDepth(client, "\(ns).jobs.small") == 0)
+        await client.cleanUp(classes: ["small", "medium", "large"])
+    }
+}
