@@ -1,7 +1,7 @@
 # Darkroom: `make test` and `make demo` set up everything they need on a fresh Debian machine.
 SWIFT ?= swift
 BUILD_FLAGS ?=
-export DARKROOM_BROKER_URLS ?= amqp://guest:guest@127.0.0.1:5672/
+export DARKROOM_BROKER_URLS ?= amqp://guest:guest@127.0.0.1:$(or $(DARKROOM_BROKER_PORT),5672)/
 
 .PHONY: deps broker-start broker-stop build release test demo clean
 

@@ -109,6 +109,8 @@ public struct DarkroomConfig: Sendable, Equatable {
     /// Model used when a job names none; always one of `models`.
     public var defaultModel: String
     public var log: Log
+    /// `[autoscale]`: how `darkroom autoscale` scales each class's workers (Autoscale.swift).
+    public var autoscale: Autoscale = Autoscale()
 }
 
 // MARK: - Built-in defaults
@@ -166,8 +168,6 @@ extension DarkroomConfig {
         modelDir.hasSuffix("/") ? modelDir + name : modelDir + "/" + name
     }
 
-    /// Exchange and queue names of the v1 topology under this namespace.
-    public var topology: TopologyNames { TopologyNames(namespace: namespace) }
 }
 
 extension DarkroomConfig.Worker {
@@ -180,14 +180,4 @@ extension DarkroomConfig.Worker {
     public var engineThreads: Int {
         threads > 0 ? threads : Paths.activeProcessorCount()
     }
-}
-
-/// Names of the contract's exchanges and queues (protocol-v1.md, Topology).
-public struct TopologyNames: Sendable, Equatable {
-    public var namespace: String
-    public var jobsExchange: String { namespace + ".jobs" }
-    public var deadExchange: String { namespace + ".dead" }
-    public var deadQueue: String { namespace + ".dead" }
-    public var controlExchange: String { namespace + ".control" }
-    public func jobsQueue(forClass name: String) -> String { namespace + ".jobs." + name }
 }

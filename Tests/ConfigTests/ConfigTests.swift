@@ -48,7 +48,6 @@ func configError(_ body: () throws -> DarkroomConfig) -> ConfigError? {
     #expect(c.stateDir == "/var/lib/darkroom" && c.cacheDir == "/var/cache/darkroom" && c.seedsDir == "/var/lib/darkroom/seeds")
     #expect(c.models == ["tiny-shapes"] && c.defaultModel == "tiny-shapes")
     #expect(c.log.level == .info && c.log.format == .auto)
-    #expect(c.topology.jobsQueue(forClass: "small") == "darkroom.jobs.small" && c.topology.deadExchange == "darkroom.dead")
 }
 
 @Test func builtInModelDirIsTheCheckoutModelsFolderWhenRunFromABuildTree() {
