@@ -90,7 +90,10 @@ extension DarkroomConfig {
         c.log.level = try r.choice("log.level", LogLevel.self) ?? c.log.level
         c.log.format = try r.choice("log.format", LogFormat.self) ?? c.log.format
 
-        try r.rejectUnused(known: Array(sections) + scalarKeys + c.classes.flatMap { cls in classFields.map { "classes.\(cls.name).\($0)" } })
+        c.autoscale = try buildAutoscale(r, classes: c.classes)
+
+        try r.rejectUnused(known: Array(sections) + scalarKeys + c.classes.flatMap { cls in classFields.map { "classes.\(cls.name).\($0)" } }
+                           + autoscaleKnownKeys(classes: c.classes))
         return c
     }
 

@@ -47,6 +47,7 @@ extension DarkroomConfig {
     public static func unrecognizedEnvironment(_ environment: [String: String]) -> [String] {
         environment.keys.filter { name in
             name.hasPrefix("DARKROOM_") && fixedEnvironmentNames[name] == nil && classKey(environmentName: name) == nil
+                && autoscaleClassKey(environmentName: name) == nil
         }.sorted()
     }
 }
@@ -62,10 +63,12 @@ extension DarkroomConfig {
         "worker.consume", "worker.id", "worker.drain_deadline", "worker.memory_budget_mb",
         "worker.progress_max_hz", "worker.threads",
         "log.level", "log.format",
+        "autoscale.min_workers", "autoscale.max_workers", "autoscale.target_depth_per_worker",
+        "autoscale.hysteresis", "autoscale.cooldown",
     ]
     /// Fields of each `classes.<name>` table.
     static let classFields = ["max_pixels", "max_width", "max_height", "max_batch", "batch_window_ms", "prefetch", "weight"]
-    static let sections: Set<String> = ["broker", "worker", "log", "classes"]
+    static let sections: Set<String> = ["broker", "worker", "log", "classes", "autoscale", "autoscale.classes"]
 
     static let fixedEnvironmentNames: [String: String] =
         Dictionary(uniqueKeysWithValues: scalarKeys.map { (environmentName(forKey: $0), $0) })
@@ -124,7 +127,7 @@ extension DarkroomConfig {
             for key in table.keys {
                 guard let value = table[key] else { continue }
                 let path = prefix.isEmpty ? key : prefix + "." + key
-                let isSection = sections.contains(path) || (prefix == "classes")
+                let isSection = sections.contains(path) || prefix == "classes" || prefix == "autoscale.classes"
                 if isSection {
                     guard let sub = value.table else {
                         throw ConfigError(.type, key: path, source: source,
@@ -157,8 +160,13 @@ extension DarkroomConfig {
         var entries: [String: Entry] = [:]
         for (name, value) in environment where name.hasPrefix("DARKROOM_") {
             let source = ConfigSource.environment(name)
-            if let key = fixedEnvironmentNames[name] ?? classKey(environmentName: name) {
+            if let key = fixedEnvironmentNames[name] ?? classKey(environmentName: name)
+                ?? autoscaleClassKey(environmentName: name) {
                 entries[key] = Entry(value: .string(value), source: source)
+            } else if name.hasPrefix("DARKROOM_AUTOSCALE_CLASSES_") {
+                throw ConfigError(.unknownKey, key: "", source: source,
+                                  "sets no known autoscale field; expected DARKROOM_AUTOSCALE_CLASSES_<NAME>_<FIELD> with FIELD one of "
+                                  + autoscaleFields.map { $0.uppercased() }.joined(separator: ", "))
             } else if name.hasPrefix("DARKROOM_CLASSES_") {
                 throw ConfigError(.unknownKey, key: "", source: source,
                                   "sets no known class field; expected DARKROOM_CLASSES_<NAME>_<FIELD> with FIELD one of "

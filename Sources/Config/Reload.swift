@@ -2,11 +2,14 @@
 
 /// The part of the configuration a running worker applies on SIGHUP without a restart:
 /// the size classes with their batching limits, which classes it consumes, the progress rate, the log level.
+/// The autoscale policy counts as reloadable too: workers do not use it, and `darkroom autoscale` reads
+/// the file afresh at every pass.
 public struct ReloadableSettings: Sendable, Equatable {
     public var classes: [DarkroomConfig.SizeClass]
     public var consume: [String]
     public var progressMaxHz: Double
     public var logLevel: DarkroomConfig.LogLevel
+    public var autoscale: DarkroomConfig.Autoscale
 }
 
 /// One key whose value differs between two configurations.
@@ -22,18 +25,23 @@ public struct ConfigChange: Sendable, Equatable, CustomStringConvertible {
 
 extension DarkroomConfig {
     public var reloadable: ReloadableSettings {
-        get { ReloadableSettings(classes: classes, consume: worker.consume, progressMaxHz: worker.progressMaxHz, logLevel: log.level) }
+        get {
+            ReloadableSettings(classes: classes, consume: worker.consume, progressMaxHz: worker.progressMaxHz,
+                               logLevel: log.level, autoscale: autoscale)
+        }
         set {
             classes = newValue.classes
             worker.consume = newValue.consume
             worker.progressMaxHz = newValue.progressMaxHz
             log.level = newValue.logLevel
+            autoscale = newValue.autoscale
         }
     }
 
     /// Whether a key path belongs to `reloadable`.
     public static func isReloadable(key: String) -> Bool {
-        key.hasPrefix("classes.") || ["worker.consume", "worker.progress_max_hz", "log.level"].contains(key)
+        key.hasPrefix("classes.") || key.hasPrefix("autoscale.")
+            || ["worker.consume", "worker.progress_max_hz", "log.level"].contains(key)
     }
 
     /// This configuration with the reloadable part taken from `new` (what a SIGHUP applies).
@@ -86,6 +94,15 @@ extension DarkroomConfig {
             ("model_dir", modelDir), ("models", list(models)), ("default_model", defaultModel),
             ("log.level", log.level.rawValue), ("log.format", log.format.rawValue),
         ]
+        func policy(_ prefix: String, _ p: Autoscale.Policy) -> [(key: String, value: String)] {
+            [(prefix + "min_workers", "\(p.minWorkers)"), (prefix + "max_workers", "\(p.maxWorkers)"),
+             (prefix + "target_depth_per_worker", "\(p.targetDepthPerWorker)"),
+             (prefix + "hysteresis", "\(p.hysteresis)"), (prefix + "cooldown", "\(p.cooldown)")]
+        }
+        out += policy("autoscale.", autoscale.defaults)
+        for name in autoscale.classes.keys.sorted() {
+            if let p = autoscale.classes[name] { out += policy("autoscale.classes.\(name).", p) }
+        }
         return out
     }
 }

@@ -1,5 +1,5 @@
 // The one-line STATUS= text `systemctl status darkroom@small-1` shows, built from the worker's counters:
-//   "consuming small: 12 done, 1 failed; batch 7 running (4 jobs, step 12/30); schedule cache 10 hits, 2 misses"
+//   "consuming small: 12 done, 1 failed; batch k3x9 running (4 jobs, step 12/30); schedule cache 10 hits, 2 misses"
 
 public struct ServiceStatus: Sendable, Equatable, CustomStringConvertible {
     public enum State: String, Sendable, Equatable {
@@ -8,13 +8,14 @@ public struct ServiceStatus: Sendable, Equatable, CustomStringConvertible {
 
     /// The batch the engine is running now.
     public struct Batch: Sendable, Equatable {
-        public var number: Int
+        /// The batch id the worker logs as DARKROOM_BATCH.
+        public var id: String
         public var jobs: Int
         public var step: Int?
         public var steps: Int?
 
-        public init(number: Int, jobs: Int, step: Int? = nil, steps: Int? = nil) {
-            self.number = number
+        public init(id: String, jobs: Int, step: Int? = nil, steps: Int? = nil) {
+            self.id = id
             self.jobs = jobs
             self.step = step
             self.steps = steps
@@ -50,7 +51,7 @@ public struct ServiceStatus: Sendable, Equatable, CustomStringConvertible {
         if let note { text += " (" + note + ")" }
         text += ": \(jobsDone) done, \(jobsFailed) failed"
         if let batch {
-            text += "; batch \(batch.number) running (\(batch.jobs) job" + (batch.jobs == 1 ? "" : "s")
+            text += "; batch \(batch.id) running (\(batch.jobs) job" + (batch.jobs == 1 ? "" : "s")
             if let step = batch.step, let steps = batch.steps { text += ", step \(step)/\(steps)" }
             text += ")"
         } else {

@@ -42,6 +42,18 @@ public struct Systemctl: Sendable {
         self.executable = executable
     }
 
+    /// `SYSTEMCTL` from the environment (a path, or a name looked up in PATH), as ops/scale reads it;
+    /// else the first `systemctl` in PATH; else /usr/bin/systemctl.
+    public static func fromEnvironment(_ environment: [String: String] = ProcessInfo.processInfo.environment) -> Systemctl {
+        let name = environment["SYSTEMCTL"].flatMap { $0.isEmpty ? nil : $0 } ?? "systemctl"
+        if name.contains("/") { return Systemctl(executable: name) }
+        for folder in (environment["PATH"] ?? "/usr/bin:/bin").split(separator: ":") {
+            let candidate = String(folder) + "/" + name
+            if FileManager.default.isExecutableFile(atPath: candidate) { return Systemctl(executable: candidate) }
+        }
+        return Systemctl()
+    }
+
     /// Instances that are active, activating or reloading (a deactivating, draining instance no longer counts).
     public func runningInstances() throws -> [InstanceName] {
         let output = try run(["list-units", "--type=service", "--state=active,activating,reloading",

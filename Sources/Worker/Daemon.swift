@@ -51,7 +51,9 @@ public final class Daemon: @unchecked Sendable {
     var failed = 0
     var staleSerial: UInt64 = 0
     var maxSerialSeen: UInt64 = 0
-    var engineBeat = Date()
+    /// Liveness of the engine loop (beats each step and each idle wait) and the I/O loop (a probe
+    /// through the connection): WATCHDOG=1 goes out only while neither has gone quiet.
+    let liveness = WatchdogMonitor(parts: ["engine", "io"])
     private var stopSignal: CheckedContinuation<Void, Never>?
     private var stopRequested = false
 
@@ -211,25 +213,70 @@ public final class Daemon: @unchecked Sendable {
         try? await Task.sleep(for: .milliseconds(100))   // the last acks
     }
 
-    /// WATCHDOG=1 only while both loops live: the engine loop (beats each step and each idle wait)
-    /// and the connection's I/O loop (a passive declare through it).
+    /// WATCHDOG=1 only while both loops live: the engine loop (beats each step and each idle wait) and
+    /// the connection's I/O loop (a passive declare of the dead-letter queue through the client must come
+    /// back). The probe runs in its own task, so a stuck I/O loop stalls only the probe, never the pings'
+    /// decision. While the client is between connections the I/O part is idle: the client reconnects on its
+    /// own, and a dead broker is not the worker's fault. STATUS= is refreshed on the same beat.
     private func watchdogLoop() async {
-        guard let interval = notifier.watchdogPingInterval() else { return }
+        let liveness = self.liveness
+        let pingInterval = liveness.pingInterval
+        let watchdogOn = notifier.watchdogInterval() != nil
+        liveness.setBusy("engine", true)
+        let probe = Task { [weak self] in
+            while !Task.isCancelled {
+                guard let self else { return }
+                if client.isConnected {
+                    liveness.setBusy("io", true)
+                    _ = try? await client.queueInfo(name: topology.deadQueue)
+                }
+                liveness.setBusy("io", false)
+                try? await Task.sleep(for: pingInterval)
+            }
+        }
+        defer { probe.cancel() }
+        var lastStatus = ""
         while !Task.isCancelled {
-            try? await Task.sleep(for: interval)
-            let engineAlive = cond.withLock { Date().timeIntervalSince(engineBeat) } < 600
-            let ioAlive = (try? await client.queueInfo(name: topology.deadQueue)) != nil || !client.isConnected
-            if engineAlive && ioAlive { _ = notifier.watchdog() }
-            _ = notifier.status(statusLine(cond.withLock { stopping } ? "draining" : "serving"))
+            try? await Task.sleep(for: pingInterval)
+            if cond.withLock({ engineDone }) { liveness.setBusy("engine", false) }
+            if watchdogOn {
+                let stale = liveness.staleParts()
+                if stale.isEmpty {
+                    liveness.tick()
+                } else {
+                    let parts = stale.joined(separator: " and ")
+                    logger.error("not alive: \(parts) made no progress for \(liveness.staleAfter); withholding WATCHDOG=1 so systemd restarts the worker",
+                                 metadata: ["event": "watchdog"])
+                }
+            }
+            let status = statusLine(cond.withLock { stopping } ? "draining" : "serving")
+            if status != lastStatus, notifier.status(status) { lastStatus = status }
         }
     }
 
+    /// The STATUS= line (ServiceStatus): state, classes, jobs done/failed, the running batch, schedule-cache
+    /// hits. `state` is what the caller is doing: "serving", "draining" or another note (e.g. "waiting for
+    /// the broker"); serving while the client is between connections shows as reconnecting.
     func statusLine(_ state: String) -> String {
-        let (classes, d, f, batch) = cond.withLock {
-            (config.consumedClasses.map(\.name).joined(separator: ","), done, failed, currentBatch)
+        let (classes, d, f, batch, running) = cond.withLock {
+            (config.consumedClasses.map(\.name), done, failed, currentBatch, runningJobs.count)
         }
         let c = schedules.counts
-        return "\(state); class=\(classes) done=\(d) failed=\(f) batch=\(batch) schedule_cache=\(c.hits + c.diskHits) hits/\(c.misses) misses"
+        var status = ServiceStatus(state: .consuming, classes: classes, jobsDone: d, jobsFailed: f,
+                                   scheduleCacheHits: c.hits + c.diskHits, scheduleCacheMisses: c.misses)
+        switch state {
+        case "serving": status.state = client.isConnected ? .consuming : .reconnecting
+        case "draining": status.state = .draining
+        default:
+            status.state = client.isConnected ? .consuming : .connecting
+            status.note = state
+        }
+        if batch != "-" {
+            // currentBatch reads "<id>(<n> jobs)".
+            let id = batch.split(separator: "(").first.map(String.init) ?? batch
+            status.batch = ServiceStatus.Batch(id: id, jobs: running)
+        }
+        return status.description
     }
 
     // MARK: - acker

@@ -14,7 +14,7 @@ extension Daemon {
             cond.lock()
             var batch: Batcher<Pending>.Batch?
             while true {
-                engineBeat = Date()
+                liveness.beat("engine")
                 if stopping { break }
                 if let b = batcher.next(nowMs: Self.nowMs()) { batch = b; break }
                 let wait = batcher.msUntilReady(nowMs: Self.nowMs()).map { min($0, 1000) } ?? 1000
@@ -118,7 +118,7 @@ extension Daemon {
                 stepTimes.append(t.timeIntervalSince(lastStepAt))
                 lastStepAt = t
                 denoiseEnd = t
-                let abort = cond.withLock { () -> Bool in engineBeat = t; return abortRunning }
+                let abort = cond.withLock { () -> Bool in liveness.beat("engine"); return abortRunning }
                 var drop = Set<Int>()
                 if abort {
                     requeueAll = true

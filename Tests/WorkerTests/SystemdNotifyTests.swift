@@ -210,10 +210,10 @@ extension SystemdProcessEnvironmentTests {
     
         @Test func statusLineShowsStateClassCountsBatchAndCache() throws {
             var status = ServiceStatus(state: .consuming, classes: ["small"], jobsDone: 12, jobsFailed: 1,
-                                       batch: .init(number: 7, jobs: 4, step: 12, steps: 30),
+                                       batch: .init(id: "k3x9", jobs: 4, step: 12, steps: 30),
                                        scheduleCacheHits: 10, scheduleCacheMisses: 2)
             #expect(status.description
-                == "consuming small: 12 done, 1 failed; batch 7 running (4 jobs, step 12/30); schedule cache 10 hits, 2 misses")
+                == "consuming small: 12 done, 1 failed; batch k3x9 running (4 jobs, step 12/30); schedule cache 10 hits, 2 misses")
             status.batch = nil
             status.state = .loading
             status.note = "model tiny-shapes"

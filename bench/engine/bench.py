@@ -239,6 +239,7 @@ def cmd_run(args) -> None:
 
     me = [sys.executable, os.path.abspath(__file__)]
     subprocess.run(me + ["build", "--dir", args.dir], check=True, cwd=REPO)
+    load_before = os.getloadavg()
     os.makedirs(os.path.join(REPO, "out", "bench"), exist_ok=True)
     ops = OPS if not args.only else [o for o in OPS if f"{o[0]}-b{o[1]}-{o[2]}" in args.only.split(",")]
 
@@ -284,10 +285,13 @@ def cmd_run(args) -> None:
         f"{sg.get('torch_mkl_2048x2048x2048', 0):.0f} GFLOP/s"
         + (f", Darkroom's BLAS {sg['darkroom_blas_2048x2048x2048']:.0f} GFLOP/s." if "darkroom_blas_2048x2048x2048"
            in sg else "."),
+        "Load average (1/5/15 min) before the run: " + " / ".join(f"{x:.2f}" for x in load_before)
+        + ", after: " + " / ".join(f"{x:.2f}" for x in os.getloadavg()) + f" ({os.cpu_count()} CPUs).",
         "",
         "| op | GFLOP | PyTorch s | PyTorch GFLOP/s | % of sgemm | PyTorch peak RSS MiB "
-        "| Darkroom s | Darkroom GFLOP/s | % of sgemm | Darkroom peak RSS MiB | max rel diff |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "| Darkroom s | Darkroom GFLOP/s | % of sgemm | Darkroom peak RSS MiB "
+        "| speed-up (PyTorch s / Darkroom s) | RSS Darkroom / PyTorch | max rel diff |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for r in rows:
         name = f"{'DiT-XL/2 forward' if r['op'] == 'transformer' else 'VAE decode'}, batch {r['batch']}, {r['size']} px"
@@ -298,17 +302,18 @@ def cmd_run(args) -> None:
             dr = r["gflop"] / r["darkroom_s"]
             diff = r["rel_diff"]
             cells += [f"{r['darkroom_s']:.2f}", f"{dr:.0f}", f"{100 * dr / peak:.0f}%", fmt_mb(r["darkroom_rss"]),
+                      f"{r['torch_s'] / r['darkroom_s']:.2f}×", f"{r['darkroom_rss'] / r['torch_rss']:.2f}",
                       "—" if diff is None else f"{diff:.1e}"]
         else:
-            cells += ["—"] * 5
+            cells += ["—"] * 7
         lines.append("| " + " | ".join(cells) + " |")
     table = "\n".join(lines)
     print(table)
     with open(os.path.join(REPO, "out", "bench", "results.md"), "w") as f:
         f.write(table + "\n")
     with open(os.path.join(REPO, "out", "bench", "results.json"), "w") as f:
-        json.dump({"sgemm_gflops": sg, "rows": rows, "threads": args.threads, "torch": torch.__version__}, f,
-                  indent=1)
+        json.dump({"sgemm_gflops": sg, "rows": rows, "threads": args.threads, "torch": torch.__version__,
+                   "loadavg_before": load_before, "loadavg_after": os.getloadavg()}, f, indent=1)
 
 
 def main() -> None:

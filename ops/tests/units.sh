@@ -3,7 +3,9 @@
 #   - `systemd-analyze verify` is clean (exit 0, no output) for the worker template, an instance of it
 #     with and without the example per-class drop-ins, the target, the autoscaler service and timer;
 #   - `systemd-analyze security --offline=yes` rates each worker instance at most 2.0 (and the
-#     autoscaler at most 3.0: it runs as root to drive systemctl).
+#     autoscaler at most 3.0: it runs as root to drive systemctl);
+#   - the built programs take the options the units pass them (darkroomd --instance, darkroom autoscale
+#     --config --state --dry-run).
 # ExecStart binaries must exist for verify: the units are copied to a temporary folder with
 # /usr/local/bin/darkroomd and /usr/local/bin/darkroom pointed at the built binaries when there are
 # some (DARKROOMD / DARKROOM_CLI, else .build/debug), else at /bin/true.
@@ -61,6 +63,17 @@ check_security() {
 check_security darkroom@small-1.service "$bar"
 check_security darkroom@large-1.service "$bar"
 check_security darkroom-autoscale.service "$autoscale_bar"
+
+# The command lines in the units match the programs' options (when the built programs are there).
+if [ "$daemon" != /bin/true ]; then
+  "$daemon" --help 2>&1 | grep -q -- "--instance" || fail "$daemon has no --instance option (darkroom@.service passes it)"
+fi
+if [ "$cli" != /bin/true ]; then
+  help=$("$cli" autoscale --help 2>&1) || fail "$cli has no autoscale subcommand (darkroom-autoscale.service runs it): $help"
+  for opt in --config --state --dry-run; do
+    grep -q -- "$opt" <<<"$help" || fail "darkroom autoscale has no $opt option"
+  done
+fi
 
 # The checker itself must be able to fail: a bare unit rates far above the bar.
 printf '[Service]\nExecStart=/bin/true\n' >"$work/bare.service"

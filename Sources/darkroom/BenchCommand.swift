@@ -1,0 +1,107 @@
+import ArgumentParser
+import COpenBLAS
+import Diffusion
+import Foundation
+import Tensor
+
+/// `darkroom bench`: the Swift side of the engine benchmark (bench/engine/README.md, "The Darkroom
+/// hook"). bench/engine/run.sh calls it once per op in its own process; it loads the pipeline (untimed),
+/// runs the op warmup + repeats times, timing each call alone, saves the last output as safetensors
+/// tensor `out`, and prints `{"times_s": [...]}` as its last stdout line.
+struct Bench: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Time one engine op for bench/engine/run.sh (transformer forward, VAE decode, or sgemm).",
+        discussion: "Run `bench/engine/run.sh --darkroom '<path>/darkroom bench'`; see bench/engine/README.md.")
+
+    enum Op: String, ExpressibleByArgument { case transformer, vaeDecode = "vae-decode", sgemm }
+
+    @Option(help: "The pipeline folder (transformer/, vae/).") var model: String?
+    @Option(help: "Inputs written by the harness (x, t, labels | z), F32 safetensors.") var inputs: String?
+    @Option(help: "Where to save the last call's output (tensor `out`).") var save: String?
+    @Option(help: "BLAS threads.") var threads: Int?
+    @Option(help: "transformer, vae-decode or sgemm.") var op: Op
+    @Option(help: "Batch size (checked against the inputs).") var batch: Int = 1
+    @Option(help: "Image size in pixels (sgemm: the matrix side).") var size: Int = 256
+    @Option(help: "Untimed calls first.") var warmup: Int = 1
+    @Option(help: "Timed calls.") var repeats: Int = 3
+
+    func run() async throws {
+        if let threads, threads > 0 { openblas_set_num_threads(Int32(threads)) }
+        guard repeats >= 1, warmup >= 0 else { throw CLIError("--repeats must be at least 1 and --warmup at least 0") }
+        var extra: [String: Double] = [:]
+        let call: () throws -> Tensor
+        switch op {
+        case .sgemm:
+            let n = size
+            let a = (0..<(n * n)).map { _ in Float.random(in: -1...1) }, b = (0..<(n * n)).map { _ in Float.random(in: -1...1) }
+            var c = [Float](repeating: 0, count: n * n)
+            call = {
+                c.withUnsafeMutableBufferPointer { cp in
+                    sgemm(transA: false, transB: false, m: n, n: n, k: n, alpha: 1, a, lda: n, b, ldb: n, beta: 0, cp.baseAddress!, ldc: n)
+                }
+                return Tensor(shape: [n, n], data: c)
+            }
+        case .transformer, .vaeDecode:
+            guard let model, let inputs else { throw CLIError("--op \(op.rawValue) needs --model DIR and --inputs FILE") }
+            let loadStart = Date()
+            let pipeline: DiffusionPipeline
+            let file: SafeTensorsFile
+            do {
+                pipeline = try DiffusionPipeline.load(path: model)
+                file = try SafeTensorsFile(path: inputs)
+            } catch {
+                throw CLIError(oneLine("\(error)"))
+            }
+            extra["load_s"] = Date().timeIntervalSince(loadStart)
+            func tensor(_ name: String) throws -> Tensor {
+                do {
+                    let w = try file.weight(name)
+                    return Tensor(shape: w.shape, data: Array(w.buffer))
+                } catch {
+                    throw CLIError(oneLine("\(inputs): \(error)"))
+                }
+            }
+            if op == .transformer {
+                let x = try tensor("x"), t = try tensor("t"), labels = try tensor("labels")
+                guard x.shape.count == 4, x.shape[0] == batch, t.count == batch, labels.count == batch else {
+                    throw CLIError("inputs x \(x.shape), t \(t.shape), labels \(labels.shape) do not hold batch \(batch)")
+                }
+                let denoiser = pipeline.denoiser
+                let ids = labels.data.map { Int($0) }
+                call = { try denoiser.forward(x, timesteps: t.data, labels: ids) }
+            } else {
+                let z = try tensor("z")
+                guard z.shape.count == 4, z.shape[0] == batch else { throw CLIError("input z \(z.shape) does not hold batch \(batch)") }
+                guard let vae = (pipeline.decoder as? VAEDecoder)?.vae else {
+                    throw CLIError("\(model) has no vae/: nothing to decode")
+                }
+                call = { try vae.decode(z) }   // z as given: no 1/scaling_factor (the contract)
+            }
+        }
+
+        var times: [Double] = []
+        var last: Tensor?
+        for i in 0..<(warmup + repeats) {
+            let start = DispatchTime.now().uptimeNanoseconds
+            do {
+                last = try call()
+            } catch {
+                throw CLIError(oneLine("\(op.rawValue) failed: \(error)"))
+            }
+            let seconds = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
+            if i >= warmup { times.append(seconds) }
+            warn(String(format: "%@ call %d: %.3f s", op.rawValue, i + 1, seconds))
+        }
+        if let save, let last, op != .sgemm {
+            do {
+                try SafeTensorsWriter.write(tensors: [("out", last.shape, last.data)], to: URL(fileURLWithPath: save))
+            } catch {
+                throw CLIError(oneLine("cannot write \(save): \(error)"))
+            }
+        }
+        var json = "{\"times_s\": [" + times.map { String($0) }.joined(separator: ", ") + "]"
+        for (k, v) in extra.sorted(by: { $0.key < $1.key }) { json += ", \"\(k)\": \(v)" }
+        json += ", \"blas_threads\": \(blasThreadCount), \"kernel_threads\": \(kernelThreads)}"
+        print(json)
+    }
+}

@@ -1,0 +1,229 @@
+// The `darkroom` binary's local commands, run as a person runs them: generate (against diffusers'
+// own image), models inspect, the seed store round trip, and one-line errors on bad input and on a
+// corrupt model folder. No broker needed.
+import Diffusion
+import Foundation
+import Imaging
+import Testing
+
+/// The built `darkroom` next to the test bundle (swift build puts every product in one folder).
+private func cliBinary() throws -> String {
+    var dirs = [URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent()]
+    dirs.append(Bundle.main.bundleURL)
+    dirs.append(Bundle.main.bundleURL.deletingLastPathComponent())
+    for dir in dirs {
+        let candidate = dir.appendingPathComponent("darkroom").path
+        var isDir: ObjCBool = false
+        if FileManager.default.fileExists(atPath: candidate, isDirectory: &isDir), !isDir.boolValue,
+           FileManager.default.isExecutableFile(atPath: candidate) {
+            return candidate
+        }
+    }
+    let fallback = repoRoot + "/.build/debug/darkroom"
+    guard FileManager.default.isExecutableFile(atPath: fallback) else {
+        throw CLITestError("no darkroom binary next to the test bundle (\(dirs.map(\.path))) nor at \(fallback): build it first")
+    }
+    return fallback
+}
+
+private struct CLITestError: Error, CustomStringConvertible {
+    let description: String
+    init(_ d: String) { description = d }
+}
+
+private struct CLIRun {
+    let code: Int32
+    let stdout: String
+    let stderr: String
+    /// stderr's non-empty lines.
+    var errorLines: [String] { stderr.split(whereSeparator: \.isNewline).map(String.init).filter { !$0.isEmpty } }
+}
+
+/// Runs `darkroom args...` with output in files (no pipe can fill up) and no config file from the machine.
+private func runCLI(_ args: [String], in dir: String) throws -> CLIRun {
+    let p = Process()
+    p.executableURL = URL(fileURLWithPath: try cliBinary())
+    p.arguments = args
+    p.currentDirectoryURL = URL(fileURLWithPath: dir)
+    var env = ProcessInfo.processInfo.environment.filter { !$0.key.hasPrefix("DARKROOM_") }
+    env["DARKROOM_SEEDS_DIR"] = dir + "/seeds-from-env"
+    p.environment = env
+    let out = dir + "/.stdout-\(UUID().uuidString)", err = dir + "/.stderr-\(UUID().uuidString)"
+    _ = FileManager.default.createFile(atPath: out, contents: nil)
+    _ = FileManager.default.createFile(atPath: err, contents: nil)
+    p.standardOutput = try FileHandle(forWritingTo: URL(fileURLWithPath: out))
+    p.standardError = try FileHandle(forWritingTo: URL(fileURLWithPath: err))
+    try p.run()
+    p.waitUntilExit()
+    let read = { (path: String) in String(decoding: FileManager.default.contents(atPath: path) ?? Data(), as: UTF8.self) }
+    return CLIRun(code: p.terminationStatus, stdout: read(out), stderr: read(err))
+}
+
+private func cliTempDir() throws -> String {
+    let dir = FileManager.default.temporaryDirectory.appendingPathComponent("darkroom-cli-\(UUID().uuidString)").path
+    try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+    return dir
+}
+
+private func cliPNG(_ path: String) throws -> PNG.Image {
+    guard let data = FileManager.default.contents(atPath: path) else { throw CLITestError("no file at \(path)") }
+    return try PNG.decode(Array(data))
+}
+
+private let cliLatentDiT = fixtureModels + "/latent-dit"
+private let cliPixelDiT = fixtureModels + "/pixel-dit"
+private let cliExpected = fixtureModels + "/expected"
+
+/// A failure a person can read: non-zero exit, exactly one line on stderr, no crash or backtrace.
+private func expectOneLineError(_ r: CLIRun, mentions: [String], sourceLocation: SourceLocation = #_sourceLocation) {
+    #expect(r.code != 0, "exit code", sourceLocation: sourceLocation)
+    #expect(r.code < 128, "killed by a signal: \(r.stderr)", sourceLocation: sourceLocation)
+    #expect(r.errorLines.count == 1, "stderr: \(r.stderr)", sourceLocation: sourceLocation)
+    for word in ["Fatal error", "Stack dump", "backtrace", "Crash"] {
+        #expect(!r.stderr.contains(word), "stderr: \(r.stderr)", sourceLocation: sourceLocation)
+    }
+    for m in mentions { #expect(r.stderr.contains(m), "stderr lacks \(m): \(r.stderr)", sourceLocation: sourceLocation) }
+}
+
+@Suite("darkroom CLI (local commands)")
+struct CLITests {
+    @Test("generate on the latent fixture writes diffusers' image (latent-ddim-cfg4, row 0) within 1/255, with parameters")
+    func generateMatchesDiffusers() throws {
+        let dir = try cliTempDir()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        // Row 0 of the case: label 1 ("blue square"), seed 1, guidance 4, ddim, 10 steps, 32x32.
+        let r = try runCLI(["generate", "--model", cliLatentDiT, "--prompt", "blue square", "--seed", "1", "--steps", "10",
+                              "--guidance", "4", "--sampler", "ddim", "--width", "32", "--height", "32", "-o", "out.png"], in: dir)
+        #expect(r.code == 0, "stderr: \(r.stderr)")
+        let got = try cliPNG(dir + "/out.png")
+        let want = try cliPNG(cliExpected + "/latent-ddim-cfg4-0.png")
+        #expect(got.width == 32 && got.height == 32)
+        #expect(got.pixels.count == want.pixels.count)
+        let worst = zip(got.pixels, want.pixels).map { abs(Int($0) - Int($1)) }.max() ?? 255
+        #expect(worst <= 1, "largest channel difference \(worst)/255")
+        let text = got.text("parameters") ?? ""
+        #expect(text.hasPrefix("blue square\n"), "\(text)")
+        for field in ["Steps: 10", "Sampler: ddim", "CFG scale: 4.0", "Seed: 1,", "Size: 32x32", "Model: latent-dit", "Class id: 1"] {
+            #expect(text.contains(field), "parameters lack \(field): \(text)")
+        }
+        #expect(r.stderr.contains("10/10"), "progress: \(r.stderr)")
+    }
+
+    @Test("generate --count 2 on the pixel fixture: image i uses seed + i (pixel-flow-cfg3 row 1 = seed 12)")
+    func countUsesConsecutiveSeeds() throws {
+        let dir = try cliTempDir()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let r = try runCLI(["generate", "--model", cliPixelDiT, "--class", "5", "--seed", "11", "--steps", "8", "--guidance", "3",
+                              "--count", "2", "-o", "img.png"], in: dir)
+        #expect(r.code == 0, "stderr: \(r.stderr)")
+        #expect(r.stdout.split(separator: "\n") == ["img-0.png", "img-1.png"])
+        let got = try cliPNG(dir + "/img-1.png"), want = try cliPNG(cliExpected + "/pixel-flow-cfg3-1.png")
+        #expect(zip(got.pixels, want.pixels).allSatisfy { abs(Int($0) - Int($1)) <= 1 })
+        #expect(got.text("parameters")?.contains("Seed: 12,") == true)
+    }
+
+    @Test("a truncated safetensors file in the model folder is a one-line error, not a crash")
+    func truncatedModelFolder() throws {
+        let dir = try cliTempDir()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        try FileManager.default.copyItem(atPath: cliLatentDiT, toPath: dir + "/broken")
+        let weights = dir + "/broken/transformer/diffusion_pytorch_model.safetensors"
+        let size = try #require(try FileManager.default.attributesOfItem(atPath: weights)[.size] as? Int)
+        let h = try #require(FileHandle(forWritingAtPath: weights))
+        try h.truncate(atOffset: UInt64(size / 2))
+        try h.close()
+        let r = try runCLI(["generate", "--model", dir + "/broken", "--class", "1", "--seed", "1", "-o", "x.png"], in: dir)
+        expectOneLineError(r, mentions: ["diffusion_pytorch_model.safetensors", "truncated"])
+        #expect(!FileManager.default.fileExists(atPath: dir + "/x.png"))
+        let inspect = try runCLI(["models", "inspect", dir + "/broken"], in: dir)
+        expectOneLineError(inspect, mentions: ["truncated"])
+    }
+
+    @Test("a model folder whose model_index.json is not JSON is a one-line error")
+    func corruptModelIndex() throws {
+        let dir = try cliTempDir()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        try FileManager.default.copyItem(atPath: cliLatentDiT, toPath: dir + "/broken")
+        try Data("{\"_class_name\": ".utf8).write(to: URL(fileURLWithPath: dir + "/broken/model_index.json"))
+        let r = try runCLI(["generate", "--model", dir + "/broken", "--class", "1", "-o", "x.png"], in: dir)
+        expectOneLineError(r, mentions: ["model_index.json"])
+    }
+
+    @Test("bad settings are one-line errors: unknown label (with the labels), size off the grid, class out of range, wrong sampler")
+    func badSettings() throws {
+        let dir = try cliTempDir()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let base = ["generate", "--model", cliLatentDiT, "--seed", "1", "--steps", "2", "-o", "x.png"]
+        expectOneLineError(try runCLI(base + ["--prompt", "purple blob"], in: dir),
+                           mentions: ["purple blob", "red circle", "blue square", "green triangle", "yellow star", "white ring"])
+        expectOneLineError(try runCLI(base + ["--class", "1", "--width", "36"], in: dir), mentions: ["--width", "multiple of 8"])
+        expectOneLineError(try runCLI(base + ["--class", "1000"], in: dir), mentions: ["--class", "0 to 999"])
+        expectOneLineError(try runCLI(base + ["--class", "1", "--sampler", "flow_euler"], in: dir), mentions: ["ddim, dpmpp_2m, euler"])
+        expectOneLineError(try runCLI(base + ["--class", "1", "--prompt", "blue square"], in: dir), mentions: ["not both"])
+        expectOneLineError(try runCLI(["generate", "--model", dir + "/nothing-here", "--class", "1"], in: dir), mentions: ["nothing-here"])
+        #expect(!FileManager.default.fileExists(atPath: dir + "/x.png"))
+    }
+
+    @Test("models inspect prints components, parameter counts, scheduler, defaults and every label")
+    func inspectListsLabels() throws {
+        let dir = try cliTempDir()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let r = try runCLI(["models", "inspect", cliLatentDiT], in: dir)
+        #expect(r.code == 0, "stderr: \(r.stderr)")
+        for text in ["DiTPipeline", "DiTTransformer2DModel", "AutoencoderKL", "DDIMScheduler", "patch 2", "parameters",
+                     "sample size 8", "steps 50", "labels: 5 named of 1000 classes",
+                     "0     red circle, red disc", "1     blue square", "2     green triangle", "3     yellow star", "4     white ring"] {
+            #expect(r.stdout.contains(text), "inspect output lacks \(text):\n\(r.stdout)")
+        }
+        let pixel = try runCLI(["models", "inspect", cliPixelDiT], in: dir)
+        #expect(pixel.code == 0)
+        #expect(pixel.stdout.contains("FlowMatchEulerDiscreteScheduler") && pixel.stdout.contains("vae: none")
+                && pixel.stdout.contains("5     black cross"))
+    }
+
+    @Test("seeds: save-seed-as, list, show, seed-ref gives the identical PNG, export/import, rm, and clear errors")
+    func seedsRoundTrip() throws {
+        let dir = try cliTempDir()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let store = dir + "/seeds"
+        let gen = ["generate", "--model", cliPixelDiT, "--prompt", "yellow star", "--steps", "3", "--guidance", "3", "--count", "2",
+                   "--seeds-dir", store]
+        let first = try runCLI(gen + ["--seed", "77", "--save-seed-as", "keeper", "-o", "a.png"], in: dir)
+        #expect(first.code == 0, "stderr: \(first.stderr)")
+
+        let list = try runCLI(["seeds", "list", "--dir", store], in: dir)
+        #expect(list.code == 0)
+        #expect(list.stdout.contains("keeper") && list.stdout.contains("16x16") && list.stdout.contains("pixel-dit") && list.stdout.contains("77"))
+        let show = try runCLI(["seeds", "show", "keeper", "--dir", store], in: dir)
+        #expect(show.code == 0)
+        #expect(show.stdout.contains("[2, 3, 16, 16]") && show.stdout.contains("seed:      77"), "\(show.stdout)")
+
+        let again = try runCLI(gen + ["--seed-ref", "keeper", "-o", "b.png"], in: dir)
+        #expect(again.code == 0, "stderr: \(again.stderr)")
+        for i in 0..<2 {
+            #expect(try cliPNG(dir + "/a-\(i).png").pixels == cliPNG(dir + "/b-\(i).png").pixels, "image \(i) differs")
+        }
+
+        // A stored noise of another shape is refused with the shapes named.
+        let misfit = try runCLI(["generate", "--model", cliLatentDiT, "--class", "1", "--seed-ref", "keeper", "--seeds-dir", store,
+                                   "-o", "c.png"], in: dir)
+        expectOneLineError(misfit, mentions: ["keeper", "[2, 3, 16, 16]"])
+
+        let exported = dir + "/keeper-copy.safetensors"
+        #expect(try runCLI(["seeds", "export", "keeper", exported, "--dir", store], in: dir).code == 0)
+        #expect(try runCLI(["seeds", "import", exported, "--name", "copy", "--dir", store], in: dir).code == 0)
+        let rm = try runCLI(["seeds", "rm", "keeper", "--dir", store], in: dir)
+        #expect(rm.code == 0)
+        let after = try runCLI(["seeds", "list", "--dir", store], in: dir)
+        #expect(!after.stdout.contains("keeper") && after.stdout.contains("copy"), "\(after.stdout)")
+        let fromCopy = try runCLI(gen + ["--seed-ref", "copy", "-o", "d.png"], in: dir)
+        #expect(fromCopy.code == 0)
+        #expect(try cliPNG(dir + "/a-0.png").pixels == cliPNG(dir + "/d-0.png").pixels)
+
+        expectOneLineError(try runCLI(["seeds", "rm", "keeper", "--dir", store], in: dir), mentions: ["no stored seed named \"keeper\""])
+        expectOneLineError(try runCLI(["seeds", "show", "../etc", "--dir", store], in: dir), mentions: ["not a valid seed name"])
+        try Data("not safetensors".utf8).write(to: URL(fileURLWithPath: dir + "/junk.safetensors"))
+        expectOneLineError(try runCLI(["seeds", "import", dir + "/junk.safetensors", "--name", "junk", "--dir", store], in: dir),
+                           mentions: ["junk.safetensors"])
+    }
+}

@@ -1,0 +1,67 @@
+import Foundation
+import Testing
+@testable import Worker
+
+/// Runs a command, returning (status, stdout + stderr).
+func run(_ path: String, _ args: [String], env: [String: String] = [:]) throws -> (Int32, String) {
+    let p = Process()
+    p.executableURL = URL(fileURLWithPath: path)
+    p.arguments = args
+    var e = ProcessInfo.processInfo.environment
+    for (k, v) in env { e[k] = v }
+    p.environment = e
+    let pipe = Pipe()
+    p.standardOutput = pipe
+    p.standardError = pipe
+    try p.run()
+    let out = pipe.fileHandleForReading.readDataToEndOfFile()
+    p.waitUntilExit()
+    return (p.terminationStatus, String(decoding: out, as: UTF8.self))
+}
+
+func darkroomBinary() -> String {
+    (darkroomdBinary() as NSString).deletingLastPathComponent + "/darkroom"
+}
+
+@Test func topologyDeclareCreatesExactlyTheContractsExchangesAndQueues() async throws {
+    let ns = uniqueNamespace()
+    let env = ["DARKROOM_NAMESPACE": ns, "DARKROOM_BROKER_URLS": brokerURL]
+    let (status, out) = try run(darkroomBinary(), ["topology", "declare", "--config", repoRoot + "/config/darkroom.toml"], env: env)
+    #expect(status == 0, "\(out)")
+
+    let (_, queues) = try run(repoRoot + "/ops/broker", ["ctl", "list_queues", "name", "arguments", "--quiet"])
+    let ours = queues.split(separator: "\n").filter { $0.hasPrefix(ns + ".") }.map(String.init).sorted()
+    #expect(ours == [
+        "\(ns).dead\t[]",
+        "\(ns).jobs.large\t[{\"x-dead-letter-exchange\",\"\(ns).dead\"},{\"x-max-priority\",10}]",
+        "\(ns).jobs.medium\t[{\"x-dead-letter-exchange\",\"\(ns).dead\"},{\"x-max-priority\",10}]",
+        "\(ns).jobs.small\t[{\"x-dead-letter-exchange\",\"\(ns).dead\"},{\"x-max-priority\",10}]",
+    ].sorted(), "\(ours)")
+    let (_, exchanges) = try run(repoRoot + "/ops/broker", ["ctl", "list_exchanges", "name", "type", "durable", "--quiet"])
+    let ex = exchanges.split(separator: "\n").filter { $0.hasPrefix(ns + ".") }.map(String.init).sorted()
+    #expect(ex == ["\(ns).control\tfanout\ttrue", "\(ns).dead\tfanout\ttrue", "\(ns).jobs\tdirect\ttrue"], "\(ex)")
+
+    // Declaring again is idempotent; `topology show` lists depth and consumers.
+    #expect(try run(darkroomBinary(), ["topology", "declare"], env: env).0 == 0)
+    let (showStatus, show) = try run(darkroomBinary(), ["topology", "show", "--json"], env: env)
+    #expect(showStatus == 0 && show.contains("\"queue\":\"\(ns).jobs.small\",\"messages\":0,\"consumers\":0"), "\(show)")
+
+    let client = try await TestClient(namespace: ns)
+    await client.cleanUp(classes: ["small", "medium", "large"])
+}
+
+@Test func aJobPublishedWithPikaPerTheContractIsAnswered() async throws {
+    let ns = uniqueNamespace(), dir = tempDir()
+    let cfg = try testConfig(namespace: ns, state: dir, windowMs: 0)
+    let client = try await TestClient(namespace: ns, topology: cfg.contractTopology)
+    let worker = try await TestWorker(cfg)
+    let (status, out) = try run("/usr/bin/python3", [repoRoot + "/examples/pika_producer.py", "--url", brokerURL, "--namespace", ns,
+                                                     "--class", "tiny", "--size", "32", "--steps", "3", "--prompt", "red circle",
+                                                     "--prompt", "blue square", "--out", dir + "/pika", "--timeout", "60"])
+    #expect(status == 0, "\(out)")
+    #expect(out.contains("completed") && out.contains("image"), "\(out)")
+    let pngs = try FileManager.default.contentsOfDirectory(atPath: dir + "/pika").filter { $0.hasSuffix(".png") }
+    #expect(pngs.count == 2)
+    try await worker.stop()
+    await client.cleanUp()
+}
