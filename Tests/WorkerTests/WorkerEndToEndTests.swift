@@ -201,6 +201,41 @@ import Testing
         await client.cleanUp()
     }
 
+    @Test func aJobOverTheMemoryBudgetIsRefusedAsTooLargeBeforeItStarts() async throws {
+        let ns = uniqueNamespace(), dir = tempDir()
+        let cfg = try testConfig(namespace: ns, state: dir, windowMs: 0, extra: "memory_budget_mb = 5")
+        let client = try await TestClient(namespace: ns, topology: cfg.contractTopology)
+        let worker = try await TestWorker(cfg)
+        try await client.submit(job("huge", size: 128, steps: 3, extra: ",\"count\":16"), toClass: "big", id: "huge")
+        try await client.submit(job("fits", size: 32, steps: 3), toClass: "tiny", id: "fits")
+        #expect(await client.waitTerminal(["huge", "fits"]))
+        #expect(client.terminal(of: "huge")?.failure?.code == .tooLarge)
+        #expect(client.terminal(of: "huge")?.failure?.message.contains("memory budget") == true)
+        #expect(client.events(of: "huge").count == 1)                       // refused before accepted
+        #expect(client.terminal(of: "fits")?.kind == .completed)
+        try await worker.stop()
+        await client.cleanUp()
+    }
+
+    @Test func aBrokerConnectionLossIsSurvivedWithoutLosingAJob() async throws {
+        let ns = uniqueNamespace(), dir = tempDir()
+        let cfg = try testConfig(namespace: ns, state: dir, windowMs: 0)
+        let client = try await TestClient(namespace: ns, topology: cfg.contractTopology)
+        let worker = try await TestWorker(cfg)
+        try await client.submit(job("before", steps: 3), toClass: "tiny", id: "before")
+        #expect(await client.waitTerminal(["before"]))
+        // The broker drops the worker's connection (as on a broker restart or a network cut).
+        let (_, listing) = try run(repoRoot + "/ops/broker", ["ctl", "list_connections", "pid", "client_properties", "-s"])
+        let line = listing.split(separator: "\n").first { $0.contains("darkroomd test-\(ns)") }
+        let pid = try #require(line?.split(separator: "\t").first.map(String.init))
+        _ = try run(repoRoot + "/ops/broker", ["ctl", "close_connection", pid, "test: broker outage"])
+        try await client.submit(job("after", steps: 3), toClass: "tiny", id: "after")
+        #expect(await client.waitTerminal(["after"], timeout: 60))
+        #expect(client.terminal(of: "after")?.kind == .completed)
+        try await worker.stop()
+        await client.cleanUp()
+    }
+
     @Test func aRedeliveredFinishedJobIsAckedWithoutRunningAgain() async throws {
         let ns = uniqueNamespace(), dir = tempDir()
         let cfg = try testConfig(namespace: ns, state: dir, windowMs: 0)
