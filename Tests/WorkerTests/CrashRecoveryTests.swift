@@ -22,7 +22,7 @@ final class WorkerProcess {
 
     init(namespace: String, state: String, extraEnv: [String: String] = [:]) throws {
         log = state + "/darkroomd-\(UUID().uuidString.prefix(6)).log"
-        FileManager.default.createFile(atPath: log, contents: nil)
+        _ = FileManager.default.createFile(atPath: log, contents: nil)
         process.executableURL = URL(fileURLWithPath: darkroomdBinary())
         process.arguments = ["--config", repoRoot + "/config/darkroom.toml"]
         var env = ProcessInfo.processInfo.environment.filter { !$0.key.hasPrefix("DARKROOM_") && $0.key != "NOTIFY_SOCKET" }
