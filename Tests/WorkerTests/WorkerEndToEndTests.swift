@@ -236,6 +236,22 @@ import Testing
         await client.cleanUp()
     }
 
+    @Test func aReloadChangesBatchingLimitsWithoutDroppingWork() async throws {
+        let ns = uniqueNamespace(), dir = tempDir()
+        let cfg = try testConfig(namespace: ns, state: dir, maxBatch: 1, windowMs: 300)
+        let client = try await TestClient(namespace: ns, topology: cfg.contractTopology)
+        let worker = try await TestWorker(cfg)
+        for id in ["r1", "r2"] { try await client.submit(job(id, steps: 3), toClass: "tiny", id: id) }
+        #expect(await client.waitTerminal(["r1", "r2"]))
+        #expect(["r1", "r2"].allSatisfy { client.events(of: $0).first?.accepted?.batchSize == 1 })
+        worker.daemon.reload(try testConfig(namespace: ns, state: dir, maxBatch: 4, windowMs: 1000))   // as SIGHUP does
+        for id in ["r3", "r4", "r5"] { try await client.submit(job(id, steps: 3), toClass: "tiny", id: id) }
+        #expect(await client.waitTerminal(["r3", "r4", "r5"]))
+        #expect(["r3", "r4", "r5"].allSatisfy { client.events(of: $0).first?.accepted?.batchSize == 3 })
+        try await worker.stop()
+        await client.cleanUp()
+    }
+
     @Test func aRedeliveredFinishedJobIsAckedWithoutRunningAgain() async throws {
         let ns = uniqueNamespace(), dir = tempDir()
         let cfg = try testConfig(namespace: ns, state: dir, windowMs: 0)
