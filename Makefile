@@ -20,12 +20,13 @@ build: deps
 release: deps
 	$(SWIFT) build -c release $(BUILD_FLAGS)
 
-# The whole suite, against the real local broker. The broker is stopped afterwards
+# The whole suite, against the real local broker, then the ops tests (units, scale, install). The broker is stopped afterwards
 # only if this run started it.
 test: deps
 	@started=0; ops/broker status >/dev/null 2>&1 || started=1; \
 	ops/broker start || exit 1; \
-	$(SWIFT) build --build-tests $(BUILD_FLAGS) && $(SWIFT) test --skip-build $(BUILD_FLAGS); rc=$$?; \
+	$(SWIFT) build --build-tests $(BUILD_FLAGS) && $(SWIFT) test --skip-build $(BUILD_FLAGS) \
+	  && bash ops/tests/run-all.sh; rc=$$?; \
 	if [ $$started = 1 ]; then ops/broker stop; fi; exit $$rc
 
 demo: deps
