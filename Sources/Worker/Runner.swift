@@ -61,7 +61,10 @@ extension Daemon {
             runningJobs = Set(live.map(\.job.id))
             currentBatch = "\(batchID)(\(live.count) jobs)"
         }
-        defer { cond.withLock { runningJobs = []; currentBatch = "-" } }
+        defer {
+            cond.withLock { runningJobs = []; currentBatch = "-" }
+            _ = notifier.status(statusLine("serving"))
+        }
         for p in live {
             let queued = Int64(now.timeIntervalSince(p.received) * 1000)
             send(AcceptedEvent(id: p.job.id, worker: workerID, sizeClass: p.className, batch: batchID,
@@ -206,7 +209,6 @@ extension Daemon {
         logger.info("batch finished in \(Int(Date().timeIntervalSince(start) * 1000)) ms",
                     metadata: batchMeta.with("event", "batch_done").with("duration_ms", "\(Int(Date().timeIntervalSince(start) * 1000))")
                         .with("schedule_cache", "\(c.hits + c.diskHits) hits, \(c.misses) misses"))
-        _ = notifier.status(statusLine("serving"))
     }
 
     func finishFailed(_ p: Pending, _ failure: JobFailure, _ meta: Logger.Metadata) {

@@ -65,95 +65,99 @@ private func field(_ entry: [JournalField], _ name: String) -> String? {
     entry.first { $0.name == name }?.value
 }
 
-@Suite(.serialized) struct DaemonUnderSystemd {
-    @Test func aRealWorkerSendsReadyStatusWatchdogAndStoppingAndExitsZero() async throws {
-        let ns = uniqueNamespace(), dir = tempDir()
-        defer { try? FileManager.default.removeItem(atPath: dir) }
-        var cfg = try testConfig(namespace: ns, state: dir)
-        cfg.classes = DarkroomConfig.defaultClasses
-        let client = try await TestClient(namespace: ns, topology: cfg.contractTopology)
-        let notify = try DaemonNotifyCollector(name: "notify")
-        defer { notify.stop() }
-        let worker = try WorkerProcess(namespace: ns, state: dir, extraEnv: [
-            "NOTIFY_SOCKET": notify.path, "WATCHDOG_USEC": "2000000", "DARKROOM_WORKER_CONSUME": "small",
-        ])
-        defer { if worker.process.isRunning { worker.signal(SIGKILL) } }
+// Nested in the serialized environment suite (SystemdNotifyTests.swift): the worker inherits this
+// process's environment, which the other tests there change (WATCHDOG_PID, WATCHDOG_USEC, JOURNAL_STREAM).
+extension SystemdProcessEnvironmentTests {
+    @Suite("darkroomd under systemd") struct DaemonUnderSystemd {
+        @Test func aRealWorkerSendsReadyStatusWatchdogAndStoppingAndExitsZero() async throws {
+            let ns = uniqueNamespace(), dir = tempDir()
+            defer { try? FileManager.default.removeItem(atPath: dir) }
+            var cfg = try testConfig(namespace: ns, state: dir)
+            cfg.classes = DarkroomConfig.defaultClasses
+            let client = try await TestClient(namespace: ns, topology: cfg.contractTopology)
+            let notify = try DaemonNotifyCollector(name: "notify")
+            defer { notify.stop() }
+            let worker = try WorkerProcess(namespace: ns, state: dir, extraEnv: [
+                "NOTIFY_SOCKET": notify.path, "WATCHDOG_USEC": "2000000", "DARKROOM_WORKER_CONSUME": "small",
+            ])
+            defer { if worker.process.isRunning { worker.signal(SIGKILL) } }
 
-        let ready = await notify.wait(timeout: 90) { firstIndex($0.messages, of: "READY=1") != nil }
-        #expect(ready, "no READY=1 from darkroomd; it said:\n\(worker.output)")
-        let readyMessage = try #require(notify.messages.first { $0.contains("READY=1") })
-        // READY=1 carries the first status line: serving the one class, nothing done yet.
-        #expect(readyMessage.contains { $0.hasPrefix("STATUS=consuming small: 0 done, 0 failed") }, "\(readyMessage)")
+            let ready = await notify.wait(timeout: 90) { firstIndex($0.messages, of: "READY=1") != nil }
+            #expect(ready, "no READY=1 from darkroomd; it said:\n\(worker.output)")
+            let readyMessage = try #require(notify.messages.first { $0.contains("READY=1") })
+            // READY=1 carries the first status line: serving the one class, nothing done yet.
+            #expect(readyMessage.contains { $0.hasPrefix("STATUS=consuming small: 0 done, 0 failed") }, "\(readyMessage)")
 
-        try await client.submit(job("notify-1", size: 32, steps: 4), toClass: "small", id: "notify-1")
-        #expect(await client.waitTerminal(["notify-1"], timeout: 60), "the job did not finish:\n\(worker.output)")
-        #expect(client.terminal(of: "notify-1")?.kind == .completed)
+            try await client.submit(job("notify-1", size: 32, steps: 4), toClass: "small", id: "notify-1")
+            #expect(await client.waitTerminal(["notify-1"], timeout: 60), "the job did not finish:\n\(worker.output)")
+            #expect(client.terminal(of: "notify-1")?.kind == .completed)
 
-        // The status line follows the work, and the liveness monitor pings (every second for WATCHDOG_USEC=2 s).
-        let doneShown = await notify.wait(timeout: 10) { c in
-            c.messages.contains { $0.contains { $0.hasPrefix("STATUS=") && $0.contains(": 1 done, 0 failed") } }
+            // The status line follows the work, and the liveness monitor pings (every second for WATCHDOG_USEC=2 s).
+            let doneShown = await notify.wait(timeout: 10) { c in
+                c.messages.contains { $0.contains { $0.hasPrefix("STATUS=") && $0.contains(": 1 done, 0 failed") } }
+            }
+            #expect(doneShown, "no STATUS= with 1 done: \(notify.messages)")
+            let pinged = await notify.wait(timeout: 10) { firstIndex($0.messages, of: "WATCHDOG=1") != nil }
+            #expect(pinged, "no WATCHDOG=1: \(notify.messages)\n\(worker.output)")
+
+            worker.signal(SIGTERM)
+            let status = await worker.waitExit(timeout: 60)
+            #expect(status == 0, "darkroomd did not exit 0 on SIGTERM:\n\(worker.output)")
+            let stopping = await notify.wait(timeout: 5) { firstIndex($0.messages, of: "STOPPING=1") != nil }
+            #expect(stopping, "no STOPPING=1: \(notify.messages)")
+
+            // The order systemd relies on: nothing is READY before the loading notes, pings and STOPPING after READY.
+            let m = notify.messages
+            let readyAt = try #require(firstIndex(m, of: "READY=1"))
+            #expect(firstIndex(m, of: "EXTEND_TIMEOUT_USEC=", prefix: true).map { $0 < readyAt } == true, "\(m)")
+            #expect(firstIndex(m, of: "WATCHDOG=1").map { $0 > readyAt } == true, "\(m)")
+            #expect(firstIndex(m, of: "STOPPING=1").map { $0 > readyAt } == true, "\(m)")
+            #expect(m.filter { $0.contains("READY=1") }.count == 1, "\(m)")
+            await client.cleanUp(classes: ["small", "medium", "large"])
         }
-        #expect(doneShown, "no STATUS= with 1 done: \(notify.messages)")
-        let pinged = await notify.wait(timeout: 10) { firstIndex($0.messages, of: "WATCHDOG=1") != nil }
-        #expect(pinged, "no WATCHDOG=1: \(notify.messages)")
 
-        worker.signal(SIGTERM)
-        let status = await worker.waitExit(timeout: 60)
-        #expect(status == 0, "darkroomd did not exit 0 on SIGTERM:\n\(worker.output)")
-        let stopping = await notify.wait(timeout: 5) { firstIndex($0.messages, of: "STOPPING=1") != nil }
-        #expect(stopping, "no STOPPING=1: \(notify.messages)")
+        @Test func aRealWorkerLogsTheJobToTheJournalWithDarkroomFields() async throws {
+            let ns = uniqueNamespace(), dir = tempDir()
+            defer { try? FileManager.default.removeItem(atPath: dir) }
+            var cfg = try testConfig(namespace: ns, state: dir)
+            cfg.classes = DarkroomConfig.defaultClasses
+            let client = try await TestClient(namespace: ns, topology: cfg.contractTopology)
+            let journal = try DaemonNotifyCollector(name: "journal")
+            defer { journal.stop() }
+            let worker = try WorkerProcess(namespace: ns, state: dir, extraEnv: [
+                "DARKROOM_JOURNAL_SOCKET": journal.path, "DARKROOM_LOG_FORMAT": "journal", "DARKROOM_WORKER_CONSUME": "small",
+            ])
+            defer { if worker.process.isRunning { worker.signal(SIGKILL) } }
 
-        // The order systemd relies on: nothing is READY before the loading notes, pings and STOPPING after READY.
-        let m = notify.messages
-        let readyAt = try #require(firstIndex(m, of: "READY=1"))
-        #expect(firstIndex(m, of: "EXTEND_TIMEOUT_USEC=", prefix: true).map { $0 < readyAt } == true, "\(m)")
-        #expect(firstIndex(m, of: "WATCHDOG=1").map { $0 > readyAt } == true, "\(m)")
-        #expect(firstIndex(m, of: "STOPPING=1").map { $0 > readyAt } == true, "\(m)")
-        #expect(m.filter { $0.contains("READY=1") }.count == 1, "\(m)")
-        await client.cleanUp(classes: ["small", "medium", "large"])
-    }
+            let serving = await journal.wait(timeout: 90) { c in c.entries.contains { field($0, "DARKROOM_EVENT") == "ready" } }
+            #expect(serving, "no journal entry with DARKROOM_EVENT=ready; stderr:\n\(worker.output)")
+            try await client.submit(job("journal-1", size: 32, steps: 4), toClass: "small", id: "journal-1")
+            #expect(await client.waitTerminal(["journal-1"], timeout: 60), "the job did not finish:\n\(worker.output)")
 
-    @Test func aRealWorkerLogsTheJobToTheJournalWithDarkroomFields() async throws {
-        let ns = uniqueNamespace(), dir = tempDir()
-        defer { try? FileManager.default.removeItem(atPath: dir) }
-        var cfg = try testConfig(namespace: ns, state: dir)
-        cfg.classes = DarkroomConfig.defaultClasses
-        let client = try await TestClient(namespace: ns, topology: cfg.contractTopology)
-        let journal = try DaemonNotifyCollector(name: "journal")
-        defer { journal.stop() }
-        let worker = try WorkerProcess(namespace: ns, state: dir, extraEnv: [
-            "DARKROOM_JOURNAL_SOCKET": journal.path, "DARKROOM_LOG_FORMAT": "journal", "DARKROOM_WORKER_CONSUME": "small",
-        ])
-        defer { if worker.process.isRunning { worker.signal(SIGKILL) } }
+            let completed = await journal.wait(timeout: 10) { c in
+                c.entries.contains { field($0, "DARKROOM_JOB") == "journal-1" && field($0, "DARKROOM_EVENT") == "completed" }
+            }
+            #expect(completed, "no completed entry for the job: \(journal.entries.count) entries")
+            let entry = try #require(journal.entries.first {
+                field($0, "DARKROOM_JOB") == "journal-1" && field($0, "DARKROOM_EVENT") == "completed"
+            })
+            #expect(field(entry, "DARKROOM_CLASS") == "small")
+            #expect(field(entry, "DARKROOM_BATCH").map { !$0.isEmpty } == true)
+            #expect(field(entry, "DARKROOM_MODEL") == "latent-dit")
+            #expect(field(entry, "DARKROOM_DURATION_MS").flatMap { Int($0) } != nil)
+            #expect(field(entry, "PRIORITY") == "6")
+            #expect(field(entry, "SYSLOG_IDENTIFIER") == "darkroomd")
+            #expect(field(entry, "MESSAGE").map { !$0.isEmpty } == true)
+            // The batch that carried the job logged its start under the same batch id.
+            let batch = field(entry, "DARKROOM_BATCH")
+            #expect(journal.entries.contains { field($0, "DARKROOM_BATCH") == batch && field($0, "DARKROOM_EVENT") == "batch_started" })
 
-        let serving = await journal.wait(timeout: 90) { c in c.entries.contains { field($0, "DARKROOM_EVENT") == "ready" } }
-        #expect(serving, "no journal entry with DARKROOM_EVENT=ready; stderr:\n\(worker.output)")
-        try await client.submit(job("journal-1", size: 32, steps: 4), toClass: "small", id: "journal-1")
-        #expect(await client.waitTerminal(["journal-1"], timeout: 60), "the job did not finish:\n\(worker.output)")
-
-        let completed = await journal.wait(timeout: 10) { c in
-            c.entries.contains { field($0, "DARKROOM_JOB") == "journal-1" && field($0, "DARKROOM_EVENT") == "completed" }
+            worker.signal(SIGTERM)
+            #expect(await worker.waitExit(timeout: 60) == 0, "darkroomd did not exit 0 on SIGTERM:\n\(worker.output)")
+            // Everything went to the journal: stderr carries no log lines (and no journal_error fallbacks).
+            #expect(!worker.output.contains("journal_error"), "\(worker.output)")
+            #expect(journal.entries.contains { field($0, "DARKROOM_EVENT") == "stopped" })
+            await client.cleanUp(classes: ["small", "medium", "large"])
         }
-        #expect(completed, "no completed entry for the job: \(journal.entries.count) entries")
-        let entry = try #require(journal.entries.first {
-            field($0, "DARKROOM_JOB") == "journal-1" && field($0, "DARKROOM_EVENT") == "completed"
-        })
-        #expect(field(entry, "DARKROOM_CLASS") == "small")
-        #expect(field(entry, "DARKROOM_BATCH").map { !$0.isEmpty } == true)
-        #expect(field(entry, "DARKROOM_MODEL") == "latent-dit")
-        #expect(field(entry, "DARKROOM_DURATION_MS").flatMap { Int($0) } != nil)
-        #expect(field(entry, "PRIORITY") == "6")
-        #expect(field(entry, "SYSLOG_IDENTIFIER") == "darkroomd")
-        #expect(field(entry, "MESSAGE").map { !$0.isEmpty } == true)
-        // The batch that carried the job logged its start under the same batch id.
-        let batch = field(entry, "DARKROOM_BATCH")
-        #expect(journal.entries.contains { field($0, "DARKROOM_BATCH") == batch && field($0, "DARKROOM_EVENT") == "batch_started" })
-
-        worker.signal(SIGTERM)
-        #expect(await worker.waitExit(timeout: 60) == 0, "darkroomd did not exit 0 on SIGTERM:\n\(worker.output)")
-        // Everything went to the journal: stderr carries no log lines (and no journal_error fallbacks).
-        #expect(!worker.output.contains("journal_error"), "\(worker.output)")
-        #expect(journal.entries.contains { field($0, "DARKROOM_EVENT") == "stopped" })
-        await client.cleanUp(classes: ["small", "medium", "large"])
     }
 }

@@ -47,6 +47,7 @@ out=$(scale small 3)
 
 out=$(scale --dry-run small 1)
 grep -q "would stop darkroom@small-3.service" <<<"$out" || fail "dry run output: $out"
+grep -qx "small: 3 -> 1 workers (dry run, nothing changed)" <<<"$out" || fail "dry run summary: $out"
 [ "$(grep -c . "$state")" = 4 ] || fail "dry run changed state: $(active)"
 
 out=$(scale small 1)
