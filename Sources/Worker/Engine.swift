@@ -93,7 +93,8 @@ public final class Engine: Sendable {
 }
 
 /// Serving hints a model folder may carry in `darkroom.json` (the diffusers files have no
-/// place for them): the sizes it was trained for and its default steps, guidance and sampler.
+/// place for them): the sizes it was trained for (`sizes: [[W, H], ...]`) and its defaults
+/// (`default_size`, `default_steps`, `default_guidance`, `default_sampler`). Other keys are ignored.
 struct ServingHints: Decodable {
     var sizes: [[Int]] = []
     var defaultWidth: Int?
@@ -103,7 +104,8 @@ struct ServingHints: Decodable {
     var defaultSampler: String?
 
     enum CodingKeys: String, CodingKey {
-        case sizes, defaultWidth = "default_width", defaultHeight = "default_height", defaultSteps = "default_steps"
+        case sizes, defaultSize = "default_size", defaultWidth = "default_width", defaultHeight = "default_height"
+        case defaultSteps = "default_steps"
         case defaultGuidance = "default_guidance", defaultSampler = "default_sampler"
     }
 
@@ -112,8 +114,10 @@ struct ServingHints: Decodable {
     init(from decoder: any Decoder) throws {
         let c = try decoder.container(keyedBy: CodingKeys.self)
         sizes = (try c.decodeIfPresent([[Int]].self, forKey: .sizes) ?? []).filter { $0.count == 2 }
-        defaultWidth = try c.decodeIfPresent(Int.self, forKey: .defaultWidth)
-        defaultHeight = try c.decodeIfPresent(Int.self, forKey: .defaultHeight)
+        // `default_size: [W, H]`, or `default_width` / `default_height`.
+        let size = try c.decodeIfPresent([Int].self, forKey: .defaultSize) ?? []
+        defaultWidth = try c.decodeIfPresent(Int.self, forKey: .defaultWidth) ?? (size.count == 2 ? size[0] : nil)
+        defaultHeight = try c.decodeIfPresent(Int.self, forKey: .defaultHeight) ?? (size.count == 2 ? size[1] : nil)
         defaultSteps = try c.decodeIfPresent(Int.self, forKey: .defaultSteps)
         defaultGuidance = try c.decodeIfPresent(Double.self, forKey: .defaultGuidance)
         defaultSampler = try c.decodeIfPresent(String.self, forKey: .defaultSampler)
