@@ -27,7 +27,7 @@ let package = Package(
         // Thin safe Swift layers over them.
         .target(name: "AMQP", dependencies: ["CRabbitMQ"]),
         .target(name: "Imaging", dependencies: ["CPNG"]),
-        .target(name: "Systemd", dependencies: ["CSystemd", .product(name: "Logging", package: "swift-log")]),
+        .target(name: "Systemd", dependencies: ["CSystemd", "Config", .product(name: "Logging", package: "swift-log")]),
 
         // The engine.
         .target(name: "Tensor", dependencies: ["COpenBLAS"], swiftSettings: optimised),

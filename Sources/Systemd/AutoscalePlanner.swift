@@ -3,6 +3,7 @@
 // darkroom@<class>-<n> instances running, against a min/max/target policy with a hysteresis band and
 // a cool-down. `darkroom autoscale` gathers the inputs, calls `plan`, applies the actions through
 // systemctl and records when each class last changed.
+import Config
 import Foundation
 
 /// What the autoscaler saw for one class.
@@ -20,29 +21,14 @@ public struct ClassObservation: Sendable, Equatable {
     }
 }
 
-/// How one class scales.
-public struct ScalingPolicy: Sendable, Equatable, Codable {
-    /// Local workers never fewer than this (0 lets an idle class stop entirely).
-    public var minWorkers: Int
-    /// Local workers never more than this.
-    public var maxWorkers: Int
-    /// Waiting jobs one worker is expected to absorb: capacity = workers x target.
-    public var targetDepthPerWorker: Int
-    /// Width of the dead band around capacity, as a fraction (0.25: scale up above 125 % of capacity,
-    /// down below 75 %, hold in between).
-    public var hysteresis: Double
-    /// Seconds after a change of this class during which backlog/idle changes wait.
-    public var cooldownSeconds: Double
+/// How one class scales: `[autoscale]` / `[autoscale.classes.<name>]` of the config (Config's type, so the
+/// policy is written once).
+public typealias ScalingPolicy = DarkroomConfig.Autoscale.Policy
 
-    public init(minWorkers: Int = 1, maxWorkers: Int = 4, targetDepthPerWorker: Int = 4,
-                hysteresis: Double = 0.25, cooldownSeconds: Double = 300) {
-        self.minWorkers = minWorkers
-        self.maxWorkers = maxWorkers
-        self.targetDepthPerWorker = targetDepthPerWorker
-        self.hysteresis = hysteresis
-        self.cooldownSeconds = cooldownSeconds
-    }
+/// Policies per class, with a default for classes not named.
+public typealias AutoscaleConfig = DarkroomConfig.Autoscale
 
+extension ScalingPolicy {
     /// Problems a person must fix in the configuration, empty when the policy is usable.
     public func problems() -> [String] {
         var out: [String] = []
@@ -50,23 +36,8 @@ public struct ScalingPolicy: Sendable, Equatable, Codable {
         if maxWorkers < minWorkers { out.append("max_workers (\(maxWorkers)) must be >= min_workers (\(minWorkers))") }
         if targetDepthPerWorker < 1 { out.append("target_depth_per_worker must be >= 1 (is \(targetDepthPerWorker))") }
         if !(0..<1).contains(hysteresis) { out.append("hysteresis must be in [0, 1) (is \(hysteresis))") }
-        if cooldownSeconds < 0 { out.append("cooldown must be >= 0 seconds (is \(cooldownSeconds))") }
+        if cooldown < 0 { out.append("cooldown must be >= 0 seconds (is \(cooldown))") }
         return out
-    }
-}
-
-/// Policies per class, with a default for classes not named.
-public struct AutoscaleConfig: Sendable, Equatable {
-    public var defaultPolicy: ScalingPolicy
-    public var classes: [String: ScalingPolicy]
-
-    public init(defaultPolicy: ScalingPolicy = ScalingPolicy(), classes: [String: ScalingPolicy] = [:]) {
-        self.defaultPolicy = defaultPolicy
-        self.classes = classes
-    }
-
-    public func policy(for className: String) -> ScalingPolicy {
-        classes[className] ?? defaultPolicy
     }
 }
 
@@ -202,7 +173,7 @@ public enum AutoscalePlanner {
             return .hold(.withinBand)
         }
 
-        if let lastChange, now.timeIntervalSince(lastChange) < policy.cooldownSeconds {
+        if let lastChange, now.timeIntervalSince(lastChange) < policy.cooldown {
             return .hold(.coolingDown)
         }
         return .scale(ScaleAction(className: name, from: running, to: wanted, reason: reason))

@@ -48,7 +48,7 @@ struct AutoscaleCommand: AsyncParsableCommand {
             throw CLIError("\(error)")
         }
         let now = Date()
-        let decisions = AutoscalePlanner.decide(classes: observations, current: current, config: cfg.autoscale.planner,
+        let decisions = AutoscalePlanner.decide(classes: observations, current: current, config: cfg.autoscale,
                                                 lastChange: memory.lastChange, now: now)
         for d in decisions { print(d.description) }
         let actions = decisions.compactMap(\.action)
@@ -104,19 +104,5 @@ struct AutoscaleCommand: AsyncParsableCommand {
         }
         await client.close()
         return out
-    }
-}
-
-extension DarkroomConfig.Autoscale {
-    /// The planner's view of the [autoscale] section.
-    var planner: AutoscaleConfig {
-        AutoscaleConfig(defaultPolicy: defaults.scaling, classes: classes.mapValues(\.scaling))
-    }
-}
-
-extension DarkroomConfig.Autoscale.Policy {
-    var scaling: ScalingPolicy {
-        ScalingPolicy(minWorkers: minWorkers, maxWorkers: maxWorkers, targetDepthPerWorker: targetDepthPerWorker,
-                      hysteresis: hysteresis, cooldownSeconds: cooldown)
     }
 }

@@ -12,7 +12,7 @@ struct AutoscaleRow: CustomTestStringConvertible, Sendable {
     let consumers: Int
     let running: Int
     var policy = ScalingPolicy(minWorkers: 1, maxWorkers: 6, targetDepthPerWorker: 4, hysteresis: 0.25,
-                               cooldownSeconds: 300)
+                               cooldown: 300)
     /// Seconds since the class last changed; nil: never.
     var changedSecondsAgo: Double? = nil
     let expected: ScaleDecision.Verdict
@@ -82,7 +82,7 @@ struct AutoscaleTests {
 
     @Test(arguments: autoscaleDecisionTable)
     func decision(row: AutoscaleRow) {
-        let config = AutoscaleConfig(defaultPolicy: ScalingPolicy(), classes: ["small": row.policy])
+        let config = AutoscaleConfig(defaults: ScalingPolicy(), classes: ["small": row.policy])
         let lastChange = row.changedSecondsAgo.map { ["small": Self.now.addingTimeInterval(-$0)] } ?? [:]
         let decisions = AutoscalePlanner.decide(
             classes: [ClassObservation(className: "small", depth: row.depth, consumers: row.consumers)],
@@ -94,7 +94,7 @@ struct AutoscaleTests {
 
     @Test func planListsOnlyChangesPerClassWithTheirOwnPolicies() {
         let config = AutoscaleConfig(
-            defaultPolicy: ScalingPolicy(minWorkers: 1, maxWorkers: 2, targetDepthPerWorker: 10),
+            defaults: ScalingPolicy(minWorkers: 1, maxWorkers: 2, targetDepthPerWorker: 10),
             classes: ["large": ScalingPolicy(minWorkers: 0, maxWorkers: 3, targetDepthPerWorker: 1)])
         let actions = AutoscalePlanner.plan(
             classes: [
@@ -112,8 +112,8 @@ struct AutoscaleTests {
 
     @Test func repeatedPlansConvergeWithoutFlapping() {
         // Apply each plan as if systemd did it; with a steady depth the count settles and stays.
-        let config = AutoscaleConfig(defaultPolicy: ScalingPolicy(minWorkers: 1, maxWorkers: 8,
-                                                                  targetDepthPerWorker: 4, cooldownSeconds: 0))
+        let config = AutoscaleConfig(defaults: ScalingPolicy(minWorkers: 1, maxWorkers: 8,
+                                                                  targetDepthPerWorker: 4, cooldown: 0))
         var running = 1
         var history: [Int] = []
         for _ in 0..<6 {
@@ -129,7 +129,7 @@ struct AutoscaleTests {
     @Test func policyProblemsNameTheKeys() {
         #expect(ScalingPolicy().problems().isEmpty)
         let bad = ScalingPolicy(minWorkers: -1, maxWorkers: -2, targetDepthPerWorker: 0, hysteresis: 1.5,
-                                cooldownSeconds: -1).problems()
+                                cooldown: -1).problems()
         #expect(bad.count == 5)
         #expect(bad.contains { $0.hasPrefix("min_workers") })
         #expect(bad.contains { $0.hasPrefix("target_depth_per_worker") })
