@@ -54,11 +54,13 @@ def plot(rows: list[dict], out: str, window: int, title: str) -> None:
                 d.line([(L, y), (W - R, y)], fill=(225, 225, 225))
                 d.text((8, y - 6), f"{v:g}", fill=(60, 60, 60))
         e += 1
-    nt = 5
-    for i in range(nt + 1):
-        s = smax * i / nt
+    raw = smax / 6
+    tick = min((m * 10 ** e for e in range(0, 7) for m in (1, 2, 5) if m * 10 ** e >= raw), default=raw)
+    s = 0
+    while s <= smax:
         d.line([(X(s), T), (X(s), H - B)], fill=(235, 235, 235))
         d.text((X(s) - 12, H - B + 6), f"{int(s)}", fill=(60, 60, 60))
+        s += tick
     d.rectangle([L, T, W - R, H - B], outline=(0, 0, 0))
     d.text((W // 2 - 20, H - 22), "step", fill=(0, 0, 0))
     d.text((L, 12), title, fill=(0, 0, 0))

@@ -9,6 +9,9 @@ bright colours, at a random position, size and rotation, on a dark / muted backg
 linear gradient). Backgrounds have HSV value <= 0.40 and saturation <= 0.45, shape colours have value
 >= 0.85 (white included), so a background never matches the shape's colour.
 
+`render(..., spread, turn)` narrows the centre toward the image centre (spread < 1) and the rotation toward
+upright (turn < 1) with the same random draws; train.py uses spread 0.5, turn 0.12 in its second phase.
+
 Label ids are fixed: id = colour_index * len(SHAPES) + shape_index, label "<colour> <shape>".
 
     python tools/train/shapes.py --out grid.png          # a labelled preview grid
@@ -36,6 +39,9 @@ COLOUR_NAMES = list(COLOURS)
 NUM_CLASSES = len(COLOUR_NAMES) * len(SHAPES)
 ID2LABEL = {i: f"{COLOUR_NAMES[i // len(SHAPES)]} {SHAPES[i % len(SHAPES)]}" for i in range(NUM_CLASSES)}
 LABEL2ID = {v: k for k, v in ID2LABEL.items()}
+
+# polygon rotation (radians, y down) that draws the shape upright: square axis-aligned, triangle and star point up
+UPRIGHT = {"circle": 0.0, "ring": 0.0, "square": math.pi / 4, "triangle": -math.pi / 2, "star": -math.pi / 2}
 
 SUPERSAMPLE = 4  # shapes are drawn at 4x and box-filtered down: anti-aliased edges
 
@@ -74,8 +80,10 @@ def _polygon(cx: float, cy: float, radii: list[float], rot: float) -> list[tuple
     ]
 
 
-def _mask(rng: np.random.Generator, shape: str, width: int, height: int) -> np.ndarray:
-    """Coverage of the shape, float32 [H, W] in 0..1."""
+def _mask(rng: np.random.Generator, shape: str, width: int, height: int, spread: float = 1.0,
+          turn: float = 1.0) -> np.ndarray:
+    """Coverage of the shape, float32 [H, W] in 0..1. `spread` scales the centre's offset from the image centre,
+    `turn` the rotation's range around upright."""
     s = SUPERSAMPLE
     W, H = width * s, height * s
     side = min(W, H)
@@ -86,7 +94,12 @@ def _mask(rng: np.random.Generator, shape: str, width: int, height: int) -> np.n
     margin = r + 1.0 * s
     cx = rng.uniform(margin, W - margin) if W - 2 * margin > 0 else W / 2
     cy = rng.uniform(margin, H - margin) if H - 2 * margin > 0 else H / 2
+    if spread != 1.0:  # pull the centre toward the image centre (same random draws as spread 1)
+        cx = W / 2 + spread * (cx - W / 2)
+        cy = H / 2 + spread * (cy - H / 2)
     rot = rng.uniform(0.0, 2.0 * math.pi)
+    if turn != 1.0:  # rotation within +-turn*180 deg of upright (same random draws as turn 1)
+        rot = UPRIGHT[shape] + turn * (rot - math.pi)
     img = Image.new("L", (W, H), 0)
     d = ImageDraw.Draw(img)
     if shape == "circle":
@@ -109,37 +122,43 @@ def _mask(rng: np.random.Generator, shape: str, width: int, height: int) -> np.n
     return np.asarray(small, dtype=np.float32) / 255.0
 
 
-def render(seed: int, width: int, height: int, index: int) -> tuple[np.ndarray, int]:
-    """Image `index` of the set for (seed, width, height): (uint8 [H, W, 3], class id)."""
+def render(seed: int, width: int, height: int, index: int, spread: float = 1.0,
+           turn: float = 1.0) -> tuple[np.ndarray, int]:
+    """Image `index` of the set for (seed, width, height): (uint8 [H, W, 3], class id).
+    spread 1: the centre is uniform over every position that keeps the shape inside; spread k < 1 scales
+    that centre's offset from the image centre by k (same random draws otherwise). turn 1: any rotation;
+    turn k < 1: within +-k*180 degrees of upright."""
     class_id = index % NUM_CLASSES
     colour, shape = label_parts(class_id)
     rng = np.random.Generator(np.random.PCG64(np.random.SeedSequence([seed, width, height, index])))
     bg = _background(rng, width, height)
     base = np.array(COLOURS[colour], dtype=np.float32)
     fg = np.clip(base + rng.uniform(-12.0, 12.0, size=3).astype(np.float32), 0.0, 255.0)
-    a = _mask(rng, shape, width, height)[..., None]
+    a = _mask(rng, shape, width, height, spread, turn)[..., None]
     out = bg * (1.0 - a) + fg[None, None, :] * a
     return np.clip(np.rint(out), 0, 255).astype(np.uint8), class_id
 
 
-def batch(seed: int, width: int, height: int, indices) -> tuple[np.ndarray, np.ndarray]:
+def batch(seed: int, width: int, height: int, indices, spread: float = 1.0,
+          turn: float = 1.0) -> tuple[np.ndarray, np.ndarray]:
     """(uint8 [B, H, W, 3], int64 [B]) for the given image indices."""
     imgs, labels = [], []
     for i in indices:
-        img, c = render(seed, width, height, int(i))
+        img, c = render(seed, width, height, int(i), spread, turn)
         imgs.append(img)
         labels.append(c)
     return np.stack(imgs), np.array(labels, dtype=np.int64)
 
 
-def preview(seed: int, width: int, height: int, per_class: int, scale: int) -> Image.Image:
+def preview(seed: int, width: int, height: int, per_class: int, scale: int, spread: float = 1.0,
+            turn: float = 1.0) -> Image.Image:
     """Grid: one row per class, `per_class` examples each, upscaled by `scale` (nearest)."""
     pad = 2
     cw, ch = width * scale, height * scale
     grid = Image.new("RGB", (per_class * (cw + pad) + pad, NUM_CLASSES * (ch + pad) + pad), (128, 128, 128))
     for c in range(NUM_CLASSES):
         for k in range(per_class):
-            img, cid = render(seed, width, height, c + k * NUM_CLASSES)
+            img, cid = render(seed, width, height, c + k * NUM_CLASSES, spread, turn)
             assert cid == c
             tile = Image.fromarray(img).resize((cw, ch), Image.NEAREST)
             grid.paste(tile, (pad + k * (cw + pad), pad + c * (ch + pad)))
@@ -153,6 +172,8 @@ def main() -> None:
     ap.add_argument("--height", type=int, default=64)
     ap.add_argument("--per-class", type=int, default=8)
     ap.add_argument("--scale", type=int, default=2)
+    ap.add_argument("--spread", type=float, default=1.0, help="position spread (1: anywhere inside)")
+    ap.add_argument("--turn", type=float, default=1.0, help="rotation range (1: any; k: +-k*180 deg of upright)")
     ap.add_argument("--out", default="shapes-preview.png")
     ap.add_argument("--labels", action="store_true", help="print id2label and exit")
     args = ap.parse_args()
@@ -160,7 +181,7 @@ def main() -> None:
         for k, v in ID2LABEL.items():
             print(k, v)
         return
-    preview(args.seed, args.width, args.height, args.per_class, args.scale).save(args.out)
+    preview(args.seed, args.width, args.height, args.per_class, args.scale, args.spread, args.turn).save(args.out)
     print(f"wrote {args.out}")
 
 
