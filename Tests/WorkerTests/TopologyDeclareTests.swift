@@ -65,3 +65,29 @@ func darkroomBinary() -> String {
     try await worker.stop()
     await client.cleanUp()
 }
+
+@Test func darkroomSubmitWaitAndWatchFollowAJobToItsEnd() async throws {
+    let ns = uniqueNamespace(), dir = tempDir()
+    let cfg = try testConfig(namespace: ns, state: dir, windowMs: 0)
+    let client = try await TestClient(namespace: ns, topology: cfg.contractTopology)
+    let worker = try await TestWorker(cfg)
+    // The CLI's own config: defaults plus this test's namespace and a class named like the worker's.
+    let env = ["DARKROOM_NAMESPACE": ns, "DARKROOM_BROKER_URLS": brokerURL, "DARKROOM_CLASSES_TINY_MAX_PIXELS": "1024",
+               "DARKROOM_CLASSES_TINY_MAX_BATCH": "4", "DARKROOM_CLASSES_TINY_PREFETCH": "8"]
+    let common = ["--prompt", "red circle", "--width", "32", "--height", "32", "--steps", "3", "--class", "tiny"]
+
+    let (waited, out1) = try run(darkroomBinary(), ["submit"] + common + ["--seed", "5", "--wait", "-o", dir + "/one.png"], env: env)
+    #expect(waited == 0, "\(out1)")
+    #expect(out1.contains("completed") && FileManager.default.fileExists(atPath: dir + "/one.png"), "\(out1)")
+
+    let (queued, out2) = try run(darkroomBinary(), ["submit"] + common + ["--id", "later-1"], env: env)
+    #expect(queued == 0 && out2.contains("later-1"), "\(out2)")
+    let (watched, out3) = try run(darkroomBinary(), ["watch", "later-1", "-o", dir + "/watched"], env: env)
+    #expect(watched == 0 && out3.contains("completed later-1"), "\(out3)")
+    #expect(FileManager.default.fileExists(atPath: dir + "/watched/later-1-0.png"))
+
+    let (failed, out4) = try run(darkroomBinary(), ["submit", "--prompt", "purple elephant", "--class", "tiny", "--wait"], env: env)
+    #expect(failed == 1 && out4.contains("invalid_request") && out4.contains("purple elephant"), "\(out4)")
+    try await worker.stop()
+    await client.cleanUp()
+}
