@@ -84,7 +84,7 @@ final class WorkerProcess {
             #expect(terminals.first?.kind == .completed)
             #expect(client.events(of: id).compactMap(\.png).count >= 2)
         }
-        #expect(try awaitQueueDepth(client, "\(ns).jobs.small") == 0)
+        #expect(await queueDepth(client, "\(ns).jobs.small") == 0)
         await client.cleanUp(classes: ["small", "medium", "large"])
     }
 }

@@ -127,8 +127,12 @@ import Testing
         }
         // poison rows and the job nobody could answer are in the dead-letter queue, with the reason
         let deadCount = UInt32(expected.filter(\.poison).count + 1)
-        let dead = await client.wait(timeout: 20) { ((try? awaitQueueDepth(client, "\(ns).dead")) ?? 0) >= deadCount }
-        #expect(dead, "dead-letter queue holds \((try? awaitQueueDepth(client, "\(ns).dead")) ?? 0), expected \(deadCount)")
+        var depth: UInt32 = 0
+        for _ in 0..<200 where depth < deadCount {
+            depth = await queueDepth(client, "\(ns).dead")
+            if depth < deadCount { try await Task.sleep(for: .milliseconds(100)) }
+        }
+        #expect(depth >= deadCount, "dead-letter queue holds \(depth), expected \(deadCount)")
         #expect(client.terminal(of: "good")?.kind == .completed)
         try await worker.stop()
         await client.cleanUp()
@@ -224,10 +228,10 @@ import Testing
         try await client.submit(job("before", steps: 3), toClass: "tiny", id: "before")
         #expect(await client.waitTerminal(["before"]))
         // The broker drops the worker's connection (as on a broker restart or a network cut).
-        let (_, listing) = try run(repoRoot + "/ops/broker", ["ctl", "list_connections", "pid", "client_properties", "-s"])
+        let (_, listing) = try await run(repoRoot + "/ops/broker", ["ctl", "list_connections", "pid", "client_properties", "-s"])
         let line = listing.split(separator: "\n").first { $0.contains("darkroomd test-\(ns)") }
         let pid = try #require(line?.split(separator: "\t").first.map(String.init))
-        _ = try run(repoRoot + "/ops/broker", ["ctl", "close_connection", pid, "test: broker outage"])
+        _ = try await run(repoRoot + "/ops/broker", ["ctl", "close_connection", pid, "test: broker outage"])
         try await client.submit(job("after", steps: 3), toClass: "tiny", id: "after")
         #expect(await client.waitTerminal(["after"], timeout: 60))
         #expect(client.terminal(of: "after")?.kind == .completed)
@@ -261,7 +265,7 @@ import Testing
         try await client.submit(job("once", steps: 3), toClass: "tiny", id: "once")   // as a redelivery would
         try await Task.sleep(for: .seconds(1))
         #expect(client.events(of: "once").filter(\.kind.isTerminal).count == 1)
-        #expect(try awaitQueueDepth(client, "\(ns).jobs.tiny") == 0)
+        #expect(await queueDepth(client, "\(ns).jobs.tiny") == 0)
         try await worker.stop()
         await client.cleanUp()
     }
@@ -273,15 +277,6 @@ func pixels(_ events: [JobEvent]) throws -> [[UInt8]] {
 }
 
 /// Messages ready in a queue (a passive declare).
-func awaitQueueDepth(_ client: TestClient, _ queue: String) throws -> UInt32 {
-    let box = DepthBox()
-    let sem = DispatchSemaphore(value: 0)
-    Task {
-        box.value = try? await client.client.queueInfo(name: queue).messageCount
-        sem.signal()
-    }
-    sem.wait()
-    return box.value ?? 0
+func queueDepth(_ client: TestClient, _ queue: String) async -> UInt32 {
+    (try? await client.client.queueInfo(name: queue).messageCount) ?? 0
 }
-
-final class DepthBox: @unchecked Sendable { var value: UInt32? }
