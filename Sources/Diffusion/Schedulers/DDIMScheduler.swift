@@ -20,9 +20,7 @@ public struct DDIMScheduler: Scheduler {
         guard ["epsilon", "sample", "v_prediction"].contains(p.predictionType) else {
             throw SchedulerError(.unsupportedOption, "prediction_type \(p.predictionType) is not supported by DDIM")
         }
-        guard ["leading", "linspace", "trailing"].contains(p.timestepSpacing) else {
-            throw SchedulerError(.unsupportedOption, "timestep_spacing \(p.timestepSpacing) is not supported")
-        }
+        try requireSupported(p.timestepSpacing, ["leading", "linspace", "trailing"], key: "timestep_spacing")
         return p
     }
 

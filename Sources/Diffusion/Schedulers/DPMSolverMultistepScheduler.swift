@@ -35,21 +35,13 @@ public struct DPMSolverMultistepScheduler: Scheduler {
         guard p.algorithmType == "dpmsolver++" else {
             throw SchedulerError(.unsupportedOption, "algorithm_type \(p.algorithmType) is not supported (dpmsolver++ only)")
         }
-        guard ["midpoint", "heun"].contains(p.solverType) else {
-            throw SchedulerError(.unsupportedOption, "solver_type \(p.solverType) is not supported")
-        }
+        try requireSupported(p.solverType, ["midpoint", "heun"], key: "solver_type")
         guard (1...3).contains(p.solverOrder) else {
             throw SchedulerError(.unsupportedOption, "solver_order \(p.solverOrder) is not supported")
         }
-        guard ["epsilon", "sample", "v_prediction", "flow_prediction"].contains(p.predictionType) else {
-            throw SchedulerError(.unsupportedOption, "prediction_type \(p.predictionType) is not supported")
-        }
-        guard ["zero", "sigma_min"].contains(p.finalSigmasType) else {
-            throw SchedulerError(.unsupportedOption, "final_sigmas_type \(p.finalSigmasType) is not supported")
-        }
-        guard ["linspace", "leading", "trailing"].contains(p.timestepSpacing) else {
-            throw SchedulerError(.unsupportedOption, "timestep_spacing \(p.timestepSpacing) is not supported")
-        }
+        try requireSupported(p.predictionType, ["epsilon", "sample", "v_prediction", "flow_prediction"], key: "prediction_type")
+        try requireSupported(p.finalSigmasType, ["zero", "sigma_min"], key: "final_sigmas_type")
+        try requireSupported(p.timestepSpacing, ["linspace", "leading", "trailing"], key: "timestep_spacing")
         return p
     }
 

@@ -23,18 +23,12 @@ public struct EulerDiscreteScheduler: Scheduler {
         guard p.interpolationType == "linear" else {
             throw SchedulerError(.unsupportedOption, "interpolation_type \(p.interpolationType) is not supported")
         }
-        guard ["epsilon", "v_prediction", "sample", "original_sample"].contains(p.predictionType) else {
-            throw SchedulerError(.unsupportedOption, "prediction_type \(p.predictionType) is not supported")
-        }
+        try requireSupported(p.predictionType, ["epsilon", "v_prediction", "sample", "original_sample"], key: "prediction_type")
         guard !(p.timestepType == "continuous" && p.predictionType == "v_prediction") else {
             throw SchedulerError(.unsupportedOption, "continuous timesteps with v_prediction are not supported")
         }
-        guard ["zero", "sigma_min"].contains(p.finalSigmasType) else {
-            throw SchedulerError(.unsupportedOption, "final_sigmas_type \(p.finalSigmasType) is not supported")
-        }
-        guard ["linspace", "leading", "trailing"].contains(p.timestepSpacing) else {
-            throw SchedulerError(.unsupportedOption, "timestep_spacing \(p.timestepSpacing) is not supported")
-        }
+        try requireSupported(p.finalSigmasType, ["zero", "sigma_min"], key: "final_sigmas_type")
+        try requireSupported(p.timestepSpacing, ["linspace", "leading", "trailing"], key: "timestep_spacing")
         return p
     }
 

@@ -113,3 +113,10 @@ public struct SchedulerConfig: Sendable, Equatable {
         }
     }
 }
+
+/// Throws `unsupportedOption` naming the key when `value` is not one of the implemented `choices`.
+func requireSupported<T: Equatable & CustomStringConvertible>(_ value: T, _ choices: [T], key: String) throws {
+    guard choices.contains(value) else {
+        throw SchedulerError(.unsupportedOption, "\(key) \(value) is not supported")
+    }
+}
