@@ -163,16 +163,18 @@ public struct Sampler: Sendable {
         var live = Array(requests.indices)
         var droppedAt: [Int: Int] = [:]
 
+        var input = [Float]()
+        input.reserveCapacity(2 * requests.count * sampleCount)
         for (k, t) in baseTables.timesteps.enumerated() where !live.isEmpty {
             let cfg = live.filter { requests[$0].guidanceScale > 1 }
             // Scaled input per request (DiTPipeline scales the re-duplicated batch, then steps on it).
             var xs: [Int: [Float]] = [:]
             for r in live { xs[r] = try schedulers[r].scaleModelInput(x[r], timestep: t) }
             let rows = live + cfg
-            var input = [Float]()
-            input.reserveCapacity(rows.count * sampleCount)
+            input.removeAll(keepingCapacity: true)          // one buffer for every step's batched input
             for r in rows { input += xs[r]! }
             let labels = live.map { requests[$0].label } + cfg.map { _ in null }
+            // The tensor shares `input`'s buffer and is gone before the next step reuses it.
             let out = try denoiser.forward(Tensor(shape: [rows.count, C, h, w], data: input),
                                            timesteps: Array(repeating: t, count: rows.count), labels: labels)
             guard out.shape == [rows.count, Co, h, w] else {
