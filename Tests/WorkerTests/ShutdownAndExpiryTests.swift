@@ -1,0 +1,69 @@
+import AMQP
+import Config
+import Foundation
+import Jobs
+import Testing
+@testable import Worker
+
+// Two shutdown/expiry paths that only show over time: a SIGTERM whose running batch cannot finish
+// before the drain deadline (Sidekiq's rule: requeue it, never lose it), and a job whose AMQP
+// `expiration` passes while it waits in the batcher behind a long batch.
+@Suite(.serialized) struct ShutdownAndExpiry {
+
+    @Test func sigtermPastTheDrainDeadlineRequeuesTheRunningBatchAndAnotherWorkerFinishesIt() async throws {
+        let ns = uniqueNamespace(), dir = tempDir()
+        var cfg = try testConfig(namespace: ns, state: dir)
+        cfg.classes = DarkroomConfig.defaultClasses
+        let client = try await TestClient(namespace: ns, topology: cfg.contractTopology)
+        let ids = ["drain0", "drain1"]
+        for (i, id) in ids.enumerated() {
+            try await client.submit(job(id, size: 128, steps: 200, seed: UInt64(i), extra: ",\"count\":2"), toClass: "small", id: id)
+        }
+        let first = try WorkerProcess(namespace: ns, state: dir, extraEnv: ["DARKROOM_WORKER_DRAIN_DEADLINE": "1"])
+        let running = await client.wait(timeout: 60) { ids.contains { client.events(of: $0).contains { $0.kind == .progress } } }
+        #expect(running, "the first worker never started the batch:\n\(first.output)")
+        let sentAt = Date()
+        first.signal(SIGTERM)
+        #expect(await first.waitExit(timeout: 30) == 0, "darkroomd did not exit 0 on SIGTERM:\n\(first.output)")
+        let took = Date().timeIntervalSince(sentAt)
+        #expect(took < 15, "the drain took \(took) s with a 1 s deadline")
+        #expect(first.output.contains("drain deadline reached"), "no drain-deadline log line:\n\(first.output)")
+        try await Task.sleep(for: .milliseconds(300))
+        #expect(ids.allSatisfy { client.terminal(of: $0) == nil }, "a job ended although its batch was stopped")
+        #expect(await queueDepth(client, "\(ns).jobs.small") == UInt32(ids.count), "the stopped batch's jobs are not back in the queue")
+
+        let second = try WorkerProcess(namespace: ns, state: dir)
+        #expect(await client.waitTerminal(ids, timeout: 300), "not every requeued job finished:\n\(second.output)")
+        second.signal(SIGTERM)
+        #expect(await second.waitExit() == 0, "darkroomd did not exit 0 on SIGTERM:\n\(second.output)")
+        try await Task.sleep(for: .milliseconds(300))
+        for id in ids {
+            let terminals = client.events(of: id).filter(\.kind.isTerminal)
+            #expect(terminals.count == 1 && terminals.first?.kind == .completed, "\(id) ended \(terminals.map(\.kind))")
+        }
+        #expect(await queueDepth(client, "\(ns).jobs.small") == 0)
+        await client.cleanUp(classes: ["small", "medium", "large"])
+    }
+
+    @Test func aJobWhoseAMQPExpirationPassesWhileItWaitsInTheBatcherFailsAsExpired() async throws {
+        let ns = uniqueNamespace(), dir = tempDir()
+        let cfg = try testConfig(namespace: ns, state: dir, maxBatch: 1, windowMs: 50)
+        let client = try await TestClient(namespace: ns, topology: cfg.contractTopology)
+        let worker = try await TestWorker(cfg)
+        try await client.submit(job("long", size: 128, steps: 200, seed: 1), toClass: "big", id: "long")
+        let started = await client.wait { client.events(of: "long").contains { $0.kind == .progress } }
+        #expect(started)
+        // Delivered at once (prefetch 32), then it waits: max_batch 1 and the engine is busy.
+        try await client.submit(job("short-lived", size: 128, steps: 3, seed: 2), toClass: "big", id: "short-lived", expiration: "400")
+        try await client.submit(job("patient", size: 128, steps: 3, seed: 3), toClass: "big", id: "patient")
+        #expect(await client.waitTerminal(["long", "short-lived", "patient"], timeout: 120))
+        #expect(client.terminal(of: "long")?.kind == .completed, "the long job was not still running 400 ms later")
+        let failure = client.terminal(of: "short-lived")?.failure
+        #expect(failure?.code == .expired)
+        #expect(failure?.message.contains("400 ms") == true, "\(failure?.message ?? "no message")")
+        #expect(client.events(of: "short-lived").compactMap(\.png).isEmpty)
+        #expect(client.terminal(of: "patient")?.kind == .completed)
+        try await worker.stop()
+        await client.cleanUp()
+    }
+}
