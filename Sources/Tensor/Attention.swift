@@ -8,7 +8,8 @@ import Foundation
 /// (max-subtracted), then `O_h = S·V_h` by sgemm.
 ///
 /// Many small (item, head) problems run in parallel, one per scratch slot, with single-threaded sgemm
-/// (OpenBLAS's own threads are switched to 1 for the duration, process-wide, and restored); a single big
+/// (OpenBLAS's own threads are switched to 1 for the duration, process-wide, under `blasThreads` held
+/// exclusively so no other thread's sgemm runs meanwhile, and restored); a single big
 /// problem (the VAE's one head) runs with threaded sgemm and a parallel softmax. `scratch` holds scores:
 /// at least `keyTokens` floats; `heads·queryTokens·keyTokens` lets every head have a full slot. With less,
 /// query rows are processed in chunks.
@@ -25,71 +26,46 @@ public func attention(
     let slots = max(1, min(problems, kernelThreads * 4, scratchCount / (nk * min(nq, 64))))
 
     // One (item, head) problem, query rows in chunks that fit `slotCount` floats of scores.
-    func solve(_ problem: Int, _ scores: UnsafeMutablePointer<Float>, _ slotCount: Int, parallelSoftmax: Bool) {
+    // `switched`: inside `blasThreads.singleThreaded`, so the calls skip the shared lock.
+    func solve(_ problem: Int, _ scores: UnsafeMutablePointer<Float>, _ slotCount: Int, parallelSoftmax: Bool, switched: Bool) {
+        let gemm = switched ? sgemmAsSwitched : sgemm
         let b = problem / heads, h = problem % heads
         let rowsPerPass = max(1, min(nq, slotCount / nk))
         var r0 = 0
         while r0 < nq {
             let rows = min(rowsPerPass, nq - r0)
-            sgemm(transA: false, transB: true, m: rows, n: nk, k: d, alpha: alpha,
-                  q + (b * nq + r0) * ldq + h * d, lda: ldq, k + b * nk * ldk + h * d, ldb: ldk,
-                  beta: 0, scores, ldc: nk)
+            gemm(false, true, rows, nk, d, alpha,
+                 q + (b * nq + r0) * ldq + h * d, ldq, k + b * nk * ldk + h * d, ldk,
+                 0, scores, nk)
             if parallelSoftmax {
                 softmaxRows(scores, rows: rows, columns: nk)
             } else {
                 for r in 0..<rows { softmaxRow(scores + r * nk, nk) }
             }
-            sgemm(transA: false, transB: false, m: rows, n: d, k: nk, alpha: 1,
-                  scores, lda: nk, v + b * nk * ldv + h * d, ldb: ldv,
-                  beta: 0, o + (b * nq + r0) * ldo + h * d, ldc: ldo)
+            gemm(false, false, rows, d, nk, 1,
+                 scores, nk, v + b * nk * ldv + h * d, ldv,
+                 0, o + (b * nq + r0) * ldo + h * d, ldo)
             r0 += rows
         }
     }
 
     if slots == 1 || kernelThreads == 1 {
-        for problem in 0..<problems { solve(problem, scratch, scratchCount, parallelSoftmax: true) }
+        for problem in 0..<problems { solve(problem, scratch, scratchCount, parallelSoftmax: true, switched: false) }
         return
     }
     let slotCount = scratchCount / slots
-    singleThreadedBLAS.enter()
-    defer { singleThreadedBLAS.exit() }
-    parallelFor(slots) { range in
-        for slot in range {
-            var problem = slot
-            while problem < problems {
-                solve(problem, scratch + slot * slotCount, slotCount, parallelSoftmax: false)
-                problem += slots
+    blasThreads.singleThreaded {
+        parallelFor(slots) { range in
+            for slot in range {
+                var problem = slot
+                while problem < problems {
+                    solve(problem, scratch + slot * slotCount, slotCount, parallelSoftmax: false, switched: true)
+                    problem += slots
+                }
             }
         }
     }
 }
-
-/// Switches OpenBLAS to one thread while any parallel-heads attention runs (nested or concurrent
-/// callers share one switch), then restores the previous thread count.
-final class BLASThreadSwitch: @unchecked Sendable {
-    private let lock = NSLock()
-    private var depth = 0
-    private var saved: Int32 = 1
-
-    func enter() {
-        lock.lock()
-        defer { lock.unlock() }
-        if depth == 0 {
-            saved = openblas_get_num_threads()
-            openblas_set_num_threads(1)
-        }
-        depth += 1
-    }
-
-    func exit() {
-        lock.lock()
-        defer { lock.unlock() }
-        depth -= 1
-        if depth == 0 { openblas_set_num_threads(saved) }
-    }
-}
-
-let singleThreadedBLAS = BLASThreadSwitch()
 
 /// Stable softmax of each row in place: `e^(x − max) / Σ e^(x − max)`.
 // x: [rows, columns] -> x

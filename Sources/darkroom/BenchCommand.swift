@@ -26,7 +26,7 @@ struct Bench: AsyncParsableCommand {
     @Option(help: "Timed calls.") var repeats: Int = 3
 
     func run() async throws {
-        if let threads, threads > 0 { openblas_set_num_threads(Int32(threads)) }
+        if let threads, threads > 0 { setBLASThreadCount(threads) }
         guard repeats >= 1, warmup >= 0 else { throw CLIError("--repeats must be at least 1 and --warmup at least 0") }
         var extra: [String: Double] = [:]
         let call: () throws -> Tensor

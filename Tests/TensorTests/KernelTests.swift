@@ -193,6 +193,39 @@ import Testing
         expectClose(o, Naive.attention(q, q, q, batch: b, nq: n, nk: n, heads: h, d: d))
     }
 
+    /// OpenBLAS's sgemm gives other bits at 1 thread than at 2 (checked on this shape), so a product must
+    /// not see another thread's parallel-heads attention switch the process-wide count mid-run. This is the
+    /// flake that once broke a bit-for-bit VAE test while DiT tests ran beside it.
+    @Test func anSgemmGivesTheSameBitsWhileAnotherThreadRunsParallelHeadsAttention() async {
+        guard kernelThreads > 1 else { return }
+        let (m, n, k) = (64, 1024, 576)
+        var rng = TestRandom(seed: 77)
+        let a = rng.values(m * k), b = rng.values(k * n)
+        func product() -> [Float] {
+            var c = [Float](repeating: 0, count: m * n)
+            sgemm(transA: false, transB: false, m: m, n: n, k: k, alpha: 1, a, lda: k, b, ldb: n, beta: 0, &c, ldc: n)
+            return c
+        }
+        let reference = product()
+        let stop = StopFlag()
+        let attentionLoop = Thread {
+            var rng = TestRandom(seed: 78)
+            let (bt, nt, h, d) = (2, 64, 8, 16)
+            let q = rng.values(bt * nt * h * d)
+            var o = [Float](repeating: 0, count: q.count)
+            var scratch = [Float](repeating: 0, count: h * nt * nt)
+            while !stop.isSet {
+                attention(&o, ldo: h * d, q: q, ldq: h * d, k: q, ldk: h * d, v: q, ldv: h * d, batch: bt, queryTokens: nt,
+                          keyTokens: nt, heads: h, headDim: d, scratch: &scratch, scratchCount: scratch.count)
+            }
+        }
+        attentionLoop.start()
+        var differing = 0
+        for _ in 0..<150 where product() != reference { differing += 1 }
+        stop.set()
+        #expect(differing == 0, "\(differing) of 150 products changed while attention ran on another thread")
+    }
+
     @Test func softmaxIsStableForLargeScores() {
         var x: [Float] = [1000, 1001, 1002, -1000, 0, 88, 89, 200]
         softmaxRows(&x, rows: 2, columns: 4)
@@ -338,4 +371,12 @@ import Testing
         addBroadcast(&z, v, batch: 5, count: 7)
         expectClose(z, (0..<35).map { Double(a[$0]) + Double(v[$0 % 7]) })
     }
+}
+
+/// A flag one thread sets and another polls.
+final class StopFlag: @unchecked Sendable {
+    private let lock = NSLock()
+    private var value = false
+    var isSet: Bool { lock.withLock { value } }
+    func set() { lock.withLock { value = true } }
 }
