@@ -16,8 +16,9 @@ One image in, ("<colour>", "<shape>", features) out:
   6. Otherwise: alpha is upsampled UPx bilinearly, thresholded at 0.5, and its radial signature r(theta)
      (from the area of NBINS angular sectors around the centroid, r = sqrt(2 * sector area / dtheta)) is
      expanded in Fourier harmonics h_k = |R_k| / R_0 (rotation invariant). A circle has no harmonics; a
-     triangle's strongest low one is 3, a square's 4, a star's 5. Circle if max(h3, h4, h5) < CIRCLE_MAX,
-     else the shape of the strongest of h3, h4, h5.
+     triangle's strongest low one is 3, a square's 4, a star's 5. Only the polygons of the label set
+     (shapes.SHAPES) compete: circle if their largest harmonic < CIRCLE_MAX, else the polygon whose
+     harmonic is strongest.
 
     python tools/check/analyse.py --data --n 600      # accuracy on shapes.py ground truth, every served size
     python tools/check/analyse.py --features --n 60   # per-class feature ranges (for calibration)
@@ -35,7 +36,9 @@ import numpy as np
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "train"))
 import shapes  # noqa: E402  (tools/train/shapes.py: the palette and the ground-truth generator)
 
-SERVED_SIZES = [(32, 32), (48, 48), (64, 64), (64, 32), (32, 64)]
+SERVED_SIZES = [(32, 32), (64, 64), (64, 32)]
+# polygon shapes of the label set and the harmonic that marks each
+POLYGONS = {k: name for k, name in ((3, "triangle"), (4, "square"), (5, "star")) if name in shapes.SHAPES}
 PALETTE_NAMES = list(shapes.COLOURS)
 PALETTE = np.array([shapes.COLOURS[n] for n in PALETTE_NAMES], dtype=np.float64)
 
@@ -197,10 +200,10 @@ def classify(img: np.ndarray) -> tuple[str, str, dict]:
              "mean": [round(float(c)) for c in mean]}
     if (hole_frac >= HOLE_FRAC and biggest >= 2) or centre < CENTRE_MAX:
         shape = "ring"
-    elif max(h[3], h[4], h[5]) < CIRCLE_MAX:
+    elif max(h[k] for k in POLYGONS) < CIRCLE_MAX:
         shape = "circle"
     else:
-        shape = {3: "triangle", 4: "square", 5: "star"}[3 + int(np.argmax(h[3:6]))]
+        shape = POLYGONS[max(POLYGONS, key=lambda k: h[k])]
     return colour, shape, feats
 
 

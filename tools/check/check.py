@@ -28,7 +28,7 @@ import numpy as np
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.abspath(os.path.join(HERE, "..", ".."))
 sys.path.insert(0, os.path.join(ROOT, "tools", "train"))  # shapes.py, sample.py
-sys.path.insert(0, HERE)  # before it: tools/train has an analyse.py of its own
+sys.path.insert(0, HERE)  # tools/check/analyse.py
 import analyse  # noqa: E402  (tools/check/analyse.py)
 
 TARGET_MATCH = 0.90

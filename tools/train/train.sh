@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Train (or resume, or re-export) the shipped model tiny-shapes with the project venv (tools/venv.sh).
-# Runs at low priority on one thread; all arguments go to tools/train/train.py (see its --help), e.g.
-#   tools/train/train.sh                 full run (~80 min on one core), exports models/tiny-shapes
+# Runs at low priority on two threads; all arguments go to tools/train/train.py (see its --help), e.g.
+#   tools/train/train.sh                 full run (~90 min on both cores), exports models/tiny-shapes
 #   tools/train/train.sh --resume        continue from .state/train-ckpt/ckpt.pt
 #   tools/train/train.sh --export-only   re-export models/tiny-shapes from the checkpoint
 # Background:  nohup tools/train/train.sh > .state/train.log 2>&1 &
@@ -13,5 +13,5 @@ if [[ ! -x "$py" ]]; then
     exit 1
 fi
 cd "$root"
-export OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 PYTHONUNBUFFERED=1
+export OMP_NUM_THREADS=2 MKL_NUM_THREADS=2 PYTHONUNBUFFERED=1
 exec nice -n 10 "$py" tools/train/train.py "$@"
