@@ -102,7 +102,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--model", default=os.path.join(ROOT, "models", "tiny-shapes"))
     ap.add_argument("--darkroom", default=os.path.join(ROOT, ".build-check", "debug", "darkroom"))
-    ap.add_argument("--n", type=int, default=4, help="images per label and size (seeds 0..N-1)")
+    ap.add_argument("--n", type=int, default=8, help="images per label and size (seeds 0..N-1)")
     ap.add_argument("--compare", type=int, default=4, help="images per size compared with diffusers (0: none)")
     ap.add_argument("--sizes", nargs="*", help="WxH (default: the model's served sizes)")
     ap.add_argument("--gt", type=int, default=300, help="ground-truth images per size to score the analyser")
@@ -169,7 +169,7 @@ def main() -> None:
 
         diff = None
         if a.compare > 0:
-            # spread over colours, shapes and seeds: label (7k + 3*size index) mod 30, seed k mod N
+            # spread over colours, shapes and seeds: label (7k + 3*size index) mod labels, seed k mod N
             pairs = [((7 * k + 3 * si) % len(ids), k % a.n) for k in range(a.compare)]
             ref = diffusers_images(a.model, pairs, w, h, steps, guidance, cache)
             diff = max(int(np.abs(swift[p].astype(np.int32) - r.astype(np.int32)).max()) for p, r in zip(pairs, ref))
@@ -212,7 +212,7 @@ def main() -> None:
         "",
         "Diffusers reference: `tools/train/sample.py` (`FlowMatchEulerDiscreteScheduler` from the model's "
         "`scheduler/`, CFG as DiTPipeline), noise `torch.randn((1,3,H,W), generator=torch.Generator().manual_seed(seed))` "
-        f"per image, {steps} steps, guidance {guidance}; compared on labels `(7k + 3·size index) mod 30`, seed `k mod N`.",
+        f"per image, {steps} steps, guidance {guidance}; compared on labels `(7k + 3·size index) mod {len(ids)}`, seed `k mod N`.",
     ]
     if misses:
         lines += ["", "Most frequent misses per size (label → analyser verdict):", ""]

@@ -2,10 +2,10 @@
 # tools/check/run.sh [--model DIR] [--n N] [more tools/check/check.py options]
 #
 # The tiny-shapes quality check in one command: builds `darkroom` (scratch path .build-check) if needed,
-# generates N images per label (default 4, seeds 0..N-1) at every served size with the Swift engine at the
+# generates N images per label (default 8, seeds 0..N-1) at every served size with the Swift engine at the
 # model's default steps and guidance, classifies them with tools/check/analyse.py, compares a few images per
 # size with the diffusers pipeline, prints a per-size table and writes tools/check/results.md.
-# Runs under `nice`, one torch thread; 3-5 minutes on this 2-core machine with N = 4. Exit status 0 when
+# Runs under `nice`, one torch thread; about 4 minutes on this 2-core machine with N = 8. Exit status 0 when
 # the targets are met (>= 90% of images right per size, Swift vs diffusers <= 2/255), 1 when not.
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
