@@ -5,9 +5,9 @@ import Jobs
 import Testing
 @testable import Worker
 
-// Two shutdown/expiry paths that only show over time: a SIGTERM whose running batch cannot finish
-// before the drain deadline (Sidekiq's rule: requeue it, never lose it), and a job whose AMQP
-// `expiration` passes while it waits in the batcher behind a long batch.
+// Paths that only show over time: a SIGTERM whose running batch cannot finish before the drain
+// deadline (Sidekiq's rule: requeue it, never lose it), a batch that outlasts several heartbeats, and
+// a job whose AMQP `expiration` passes while it waits in the batcher behind a long batch.
 @Suite(.serialized) struct ShutdownAndExpiry {
 
     @Test func sigtermPastTheDrainDeadlineRequeuesTheRunningBatchAndAnotherWorkerFinishesIt() async throws {
@@ -44,6 +44,39 @@ import Testing
             #expect(terminals.count == 1 && terminals.first?.kind == .completed, "\(id) ended \(terminals.map(\.kind))")
         }
         #expect(await queueDepth(client, "\(ns).jobs.small") == 0)
+        await client.cleanUp(classes: ["small", "medium", "large"])
+    }
+
+    /// The engine never runs on the connection's I/O thread, so a batch longer than several heartbeat
+    /// intervals neither loses the connection (the broker closes it after two missed heartbeats) nor has
+    /// its jobs redelivered.
+    @Test func aBatchLongerThanThreeHeartbeatsKeepsTheConnectionAndEachJobEndsOnce() async throws {
+        let ns = uniqueNamespace(), dir = tempDir()
+        var cfg = try testConfig(namespace: ns, state: dir)
+        cfg.classes = DarkroomConfig.defaultClasses
+        let client = try await TestClient(namespace: ns, topology: cfg.contractTopology)
+        let ids = ["beat0", "beat1", "beat2"]
+        for (i, id) in ids.enumerated() {   // one batch of 3 jobs x 16 images x 200 steps at 128x128
+            try await client.submit(job(id, size: 128, steps: 200, seed: UInt64(i), extra: ",\"count\":16"), toClass: "small", id: id)
+        }
+        let worker = try WorkerProcess(namespace: ns, state: dir, extraEnv: ["DARKROOM_BROKER_HEARTBEAT": "2"])
+        let started = await client.wait(timeout: 60) { ids.contains { client.events(of: $0).contains { $0.kind == .progress } } }
+        #expect(started, "the batch never started:\n\(worker.output)")
+        let startedAt = Date()
+        #expect(await client.waitTerminal(ids, timeout: 300), "not every job finished:\n\(worker.output)")
+        let took = Date().timeIntervalSince(startedAt)
+        #expect(took > 6, "the batch took only \(took) s, under three 2 s heartbeats: make it longer")
+        worker.signal(SIGTERM)
+        #expect(await worker.waitExit() == 0, "darkroomd did not exit 0 on SIGTERM:\n\(worker.output)")
+        try await Task.sleep(for: .milliseconds(300))
+        for id in ids {
+            let terminals = client.events(of: id).filter(\.kind.isTerminal)
+            #expect(terminals.count == 1 && terminals.first?.kind == .completed, "\(id) ended \(terminals.map(\.kind))")
+            #expect(client.events(of: id).compactMap(\.png).count == 16)
+        }
+        for line in ["broker connection lost", "reconnecting", "redelivered"] {
+            #expect(!worker.output.contains(line), "the worker logged \"\(line)\" during a long batch:\n\(worker.output)")
+        }
         await client.cleanUp(classes: ["small", "medium", "large"])
     }
 
