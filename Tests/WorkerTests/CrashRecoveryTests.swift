@@ -54,6 +54,17 @@ final class WorkerProcess {
     var output: String { (try? String(contentsOfFile: log, encoding: .utf8)) ?? "" }
 }
 
+/// SIGTERMs a worker, expects exit 0, then expects every job to have ended exactly once, completed.
+func stopAndExpectEachCompletedOnce(_ worker: WorkerProcess, _ client: TestClient, _ ids: [String]) async throws {
+    worker.signal(SIGTERM)
+    #expect(await worker.waitExit() == 0, "darkroomd did not exit 0 on SIGTERM:\n\(worker.output)")
+    try await Task.sleep(for: .milliseconds(300))   // the last events
+    for id in ids {
+        let terminals = client.events(of: id).filter(\.kind.isTerminal)
+        #expect(terminals.count == 1 && terminals.first?.kind == .completed, "\(id) ended \(terminals.map(\.kind))")
+    }
+}
+
 @Suite(.serialized) struct CrashRecovery {
     @Test func killNineInTheMiddleOfABatchLosesNoJobAndEachJobEndsOnce() async throws {
         let ns = uniqueNamespace(), dir = tempDir()
@@ -74,16 +85,8 @@ final class WorkerProcess {
         let second = try WorkerProcess(namespace: ns, state: dir)
         let finished = await client.waitTerminal(ids, timeout: 180)
         #expect(finished, "not every job finished after the restart:\n\(second.output)")
-        second.signal(SIGTERM)
-        #expect(await second.waitExit() == 0, "darkroomd did not exit 0 on SIGTERM:\n\(second.output)")
-
-        try await Task.sleep(for: .milliseconds(300))
-        for id in ids {
-            let terminals = client.events(of: id).filter(\.kind.isTerminal)
-            #expect(terminals.count == 1, "\(id) ended \(terminals.count) times")
-            #expect(terminals.first?.kind == .completed)
-            #expect(client.events(of: id).compactMap(\.png).count >= 2)
-        }
+        try await stopAndExpectEachCompletedOnce(second, client, ids)
+        for id in ids { #expect(client.events(of: id).compactMap(\.png).count >= 2) }
         #expect(await queueDepth(client, "\(ns).jobs.small") == 0)
         await client.cleanUp(classes: ["small", "medium", "large"])
     }

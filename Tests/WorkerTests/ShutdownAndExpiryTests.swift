@@ -36,13 +36,7 @@ import Testing
 
         let second = try WorkerProcess(namespace: ns, state: dir)
         #expect(await client.waitTerminal(ids, timeout: 300), "not every requeued job finished:\n\(second.output)")
-        second.signal(SIGTERM)
-        #expect(await second.waitExit() == 0, "darkroomd did not exit 0 on SIGTERM:\n\(second.output)")
-        try await Task.sleep(for: .milliseconds(300))
-        for id in ids {
-            let terminals = client.events(of: id).filter(\.kind.isTerminal)
-            #expect(terminals.count == 1 && terminals.first?.kind == .completed, "\(id) ended \(terminals.map(\.kind))")
-        }
+        try await stopAndExpectEachCompletedOnce(second, client, ids)
         #expect(await queueDepth(client, "\(ns).jobs.small") == 0)
         await client.cleanUp(classes: ["small", "medium", "large"])
     }
@@ -66,14 +60,8 @@ import Testing
         #expect(await client.waitTerminal(ids, timeout: 300), "not every job finished:\n\(worker.output)")
         let took = Date().timeIntervalSince(startedAt)
         #expect(took > 6, "the batch took only \(took) s, under three 2 s heartbeats: make it longer")
-        worker.signal(SIGTERM)
-        #expect(await worker.waitExit() == 0, "darkroomd did not exit 0 on SIGTERM:\n\(worker.output)")
-        try await Task.sleep(for: .milliseconds(300))
-        for id in ids {
-            let terminals = client.events(of: id).filter(\.kind.isTerminal)
-            #expect(terminals.count == 1 && terminals.first?.kind == .completed, "\(id) ended \(terminals.map(\.kind))")
-            #expect(client.events(of: id).compactMap(\.png).count == 16)
-        }
+        try await stopAndExpectEachCompletedOnce(worker, client, ids)
+        for id in ids { #expect(client.events(of: id).compactMap(\.png).count == 16) }
         for line in ["broker connection lost", "reconnecting", "redelivered"] {
             #expect(!worker.output.contains(line), "the worker logged \"\(line)\" during a long batch:\n\(worker.output)")
         }
