@@ -82,5 +82,6 @@ let blasThreads = BLASThreadLock()
 /// Sets OpenBLAS's thread count for every later call.
 public func setBLASThreadCount(_ n: Int) { blasThreads.set(n) }
 
-/// Threads OpenBLAS currently uses for one call (OPENBLAS_NUM_THREADS or the core count).
-public var blasThreadCount: Int { Int(openblas_get_num_threads()) }
+/// Threads OpenBLAS uses for one call (OPENBLAS_NUM_THREADS or the core count); read under the shared lock,
+/// so never the 1 of an attention switch held by another thread.
+public var blasThreadCount: Int { blasThreads.shared { Int(openblas_get_num_threads()) } }
