@@ -213,17 +213,6 @@ struct AutoscaleTests {
     }
 }
 
-/// The built `darkroom` CLI next to the test bundle, else the checkout's .build/debug.
-private func autoscaleCLIBinary() -> String {
-    var dir = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent()
-    for _ in 0..<4 {
-        let candidate = dir.appendingPathComponent("darkroom").path
-        if FileManager.default.isExecutableFile(atPath: candidate) { return candidate }
-        dir = dir.deletingLastPathComponent()
-    }
-    return repoRoot + "/.build/debug/darkroom"
-}
-
 /// A stand-in systemctl (this machine has no systemd as PID 1): `list-units` prints the units listed in
 /// the state file that match the pattern, start/stop edit the file; every call is logged.
 private let stubSystemctl = """
@@ -250,7 +239,7 @@ struct AutoscaleCommandTests {
     /// Runs `darkroom autoscale ARGS`; its exit status and stdout + stderr.
     func autoscale(_ arguments: [String], environment: [String: String]) throws -> (Int32, String) {
         let p = Process()
-        p.executableURL = URL(fileURLWithPath: autoscaleCLIBinary())
+        p.executableURL = URL(fileURLWithPath: darkroomBinary())
         p.arguments = ["autoscale", "--config", repoRoot + "/config/darkroom.toml"] + arguments
         p.environment = ProcessInfo.processInfo.environment.filter { !$0.key.hasPrefix("DARKROOM_") }
             .merging(environment) { _, new in new }
@@ -264,11 +253,8 @@ struct AutoscaleCommandTests {
     }
 
     @Test func aPassReadsQueueDepthsScalesThroughDarkroomScaleAndThenCoolsDown() async throws {
-        let ns = uniqueNamespace(), dir = tempDir()
+        let (ns, dir, client) = try await binaryWorkerTest()
         defer { try? FileManager.default.removeItem(atPath: dir) }
-        var cfg = try testConfig(namespace: ns, state: dir)
-        cfg.classes = DarkroomConfig.defaultClasses
-        let client = try await TestClient(namespace: ns, topology: cfg.contractTopology)
         for i in 0..<9 { try await client.submit(job("as-\(i)"), toClass: "small", id: "as-\(i)") }
 
         let systemctl = dir + "/systemctl", active = dir + "/active", calls = dir + "/calls"

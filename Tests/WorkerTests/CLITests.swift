@@ -6,26 +6,6 @@ import Foundation
 import Imaging
 import Testing
 
-/// The built `darkroom` next to the test bundle (swift build puts every product in one folder).
-private func cliBinary() throws -> String {
-    var dirs = [URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent()]
-    dirs.append(Bundle.main.bundleURL)
-    dirs.append(Bundle.main.bundleURL.deletingLastPathComponent())
-    for dir in dirs {
-        let candidate = dir.appendingPathComponent("darkroom").path
-        var isDir: ObjCBool = false
-        if FileManager.default.fileExists(atPath: candidate, isDirectory: &isDir), !isDir.boolValue,
-           FileManager.default.isExecutableFile(atPath: candidate) {
-            return candidate
-        }
-    }
-    let fallback = repoRoot + "/.build/debug/darkroom"
-    guard FileManager.default.isExecutableFile(atPath: fallback) else {
-        throw CLITestError("no darkroom binary next to the test bundle (\(dirs.map(\.path))) nor at \(fallback): build it first")
-    }
-    return fallback
-}
-
 private struct CLITestError: Error, CustomStringConvertible {
     let description: String
     init(_ d: String) { description = d }
@@ -42,7 +22,7 @@ private struct CLIRun {
 /// Runs `darkroom args...` with output in files (no pipe can fill up) and no config file from the machine.
 private func runCLI(_ args: [String], in dir: String) throws -> CLIRun {
     let p = Process()
-    p.executableURL = URL(fileURLWithPath: try cliBinary())
+    p.executableURL = URL(fileURLWithPath: darkroomBinary())
     p.arguments = args
     p.currentDirectoryURL = URL(fileURLWithPath: dir)
     var env = ProcessInfo.processInfo.environment.filter { !$0.key.hasPrefix("DARKROOM_") }

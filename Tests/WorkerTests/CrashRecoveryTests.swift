@@ -4,17 +4,6 @@ import Jobs
 import Testing
 @testable import Worker
 
-/// The built `darkroomd` next to the test bundle.
-func darkroomdBinary() -> String {
-    var dir = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent()
-    for _ in 0..<4 {
-        let candidate = dir.appendingPathComponent("darkroomd").path
-        if FileManager.default.isExecutableFile(atPath: candidate) { return candidate }
-        dir = dir.deletingLastPathComponent()
-    }
-    return repoRoot + "/.build/debug/darkroomd"
-}
-
 /// A `darkroomd` process configured through the environment, logging to a file.
 final class WorkerProcess {
     let process = Process()
@@ -67,10 +56,7 @@ func stopAndExpectEachCompletedOnce(_ worker: WorkerProcess, _ client: TestClien
 
 @Suite(.serialized) struct CrashRecovery {
     @Test func killNineInTheMiddleOfABatchLosesNoJobAndEachJobEndsOnce() async throws {
-        let ns = uniqueNamespace(), dir = tempDir()
-        var cfg = try testConfig(namespace: ns, state: dir)
-        cfg.classes = DarkroomConfig.defaultClasses
-        let client = try await TestClient(namespace: ns, topology: cfg.contractTopology)
+        let (ns, dir, client) = try await binaryWorkerTest()
         let ids = (0..<6).map { "crash\($0)" }
         for (i, id) in ids.enumerated() {
             try await client.submit(job(id, size: 128, steps: 120, seed: UInt64(i), extra: ",\"count\":2"), toClass: "small", id: id)

@@ -70,11 +70,8 @@ private func field(_ entry: [JournalField], _ name: String) -> String? {
 extension SystemdProcessEnvironmentTests {
     @Suite("darkroomd under systemd") struct DaemonUnderSystemd {
         @Test func aRealWorkerSendsReadyStatusWatchdogAndStoppingAndExitsZero() async throws {
-            let ns = uniqueNamespace(), dir = tempDir()
+            let (ns, dir, client) = try await binaryWorkerTest()
             defer { try? FileManager.default.removeItem(atPath: dir) }
-            var cfg = try testConfig(namespace: ns, state: dir)
-            cfg.classes = DarkroomConfig.defaultClasses
-            let client = try await TestClient(namespace: ns, topology: cfg.contractTopology)
             let notify = try DaemonNotifyCollector(name: "notify")
             defer { notify.stop() }
             let worker = try WorkerProcess(namespace: ns, state: dir, extraEnv: [
@@ -117,11 +114,8 @@ extension SystemdProcessEnvironmentTests {
         }
 
         @Test func aRealWorkerLogsTheJobToTheJournalWithDarkroomFields() async throws {
-            let ns = uniqueNamespace(), dir = tempDir()
+            let (ns, dir, client) = try await binaryWorkerTest()
             defer { try? FileManager.default.removeItem(atPath: dir) }
-            var cfg = try testConfig(namespace: ns, state: dir)
-            cfg.classes = DarkroomConfig.defaultClasses
-            let client = try await TestClient(namespace: ns, topology: cfg.contractTopology)
             let journal = try DaemonNotifyCollector(name: "journal")
             defer { journal.stop() }
             let worker = try WorkerProcess(namespace: ns, state: dir, extraEnv: [

@@ -45,6 +45,30 @@ func testConfig(namespace: String, state: String, maxBatch: Int = 4, windowMs: I
     return try DarkroomConfig.parse(toml: toml, source: .file("test.toml"))
 }
 
+/// A product of this package (`darkroomd`, `darkroom`) built next to the test bundle, else in the
+/// checkout's .build/debug.
+func builtProduct(_ name: String) -> String {
+    var dir = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent()
+    for _ in 0..<4 {
+        let candidate = dir.appendingPathComponent(name).path
+        if FileManager.default.isExecutableFile(atPath: candidate) { return candidate }
+        dir = dir.deletingLastPathComponent()
+    }
+    return repoRoot + "/.build/debug/" + name
+}
+
+func darkroomdBinary() -> String { builtProduct("darkroomd") }
+func darkroomBinary() -> String { builtProduct("darkroom") }
+
+/// For a test that runs the darkroomd binary (it reads config/darkroom.toml, so the default size classes):
+/// its own namespace and temp state folder, and a client with the contract's topology declared.
+func binaryWorkerTest() async throws -> (ns: String, dir: String, client: TestClient) {
+    let ns = uniqueNamespace(), dir = tempDir()
+    var cfg = try testConfig(namespace: ns, state: dir)
+    cfg.classes = DarkroomConfig.defaultClasses
+    return (ns, dir, try await TestClient(namespace: ns, topology: cfg.contractTopology))
+}
+
 func uniqueNamespace() -> String { "t\(UInt32.random(in: 0...UInt32.max))" }
 
 /// A worker running in this process.

@@ -11,10 +11,7 @@ import Testing
 @Suite(.serialized) struct ShutdownAndExpiry {
 
     @Test func sigtermPastTheDrainDeadlineRequeuesTheRunningBatchAndAnotherWorkerFinishesIt() async throws {
-        let ns = uniqueNamespace(), dir = tempDir()
-        var cfg = try testConfig(namespace: ns, state: dir)
-        cfg.classes = DarkroomConfig.defaultClasses
-        let client = try await TestClient(namespace: ns, topology: cfg.contractTopology)
+        let (ns, dir, client) = try await binaryWorkerTest()
         let ids = ["drain0", "drain1"]
         // One batch of 2 jobs x 8 images x 200 steps at 128x128: about 5 s on an idle 2-core machine, so it
         // is still running 1 s after SIGTERM.
@@ -45,10 +42,7 @@ import Testing
     /// intervals neither loses the connection (the broker closes it after two missed heartbeats) nor has
     /// its jobs redelivered.
     @Test func aBatchLongerThanThreeHeartbeatsKeepsTheConnectionAndEachJobEndsOnce() async throws {
-        let ns = uniqueNamespace(), dir = tempDir()
-        var cfg = try testConfig(namespace: ns, state: dir)
-        cfg.classes = DarkroomConfig.defaultClasses
-        let client = try await TestClient(namespace: ns, topology: cfg.contractTopology)
+        let (ns, dir, client) = try await binaryWorkerTest()
         let ids = ["beat0", "beat1", "beat2"]
         for (i, id) in ids.enumerated() {   // one batch of 3 jobs x 16 images x 200 steps at 128x128
             try await client.submit(job(id, size: 128, steps: 200, seed: UInt64(i), extra: ",\"count\":16"), toClass: "small", id: id)

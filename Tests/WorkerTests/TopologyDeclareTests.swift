@@ -26,10 +26,6 @@ private func runBlocking(_ path: String, _ args: [String], env: [String: String]
     return (p.terminationStatus, String(decoding: out, as: UTF8.self))
 }
 
-func darkroomBinary() -> String {
-    (darkroomdBinary() as NSString).deletingLastPathComponent + "/darkroom"
-}
-
 @Test func topologyDeclareCreatesExactlyTheContractsExchangesAndQueues() async throws {
     let ns = uniqueNamespace()
     let env = ["DARKROOM_NAMESPACE": ns, "DARKROOM_BROKER_URLS": brokerURL]
