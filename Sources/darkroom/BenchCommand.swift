@@ -1,5 +1,4 @@
 import ArgumentParser
-import COpenBLAS
 import Diffusion
 import Foundation
 import Tensor
