@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # tools/venv.sh — create (idempotently) the reference Python venv at <repo>/.venv (git-ignored).
 #
-# Contents: torch (CPU-only wheel from PyPI, no CUDA packages), diffusers 0.42.1, safetensors, numpy, pillow.
-# diffusers' DiT pipeline does not need transformers, so it is not installed.
+# Contents: torch (CPU-only wheel from PyPI, no CUDA packages), diffusers 0.42.1, safetensors, numpy, pillow, and for
+# the text-to-image references transformers 5.24.0, tokenizers 0.23.3, sentencepiece 0.2.3 (with protobuf, to read a
+# SentencePiece model's normalizer_spec).
 #
 # Why torch 2.13.0+cpu: PyPI's plain `torch==2.15.0` wheel is the CUDA build; installed with --no-deps it fails
 # at `import torch` (libcudart.so.13 / libcublasLt missing), and with deps it pulls several GB of nvidia-* wheels.
@@ -18,11 +19,11 @@ venv="${DARKROOM_VENV:-$repo/.venv}"
 torch_spec="${TORCH_SPEC:-torch==2.13.0+cpu}"
 # Pure-python torch deps (from the wheel's METADATA, minus the CUDA/triton ones).
 torch_deps=(filelock "typing-extensions>=4.13.0" "sympy>=1.13.3" "networkx>=2.5.1" jinja2 "fsspec>=0.8.5")
-pkgs=(diffusers==0.42.1 numpy safetensors pillow)
+pkgs=(diffusers==0.42.1 numpy safetensors pillow transformers==5.24.0 tokenizers==0.23.3 sentencepiece==0.2.3 protobuf)
 stamp_text="$torch_spec ${torch_deps[*]} ${pkgs[*]}"
 stamp="$venv/.darkroom-reference-stamp"
 
-if [[ -f "$stamp" && "$(cat "$stamp")" == "$stamp_text" ]] && "$venv/bin/python" -c 'import torch, diffusers' 2>/dev/null; then
+if [[ -f "$stamp" && "$(cat "$stamp")" == "$stamp_text" ]] && "$venv/bin/python" -c 'import torch, diffusers, transformers, sentencepiece' 2>/dev/null; then
     echo "$venv"
     exit 0
 fi
