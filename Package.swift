@@ -5,9 +5,10 @@ import PackageDescription
 // tens of times slower and make the fixture tests crawl.
 let optimised: [SwiftSetting] = [.unsafeFlags(["-O"], .when(configuration: .debug))]
 
+// Linux only: the code imports Glibc and links system libraries through pkg-config. SwiftPM's `platforms`
+// names Apple platforms only, so none is declared.
 let package = Package(
     name: "Darkroom",
-    platforms: [.macOS(.v14)],
     products: [
         .executable(name: "darkroomd", targets: ["darkroomd"]),
         .executable(name: "darkroom", targets: ["darkroom"]),
@@ -24,38 +25,47 @@ let package = Package(
         .systemLibrary(name: "CPNG", pkgConfig: "libpng", providers: [.apt(["libpng-dev"])]),
         .systemLibrary(name: "CSystemd", pkgConfig: "libsystemd", providers: [.apt(["libsystemd-dev"])]),
 
+        // What every module shares: the error shape, the lock, the hash.
+        .target(name: "Core"),
+
         // Thin safe Swift layers over them.
-        .target(name: "AMQP", dependencies: ["CRabbitMQ"]),
-        .target(name: "Imaging", dependencies: ["CPNG"]),
+        .target(name: "AMQP", dependencies: ["Core", "CRabbitMQ"]),
+        .target(name: "Imaging", dependencies: ["Core", "CPNG"]),
         .target(name: "Systemd", dependencies: ["CSystemd", "Config", .product(name: "Logging", package: "swift-log")]),
 
         // The engine.
         .target(name: "Tensor", dependencies: ["COpenBLAS"], swiftSettings: optimised),
-        .target(name: "Diffusion", dependencies: ["Tensor"], swiftSettings: optimised),
+        .target(name: "Diffusion", dependencies: ["Core", "Tensor"], swiftSettings: optimised),
 
         // The wire contract, configuration, and the worker.
-        .target(name: "Jobs", dependencies: ["Imaging"]),
-        .target(name: "Config", dependencies: ["TOMLKit"]),
+        .target(name: "Jobs", dependencies: ["Core", "Imaging"]),
+        .target(name: "Config", dependencies: ["Core", "TOMLKit"]),
         .target(name: "Worker", dependencies: [
-            "AMQP", "Jobs", "Config", "Diffusion", "Imaging", "Systemd",
+            "AMQP", "Config", "Core", "Diffusion", "Imaging", "Jobs", "Systemd", "Tensor",
             .product(name: "Logging", package: "swift-log"),
         ]),
 
         .executableTarget(name: "darkroomd", dependencies: [
-            "Worker", .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            "Config", "Systemd", "Worker",
+            .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            .product(name: "Logging", package: "swift-log"),
         ]),
         .executableTarget(name: "darkroom", dependencies: [
-            "Worker", .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            "AMQP", "Config", "Diffusion", "Jobs", "Systemd", "Tensor", "Worker",
+            .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
 
-        .testTarget(name: "AMQPTests", dependencies: ["AMQP"]),
+        .testTarget(name: "AMQPTests", dependencies: ["AMQP", "Core"]),
         .testTarget(name: "ImagingTests", dependencies: ["Imaging"]),
         .testTarget(name: "TensorTests", dependencies: ["Tensor"], swiftSettings: optimised),
-        .testTarget(name: "DiffusionTests", dependencies: ["Diffusion", "Tensor", "Imaging"],
+        .testTarget(name: "DiffusionTests", dependencies: ["Diffusion", "Tensor"],
                     resources: [.copy("Fixtures")], swiftSettings: optimised),
-        .testTarget(name: "JobsTests", dependencies: ["Jobs"]),
+        .testTarget(name: "JobsTests", dependencies: ["Imaging", "Jobs"]),
         .testTarget(name: "ConfigTests", dependencies: ["Config"]),
-        .testTarget(name: "WorkerTests", dependencies: ["Worker", "AMQP", "Jobs"]),
+        .testTarget(name: "WorkerTests", dependencies: [
+            "AMQP", "Config", "Diffusion", "Imaging", "Jobs", "Systemd", "Worker",
+            .product(name: "Logging", package: "swift-log"),
+        ]),
     ],
     swiftLanguageModes: [.v6]
 )

@@ -1,7 +1,8 @@
 // The daemon-facing client: Sendable, used from any thread or task. One internal I/O thread owns the
 // Connection and never blocks for long, so heartbeats keep flowing whatever the callers do
-// (field-notes §2.11, the "worker" shape). Callers' requests are queued, run on that thread, and
+// (docs/engine.md §7.1, item 11, the "worker" shape). Callers' requests are queued, run on that thread, and
 // answered through continuations.
+import Core
 import Foundation
 
 public final class AMQPClient: Sendable {

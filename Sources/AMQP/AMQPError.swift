@@ -1,7 +1,8 @@
 // Errors of the AMQP layer: a short machine code, and a message a person can act on.
+import Core
 
 /// Everything the AMQP layer can fail with. Broker errors carry the broker's reply code and text.
-public enum AMQPError: Error, Sendable, Equatable, CustomStringConvertible {
+public enum AMQPError: CodedError, Equatable {
     /// A broker URI could not be parsed. `uri` has its password masked.
     case invalidURI(uri: String, reason: String)
     /// The TCP/TLS connection to one broker could not be opened.
@@ -28,21 +29,29 @@ public enum AMQPError: Error, Sendable, Equatable, CustomStringConvertible {
     /// The broker sent something this client does not understand.
     case protocolError(String)
 
+    public enum Code: String, Sendable {
+        case invalidURI = "invalid_uri", connectFailed = "connect_failed", allServersFailed = "all_servers_failed"
+        case channelClosed = "channel_closed", connectionClosed = "connection_closed"
+        case connectionLost = "connection_lost", notConnected = "not_connected", staleDelivery = "stale_delivery"
+        case clientClosed = "client_closed", alreadyStarted = "already_started"
+        case invalidArgument = "invalid_argument", protocolError = "protocol_error"
+    }
+
     /// A short stable machine code, e.g. for logs and metrics.
-    public var code: String {
+    public var code: Code {
         switch self {
-        case .invalidURI: "invalid_uri"
-        case .connectFailed: "connect_failed"
-        case .allServersFailed: "all_servers_failed"
-        case .channelClosed: "channel_closed"
-        case .connectionClosed: "connection_closed"
-        case .connectionLost: "connection_lost"
-        case .notConnected: "not_connected"
-        case .staleDelivery: "stale_delivery"
-        case .clientClosed: "client_closed"
-        case .alreadyStarted: "already_started"
-        case .invalidArgument: "invalid_argument"
-        case .protocolError: "protocol_error"
+        case .invalidURI: .invalidURI
+        case .connectFailed: .connectFailed
+        case .allServersFailed: .allServersFailed
+        case .channelClosed: .channelClosed
+        case .connectionClosed: .connectionClosed
+        case .connectionLost: .connectionLost
+        case .notConnected: .notConnected
+        case .staleDelivery: .staleDelivery
+        case .clientClosed: .clientClosed
+        case .alreadyStarted: .alreadyStarted
+        case .invalidArgument: .invalidArgument
+        case .protocolError: .protocolError
         }
     }
 
@@ -56,12 +65,12 @@ public enum AMQPError: Error, Sendable, Equatable, CustomStringConvertible {
         }
     }
 
-    public var description: String {
+    public var message: String {
         switch self {
         case .invalidURI(let uri, let reason): "invalid broker URI '\(uri)': \(reason)"
         case .connectFailed(let server, let reason): "cannot connect to \(server): \(reason)"
         case .allServersFailed(let errors):
-            "no broker reachable (" + errors.map(\.description).joined(separator: "; ") + ")"
+            "no broker reachable (" + errors.map(\.message).joined(separator: "; ") + ")"
         case .channelClosed(let code, let text): "broker closed the channel: \(code) \(text)"
         case .connectionClosed(let code, let text): "broker closed the connection: \(code) \(text)"
         case .connectionLost(let reason): "connection to the broker lost: \(reason)"

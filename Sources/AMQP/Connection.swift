@@ -1,7 +1,8 @@
 // The low-level connection: one rabbitmq-c connection, owned by ONE thread (it is not Sendable).
-// Pitfalls it handles (field-notes §2): close-ok after a server channel.close / connection.close,
+// Pitfalls it handles (docs/engine.md §7.1): close-ok after a server channel.close / connection.close,
 // frames of other kinds that arrive while waiting (queued, never lost), amqp_maybe_release_buffers
 // after every frame, bytes copied out before release, heartbeats serviced inside every wait.
+import Core
 import CRabbitMQ
 import Foundation
 

@@ -1,6 +1,7 @@
 // The AMQPClient's I/O thread: owns the Connection, runs queued commands, pumps frames (heartbeats
 // included) at least every 200 ms, tracks publisher confirms, dispatches deliveries, and reconnects
 // with capped exponential backoff.
+import Core
 import Foundation
 
 final class IOLoop {

@@ -1,4 +1,5 @@
 // ConfigError: a configuration problem, naming the key and where the bad value came from.
+import Core
 
 /// Where a configuration value came from.
 public enum ConfigSource: Sendable, Equatable, CustomStringConvertible {
@@ -16,8 +17,8 @@ public enum ConfigSource: Sendable, Equatable, CustomStringConvertible {
 }
 
 /// An invalid configuration. `description` reads e.g.
-/// `/etc/darkroom/darkroom.toml: classes.small.max_batch: must be between 1 and 64, got 0`.
-public struct ConfigError: Error, Sendable, Equatable, CustomStringConvertible {
+/// `/etc/darkroom/darkroom.toml: classes.small.max_batch: must be between 1 and 64, got 0 (range)`.
+public struct ConfigError: CodedError, Equatable {
     public enum Code: String, Sendable {
         case notFound = "not_found"      // the config file (or credentials file) is missing / unreadable
         case parse                       // not valid TOML
@@ -32,16 +33,17 @@ public struct ConfigError: Error, Sendable, Equatable, CustomStringConvertible {
     /// Dotted key path (`classes.small.max_batch`); empty for whole-file problems.
     public var key: String
     public var source: ConfigSource
-    public var message: String
+    /// What is wrong with the value, without the source and key.
+    public var problem: String
 
-    public init(_ code: Code, key: String, source: ConfigSource, _ message: String) {
+    public init(_ code: Code, key: String, source: ConfigSource, _ problem: String) {
         self.code = code
         self.key = key
         self.source = source
-        self.message = message
+        self.problem = problem
     }
 
-    public var description: String {
-        key.isEmpty ? "\(source): \(message)" : "\(source): \(key): \(message)"
+    public var message: String {
+        key.isEmpty ? "\(source): \(problem)" : "\(source): \(key): \(problem)"
     }
 }

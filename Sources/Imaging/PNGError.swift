@@ -1,8 +1,9 @@
 // PNGError: what the PNG encoder and decoder throw.
+import Core
 
 /// A PNG could not be written or read. `code` is short and machine-readable;
 /// `message` says what went wrong (libpng's own message where libpng failed).
-public struct PNGError: Error, Equatable, Sendable, CustomStringConvertible {
+public struct PNGError: CodedError, Equatable {
     public enum Code: String, Sendable {
         /// The caller's arguments are inconsistent (pixel count, text keyword, ...).
         case invalidArgument = "invalid_argument"
@@ -17,8 +18,6 @@ public struct PNGError: Error, Equatable, Sendable, CustomStringConvertible {
 
     public init(_ code: Code, _ message: String) {
         self.code = code
-        self.message = message
+        self.message = "png: " + message
     }
-
-    public var description: String { "png \(code.rawValue): \(message)" }
 }

@@ -1,11 +1,15 @@
 // Control messages on `darkroom.control`: `{"v": 1, "cancel": "<job id>"}`.
 
+import Core
+
 public enum ControlMessage: Equatable, Sendable {
     case cancel(jobID: String)
 
-    public struct DecodeError: Error, Equatable, Sendable, CustomStringConvertible {
+    /// A control message that does not follow the contract.
+    public struct DecodeError: CodedError, Equatable {
+        public enum Code: String, Sendable { case badControl = "bad_control" }
+        public var code: Code { .badControl }
         public var message: String
-        public var description: String { message }
     }
 
     /// Decodes a control body; unknown fields, another `v` or a bad job id are errors.

@@ -1,6 +1,7 @@
 // Decoding events from a reply queue (the CLI and tests). Lenient where the contract allows
 // growth (unknown JSON fields are ignored), strict on what it fixes (kinds, types, headers).
 
+import Core
 import Foundation
 
 public enum JobEvent: Equatable, Sendable {
@@ -40,9 +41,11 @@ public enum JobEvent: Equatable, Sendable {
         }
     }
 
-    public struct DecodeError: Error, Equatable, Sendable, CustomStringConvertible {
+    /// An event message that does not follow the contract.
+    public struct DecodeError: CodedError, Equatable {
+        public enum Code: String, Sendable { case badEvent = "bad_event" }
+        public var code: Code { .badEvent }
         public var message: String
-        public var description: String { message }
         init(_ message: String) { self.message = message }
     }
 

@@ -1,4 +1,5 @@
 // Failure codes and the failure value carried by `failed` events.
+import Core
 
 public enum FailureCode: String, Sendable, CaseIterable, Equatable {
     /// The job breaks a rule of the contract (types, ranges, unknown fields, ...).
@@ -17,7 +18,7 @@ public enum FailureCode: String, Sendable, CaseIterable, Equatable {
 
 /// Why a job failed: a code for programs, a message for people, and whether sending the same
 /// job again may succeed.
-public struct JobFailure: Error, Equatable, Sendable, CustomStringConvertible {
+public struct JobFailure: CodedError, Equatable {
     public var code: FailureCode
     public var message: String
     public var retryable: Bool
@@ -27,12 +28,10 @@ public struct JobFailure: Error, Equatable, Sendable, CustomStringConvertible {
         self.message = message
         self.retryable = retryable ?? (code == .internal)
     }
-
-    public var description: String { "\(code.rawValue): \(message)" }
 }
 
 /// A job message that was refused while decoding.
-public struct JobRejection: Error, Equatable, Sendable, CustomStringConvertible {
+public struct JobRejection: CodedError, Equatable {
     /// The id to put on the `failed` event: the body's `id` when it was valid, else the
     /// message_id when valid, else a generated one.
     public var jobID: String
@@ -47,5 +46,6 @@ public struct JobRejection: Error, Equatable, Sendable, CustomStringConvertible 
         self.isPoison = isPoison
     }
 
-    public var description: String { "job \(jobID): \(failure)\(isPoison ? " (poison)" : "")" }
+    public var code: FailureCode { failure.code }
+    public var message: String { "job \(jobID): \(failure.message)\(isPoison ? " (poison message)" : "")" }
 }

@@ -1,3 +1,4 @@
+import Core
 import Config
 import Diffusion
 import Foundation
@@ -56,10 +57,8 @@ public final class Engine: Sendable {
             defaultSampler: hints.defaultSampler ?? pipeline.defaultSampler?.rawValue ?? samplers[0],
             samplers: samplers, sizes: hints.sizes.map { ImageSize(width: $0[0], height: $0[1]) })
         let schedulerJSON = FileManager.default.contents(atPath: path + "/scheduler/scheduler_config.json") ?? Data()
-        var h: UInt64 = 0xcbf2_9ce4_8422_2325
-        for b in schedulerJSON { h = (h ^ UInt64(b)) &* 0x100_0000_01b3 }
         return Model(name: name, path: path, pipeline: pipeline, info: info, weightBytes: Self.weightBytes(path),
-                     schedulerFingerprint: String(h, radix: 16))
+                     schedulerFingerprint: FNV1a.hex(schedulerJSON))
     }
 
     /// A conservative estimate of the memory a batch of `rows` denoiser rows of `width` x `height`

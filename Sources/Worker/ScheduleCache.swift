@@ -1,3 +1,4 @@
+import Core
 import Foundation
 
 /// Precomputed noise schedules: the scheduler tables (timesteps, sigmas, alphas) for one
@@ -49,8 +50,6 @@ public final class ScheduleCache<Tables: Codable & Sendable>: @unchecked Sendabl
 
     /// FNV-1a of the key: a short, stable, path-safe file name.
     static func fileName(for key: String) -> String {
-        var h: UInt64 = 0xcbf2_9ce4_8422_2325
-        for b in key.utf8 { h = (h ^ UInt64(b)) &* 0x100_0000_01b3 }
-        return String(h, radix: 16) + ".json"
+        FNV1a.hex(key.utf8) + ".json"
     }
 }

@@ -1,5 +1,7 @@
-/// An error of the worker's own, with a short code for logs and a message a person can act on.
-public struct WorkerError: Error, CustomStringConvertible, Sendable {
+import Core
+
+/// An error of the worker's own: a short code for logs and a message a person can act on.
+public struct WorkerError: CodedError {
     public enum Code: String, Sendable {
         case state          // the state dir (ledger, caches, seeds) cannot be used
         case seeds          // the seed store refused an operation
@@ -14,6 +16,4 @@ public struct WorkerError: Error, CustomStringConvertible, Sendable {
         self.code = code
         self.message = message
     }
-
-    public var description: String { "\(code.rawValue): \(message)" }
 }

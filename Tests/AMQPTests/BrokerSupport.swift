@@ -1,4 +1,5 @@
 // Shared helpers for the tests that talk to the real local broker (ops/broker).
+import Core
 import Foundation
 import Testing
 @testable import AMQP

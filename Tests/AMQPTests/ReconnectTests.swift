@@ -47,7 +47,7 @@ struct ReconnectTests {
             #expect(failures.count == 3)
             for r in failures {
                 guard case .failure(let e) = r else { Issue.record("in-flight publish resolved: \(r)"); continue }
-                #expect(e.code == "connection_lost")
+                #expect(e.code == .connectionLost)
                 #expect(e.isRetryable)
             }
 

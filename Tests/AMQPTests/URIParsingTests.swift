@@ -64,7 +64,7 @@ struct URIParsingTests {
             _ = try AMQPURI(text)
             Issue.record("'\(text)' was accepted")
         } catch let e as AMQPError {
-            #expect(e.code == "invalid_uri")
+            #expect(e.code == .invalidURI)
             #expect(e.description.contains(mustMention), "\(e.description)")
         } catch {
             Issue.record("unexpected error \(error)")

@@ -76,7 +76,7 @@ func invalidAutoscaleSettingsAreErrorsNamingTheKey(toml: String, env: [String: S
 
 @Test func anAutoscaleTypoGetsASuggestion() {
     let e = configError { try parse("[autoscale]\nmin_worker = 0") }
-    #expect(e?.description == "/etc/test.toml: autoscale.min_worker: unknown key; did you mean autoscale.min_workers?")
+    #expect(e?.description == "/etc/test.toml: autoscale.min_worker: unknown key; did you mean autoscale.min_workers? (unknown_key)")
 }
 
 @Test func autoscaleChangesAreReportedAndAppliedOnReload() throws {
