@@ -55,7 +55,7 @@ func relativeError(_ a: [Float], _ b: [Float]) -> Double {
             let ours = timestepEmbedding(t)
             #expect(expected.shape == [t.count, 256])
             // sin/cos of arguments up to ~1000: torch's float32 exp/sin/cos (MKL) differ by an ulp of the
-            // argument (engine-spec §5.7), i.e. ~1e-4 absolute at t = 999.
+            // argument (docs/engine.md §5.7), i.e. ~1e-4 absolute at t = 999.
             let worst = zip(ours, expected.data).map { abs($0 - $1) }.max()!
             #expect(worst < 2e-4, "\(name): max abs diff \(worst)")
         }

@@ -26,7 +26,7 @@ func copyFixtureFolder(_ name: String, into dir: TempDir) throws -> URL {
     @Test func pixelFolderHasNoVAE() throws {
         let f = try PipelineFolder(url: try #require(PipeFixtures.url("pixel-dit")))
         #expect(f.vae == nil && f.components["vae"] == .some(nil))
-        #expect(f.scheduler.defaultSampler == .flow_euler)
+        #expect(f.scheduler.defaultSampler == .flowEuler)
     }
 
     @Test func legacyTransformer2DModelIsRemappedByNormType() throws {

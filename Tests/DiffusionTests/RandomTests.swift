@@ -1,7 +1,7 @@
 import Testing
 @testable import Diffusion
 
-// Vectors from engine-spec.md §5.5 (torch 2.15, x86-64 AVX2 path). Each comment is the Python that produced it.
+// Vectors from docs/engine.md §5.5 (torch 2.15, x86-64 AVX2 path). Each comment is the Python that produced it.
 @Suite struct TorchRandomTests {
     func bits(_ v: [Float]) -> [UInt32] { v.map(\.bitPattern) }
 

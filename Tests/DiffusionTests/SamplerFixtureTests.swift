@@ -97,11 +97,11 @@ import Tensor
 
     @Test func cachedTablesGiveTheSameImage() throws {
         let pipe = try DiffusionPipeline.load(try #require(PipeFixtures.url("latent-dit")))
-        let tables = try pipe.schedulerTables(.dpmpp_2m, steps: 6)
+        let tables = try pipe.schedulerTables(.dpmpp2m, steps: 6)
         let decoded = try JSONDecoder().decode(SchedulerTables.self, from: JSONEncoder().encode(tables))
         let r = [SampleRequest(label: 4, guidanceScale: 2, seed: 5)]
-        let a = try #require(try pipe.generate(requests: r, steps: 6, sampler: .dpmpp_2m)[0].image)
-        let b = try #require(try pipe.generate(requests: r, steps: 6, sampler: .dpmpp_2m, tables: decoded)[0].image)
+        let a = try #require(try pipe.generate(requests: r, steps: 6, sampler: .dpmpp2m)[0].image)
+        let b = try #require(try pipe.generate(requests: r, steps: 6, sampler: .dpmpp2m, tables: decoded)[0].image)
         #expect(a.image == b.image)
     }
 }

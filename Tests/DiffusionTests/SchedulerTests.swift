@@ -100,8 +100,8 @@ let ditHubDDIM: [String: JSONValue] = [
         let f = try #require(try PipeFixtures.file("expected/schedulers.safetensors"))
         let dir = try #require(PipeFixtures.url("latent-dit/scheduler/scheduler_config.json"))
         let p = try DDIMScheduler.params(SchedulerConfig(contentsOf: dir))
-        let ac = try p.alphasCumprod()
-        let betas = TableMath.torchLinspace(p.betaStart, p.betaEnd, p.numTrainTimesteps)
+        let ac = try p.beta.alphasCumprod()
+        let betas = TableMath.torchLinspace(p.beta.betaStart, p.beta.betaEnd, p.beta.numTrainTimesteps)
         #expect(betas.map(\.bitPattern) == (try PipeFixtures.floats(f, "ddim_betas")).map(\.bitPattern))
         #expect(ac.map(\.bitPattern) == (try PipeFixtures.floats(f, "ddim_alphas_cumprod")).map(\.bitPattern))
     }
@@ -141,16 +141,16 @@ let ditHubDDIM: [String: JSONValue] = [
 
     @Test func ddimStepsReproduceDiffusers() throws {
         let (rel, _) = try replay("latent-ddim-cfg4", .ddim, folder: "latent-dit")
-        #expect(rel <= 1e-6)   // torch takes `** 0.5` of the 0-dim alphas through MKL VML (1 ulp, spec §4.0)
+        #expect(rel <= 1e-6)   // torch takes `** 0.5` of the 0-dim alphas through MKL VML (1 ulp, docs/engine.md §4.0)
     }
 
     @Test func dpmSolverStepsReproduceDiffusers() throws {
-        let (rel, _) = try replay("latent-dpmpp2m-cfg2.5", .dpmpp_2m, folder: "latent-dit")
+        let (rel, _) = try replay("latent-dpmpp2m-cfg2.5", .dpmpp2m, folder: "latent-dit")
         #expect(rel <= 1e-6)   // sigmas are 1-ulp (torch VML sqrt), log/exp of the σ scalars likewise
     }
 
     @Test func flowEulerStepsReproduceDiffusers() throws {
-        let (rel, _) = try replay("pixel-flow-cfg3", .flow_euler, folder: "pixel-dit")
+        let (rel, _) = try replay("pixel-flow-cfg3", .flowEuler, folder: "pixel-dit")
         #expect(rel == 0)   // bit-exact: sigmas are exact and the step is x + dt·v
     }
 
@@ -179,7 +179,7 @@ let ditHubDDIM: [String: JSONValue] = [
         let t = try DPMSolverMultistepScheduler(config: SchedulerConfig(json: json)).tables(steps: 12)
         let ref: [UInt32] = [0x4287_c914, 0x420a_b109, 0x4196_1754, 0x412b_dfa6, 0x40cf_b2c2, 0x4083_c31c, 0x402e_0e90,
                              0x3fec_5f44, 0x3fa1_f78a, 0x3f59_9963, 0x3f07_905f, 0x3e85_c228, 0]
-        // torch's `** 0.5` runs through MKL VML (spec §4.0): equal to 1 ulp.
+        // torch's `** 0.5` runs through MKL VML (docs/engine.md §4.0): equal to 1 ulp.
         for (a, b) in zip(t.sigmas.map(\.bitPattern), ref) { #expect(abs(Int64(a) - Int64(b)) <= 1) }
     }
 }
@@ -195,7 +195,7 @@ let ditHubDDIM: [String: JSONValue] = [
     }
 
     func ac(_ values: [String: JSONValue]) throws -> [Float] {
-        try DDIMScheduler.params(SchedulerConfig(values: values)).alphasCumprod()
+        try DDIMScheduler.params(SchedulerConfig(values: values)).beta.alphasCumprod()
     }
 
     @Test func linearScheduleIsBitExact() throws {

@@ -56,14 +56,14 @@ import Testing
 
     @Test func dpmSolverThirdOrder() throws {
         // run(DPMSolverMultistepScheduler(solver_order=3), 8)
-        let (x, t) = try run(.dpmpp_2m, ["solver_order": .int(3)], steps: 8)
+        let (x, t) = try run(.dpmpp2m, ["solver_order": .int(3)], steps: 8)
         #expect(t.timesteps == [999, 874, 749, 624, 500, 375, 250, 125])
         #expect(close(x, [0x421d_efa3, 0xc393_a1c0, 0x434b_5e05, 0xc260_fd36, 0x43ec_c863, 0x422a_3060]))
     }
 
     @Test func dpmSolverHeunTrailing() throws {
         // run(DPMSolverMultistepScheduler(solver_type="heun", timestep_spacing="trailing"), 20)
-        let (x, t) = try run(.dpmpp_2m, ["solver_type": .string("heun"), "timestep_spacing": .string("trailing")], steps: 20)
+        let (x, t) = try run(.dpmpp2m, ["solver_type": .string("heun"), "timestep_spacing": .string("trailing")], steps: 20)
         #expect(Array(t.timesteps.prefix(4)) == [999, 949, 899, 849])
         #expect(close(x, [0x41d1_5b9f, 0xc382_037c, 0x4387_4a88, 0x4135_584b, 0x43fe_dd43, 0x41f2_4574]))
     }

@@ -2,7 +2,7 @@ import Foundation
 import Tensor
 
 /// The KL autoencoder of Stable Diffusion / DiT (diffusers models/autoencoders/autoencoder_kl.py;
-/// engine-spec §3): `decode` turns latents into images in [-1, 1] (§3.2), `encode` gives the latent
+/// docs/engine.md §3): `decode` turns latents into images in [-1, 1] (§3.2), `encode` gives the latent
 /// Gaussian (§3.5). Tiling and slicing are not used (diffusers' defaults).
 public final class AutoencoderKL: Sendable {
     /// `vae/config.json`, with the class defaults (autoencoder_kl.py:78-98) for missing keys.

@@ -1,8 +1,9 @@
+import Core
 import Foundation
 import Tensor
 
 /// DiT, class-conditional transformer with AdaLN-zero blocks (diffusers
-/// models/transformers/dit_transformer_2d.py; engine-spec §2). Works on latents (C = 4, learned sigma
+/// models/transformers/dit_transformer_2d.py; docs/engine.md §2). Works on latents (C = 4, learned sigma
 /// Co = 8) or directly on pixels, on any grid of whole patches (non-square too: the sin-cos table is
 /// recomputed for the runtime grid and the output is unpatchified with the runtime h and w).
 public final class DiTTransformer2DModel: Denoiser {
@@ -238,19 +239,18 @@ struct TimestepLabelEmbedder: Sendable {
 }
 
 /// Sin-cos tables by runtime grid, computed once per (h, w) and shared by all forwards.
-final class PositionTableCache: @unchecked Sendable {
-    private let lock = NSLock()
-    private var tables: [[Int]: [Float]] = [:]
+final class PositionTableCache: Sendable {
+    private let tables = Locked<[[Int]: [Float]]>([:])
 
     func table(embedDim: Int, gridHeight: Int, gridWidth: Int, baseSize: Int) -> [Float] {
         let key = [embedDim, gridHeight, gridWidth, baseSize]
-        lock.lock()
-        defer { lock.unlock() }
-        if let t = tables[key] { return t }
-        let t = sinCosPositionEmbedding(embedDim: embedDim, gridHeight: gridHeight, gridWidth: gridWidth, baseSize: baseSize)
-        if tables.count > 16 { tables.removeAll() }
-        tables[key] = t
-        return t
+        return tables.withLock { tables in
+            if let t = tables[key] { return t }
+            let t = sinCosPositionEmbedding(embedDim: embedDim, gridHeight: gridHeight, gridWidth: gridWidth, baseSize: baseSize)
+            if tables.count > 16 { tables.removeAll() }
+            tables[key] = t
+            return t
+        }
     }
 }
 

@@ -2,7 +2,7 @@ import Foundation
 import Tensor
 
 /// Sinusoidal timestep features, `get_timestep_embedding` (diffusers embeddings.py:27-78), float32 math as
-/// torch does it (engine-spec §2.3): `exponent[k] = Float(−ln maxPeriod)·Float(k) / Float(half − shift)`,
+/// torch does it (docs/engine.md §2.3): `exponent[k] = Float(−ln maxPeriod)·Float(k) / Float(half − shift)`,
 /// `freq = exp(exponent)`, `arg[b, k] = t[b]·freq[k]`, features `[sin | cos]` (`[cos | sin]` when flipped),
 /// zero-padded to an odd `dim`. DiT: dim 256, flip true, shift 1.
 // t: [B] -> [B, dim]
@@ -27,7 +27,7 @@ public func timestepEmbedding(
     return out
 }
 
-/// 2-D sin-cos positional table of PatchEmbed, `get_2d_sincos_pos_embed` (embeddings.py:147-260; engine-spec §2.2)
+/// 2-D sin-cos positional table of PatchEmbed, `get_2d_sincos_pos_embed` (embeddings.py:147-260; docs/engine.md §2.2)
 /// for a runtime grid of `gridHeight × gridWidth` patches:
 /// `gh[i] = Float(i) / Float(h / baseSize) / Float(interp)` (float32, likewise `gw[j]`), per axis
 /// `omega[k] = 1 / 10000^(k / (d/2))` with d = E/2, `emb1(pos) = [sin(pos·omega) | cos(pos·omega)]` in Double,

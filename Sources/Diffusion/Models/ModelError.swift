@@ -1,5 +1,7 @@
-/// Why a model could not be built or run: a short machine code and a message a person can act on.
-public struct ModelError: Error, Sendable, Equatable, CustomStringConvertible {
+import Core
+
+/// Why a model could not be built or run.
+public struct ModelError: CodedError, Equatable {
     public enum Code: String, Sendable {
         /// A tensor the architecture needs is not in the weight files.
         case missingWeight = "missing_weight"
@@ -18,6 +20,4 @@ public struct ModelError: Error, Sendable, Equatable, CustomStringConvertible {
         self.code = code
         self.message = message
     }
-
-    public var description: String { "\(message) (\(code.rawValue))" }
 }

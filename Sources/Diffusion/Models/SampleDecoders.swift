@@ -1,6 +1,6 @@
 import Tensor
 
-/// The DiT pipeline's last step before pixels (engine-spec §3.4): undo the latent scaling, then decode.
+/// The DiT pipeline's last step before pixels (docs/engine.md §3.4): undo the latent scaling, then decode.
 /// Without a shift factor (SD/DiT VAEs) `latents · Float(1 / scaling_factor)` — the reciprocal taken in
 /// Double and cast, a float32 multiply as pipeline_dit.py:233 does — else `latents / sf + shift` (SD3).
 public struct VAEDecoder: SampleDecoder {

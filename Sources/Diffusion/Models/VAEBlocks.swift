@@ -1,6 +1,6 @@
 import Tensor
 
-// Building blocks of AutoencoderKL (engine-spec §3.1): ResnetBlock2D, the mid-block attention,
+// Building blocks of AutoencoderKL (docs/engine.md §3.1): ResnetBlock2D, the mid-block attention,
 // Upsample2D / Downsample2D, and the encoder and decoder stacks (vae.py:62-314).
 
 /// Feature maps `[B, C, H, W]` of one forward pass.
@@ -69,7 +69,7 @@ struct ResnetBlock: Sendable {
 
 /// Mid-block attention (unet_2d_blocks.py:681-697, AttnProcessor2_0 on 4-D input): one head of width C,
 /// `y = to_out(softmax(q·kᵀ/√C)·v) + x` with q, k, v from GN(x) as tokens `[B, H·W, C]`.
-/// Accepts the legacy names query/key/value/proj_attn and `[C, C, 1, 1]` weights (engine-spec §3.3).
+/// Accepts the legacy names query/key/value/proj_attn and `[C, C, 1, 1]` weights (docs/engine.md §3.3).
 struct VAEAttention: Sendable {
     let groupNorm: GroupNormLayer
     let toQ, toK, toV, toOut: LinearLayer

@@ -1,5 +1,5 @@
 // A loaded pipeline: denoiser + decoder + scheduler config + labels, from a diffusers folder
-// (DiffusionPipeline.from_pretrained for DiTPipeline-style folders; engine-spec.md §1.2).
+// (DiffusionPipeline.from_pretrained for DiTPipeline-style folders; docs/engine.md §1.2).
 import Foundation
 import Tensor
 

@@ -49,17 +49,4 @@ public enum JSONValue: Sendable, Equatable, Decodable {
         default: return nil
         }
     }
-
-    /// Re-encodes for `Decodable` config types (model `Config` structs).
-    public var foundationObject: Any {
-        switch self {
-        case .null: return NSNull()
-        case .bool(let b): return b
-        case .int(let i): return i
-        case .double(let d): return d
-        case .string(let s): return s
-        case .array(let a): return a.map(\.foundationObject)
-        case .object(let o): return o.mapValues(\.foundationObject)
-        }
-    }
 }

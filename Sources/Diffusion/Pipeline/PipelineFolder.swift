@@ -1,4 +1,4 @@
-// A diffusers pipeline folder on disk (engine-spec.md §1.2): model_index.json (pipeline_utils.py:216), one
+// A diffusers pipeline folder on disk (docs/engine.md §1.2): model_index.json (pipeline_utils.py:216), one
 // sub-folder per component with config.json + diffusion_pytorch_model(.fp16)(.safetensors | -0000k-of-0000n +
 // .safetensors.index.json), scheduler/scheduler_config.json. Component configs keep only what the file says;
 // the model's Config type applies the class defaults for missing keys. Legacy `"_class_name":
@@ -12,15 +12,16 @@ public struct ComponentFolder: Sendable {
     public let url: URL
     /// Effective diffusers class after legacy remapping (e.g. "DiTTransformer2DModel").
     public let className: String
-    /// config.json as parsed (including `_class_name` / `_diffusers_version`).
+    /// config.json as parsed (including `_class_name` / `_diffusers_version`), for inspection.
     public let config: [String: JSONValue]
+    /// config.json's bytes, which model `Config` types decode directly.
+    public let configData: Data
 
-    /// Decodes config.json into a model's `Config` (its `Decodable` init supplies defaults for missing keys).
+    /// Decodes config.json's bytes into a model's `Config` (its `Decodable` init supplies defaults for
+    /// missing keys).
     public func decodeConfig<T: Decodable>(_ type: T.Type) throws -> T {
-        let object = config.mapValues(\.foundationObject)
         do {
-            let data = try JSONSerialization.data(withJSONObject: object)
-            return try JSONDecoder().decode(T.self, from: data)
+            return try JSONDecoder().decode(T.self, from: configData)
         } catch let e as DecodingError {
             throw PipelineError(.badConfig, "\(name)/config.json: \(Self.describe(e))")
         } catch {
@@ -180,7 +181,7 @@ public struct PipelineFolder: Sendable {
                                     "\(name)/config.json: Transformer2DModel with norm_type \(other ?? "missing") is not supported")
             }
         }
-        return ComponentFolder(name: name, url: dir, className: cls, config: cfg)
+        return ComponentFolder(name: name, url: dir, className: cls, config: cfg, configData: data)
     }
 
     /// The class id of a label name (exact match after the split/strip), or a number given as text.

@@ -1,5 +1,5 @@
 // The DiT sampling loop, batched across requests. Port of diffusers 0.42.1 pipelines/dit/pipeline_dit.py:101-251
-// (DiTPipeline.__call__; engine-spec.md §4.2), with the differences the fixtures document
+// (DiTPipeline.__call__; docs/engine.md §4.2), with the differences the fixtures document
 // (Tests/DiffusionTests/Fixtures/README.md): latent size (H, W) per call, null class = the model's
 // num_embeds_ada_norm, scale_model_input skipped for FlowMatch (identity), pixel-space pipelines decode to the
 // sample itself.

@@ -1,4 +1,4 @@
-// The 16-wide Box–Muller transform of torch.randn for n >= 16. See engine-spec.md §5.3.
+// The 16-wide Box–Muller transform of torch.randn for n >= 16. See docs/engine.md §5.3.
 // Ports:
 //   aten/src/ATen/native/cpu/DistributionKernels.cpp  normal_fill_16_AVX2 (u1 = 1 - d[j], u2 = d[j+8],
 //       radius = sqrt(-2 * log256_ps(u1)), theta = 2π·u2, sincos256_ps, fmadd(n, std, mean))

@@ -1,6 +1,6 @@
 // MT19937 exactly as PyTorch's CPU generator engine.
 // Port of pytorch/pytorch aten/src/ATen/core/MT19937RNGEngine.h:111-191 (mt19937_engine: init_genrand seeding,
-// standard twist with MATRIX_A 0x9908b0df, tempering) — see engine-spec.md §5.1.
+// standard twist with MATRIX_A 0x9908b0df, tempering) — see docs/engine.md §5.1.
 // Output is identical to std::mt19937(UInt32(seed)).
 
 /// The 32-bit Mersenne Twister state, seeded like `at::mt19937(seed)`.

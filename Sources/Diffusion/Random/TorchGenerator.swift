@@ -1,4 +1,4 @@
-// torch.Generator (CPU) and torch.randn(float32) reproduced bit for bit. See engine-spec.md §5.
+// torch.Generator (CPU) and torch.randn(float32) reproduced bit for bit. See docs/engine.md §5.
 // Ports:
 //   aten/src/ATen/CPUGeneratorImpl.cpp            set_current_seed, random(), random64(), next_double_normal_sample
 //   aten/src/ATen/core/DistributionsHelper.h:99-119, 172-203   uniform_real_distribution, normal_distribution<double>

@@ -1,18 +1,28 @@
 // DDIMScheduler, eta = 0 (DiT's default scheduler).
 // Port of diffusers 0.42.1 schedulers/scheduling_ddim.py: __init__ :194-243, set_timesteps :334-382,
-// step :384-491; engine-spec.md §4.1.
+// step :384-491; docs/engine.md §4.1.
 import Foundation
 
 public struct DDIMScheduler: Scheduler {
+    /// DDIM's resolved `__init__` kwargs.
+    public struct Params: Codable, Sendable, Equatable, Hashable {
+        public var beta = BetaSchedule()
+        public var clipSample = true
+        public var clipSampleRange = 1.0
+        public var setAlphaToOne = true
+        public var timestepSpacing = "leading"
+        public var predictionType: String { beta.predictionType }
+    }
+
     public let sampler = SamplerName.ddim
-    public let params: SchedulerParams
+    public let params: Params
     public private(set) var tables: SchedulerTables
     public private(set) var stepIndex: Int?
 
     /// Class defaults: clip_sample TRUE, set_alpha_to_one true, timestep_spacing "leading".
-    public static func params(_ c: SchedulerConfig) throws -> SchedulerParams {
-        var p = SchedulerParams()
-        try p.readBetaKeys(c)
+    public static func params(_ c: SchedulerConfig) throws -> Params {
+        var p = Params()
+        p.beta = try BetaSchedule(c)
         p.clipSample = try c.bool("clip_sample", true)
         p.clipSampleRange = try c.double("clip_sample_range", 1.0)
         p.setAlphaToOne = try c.bool("set_alpha_to_one", true)
@@ -27,35 +37,35 @@ public struct DDIMScheduler: Scheduler {
     public init(config: SchedulerConfig) throws {
         let p = try Self.params(config)
         params = p
-        let ac = try p.alphasCumprod()
-        tables = SchedulerTables(sampler: .ddim, steps: 0, params: p, timesteps: [], sigmas: [], alphasCumprod: ac,
-                                 finalAlphaCumprod: p.setAlphaToOne ? 1 : ac[0], initNoiseSigma: 1)
+        let ac = try p.beta.alphasCumprod()
+        tables = SchedulerTables(settings: .ddim(p), steps: 0, timesteps: [], alphasCumprod: ac,
+                                 finalAlphaCumprod: p.setAlphaToOne ? 1 : ac[0])
     }
 
     public init(tables: SchedulerTables) throws {
-        guard tables.sampler == .ddim, tables.alphasCumprod.count == tables.params.numTrainTimesteps,
+        guard case .ddim(let p) = tables.settings, tables.alphasCumprod.count == p.beta.numTrainTimesteps,
               tables.timesteps.count == tables.steps
         else { throw SchedulerError(.badTables, "tables are not DDIM tables of the stated size") }
-        params = tables.params
+        params = p
         self.tables = tables
         stepIndex = nil
     }
 
     public func tables(steps n: Int) throws -> SchedulerTables {
-        try params.checkSteps(n)
-        let T = params.numTrainTimesteps
+        try params.beta.checkSteps(n)
+        let T = params.beta.numTrainTimesteps
         let ts: [Int]
         switch params.timestepSpacing {
         case "linspace":
             ts = TableMath.npLinspace(0, Double(T - 1), n).map { Int(TableMath.npRound($0)) }.reversed()
         case "leading":
             let r = T / n
-            ts = (0..<n).map { $0 * r + params.stepsOffset }.reversed()
+            ts = (0..<n).map { $0 * r + params.beta.stepsOffset }.reversed()
         default: // trailing
             ts = TableMath.npArange(Double(T), 0, -Double(T) / Double(n)).map { Int(TableMath.npRound($0)) - 1 }
         }
         guard ts.allSatisfy({ $0 >= 0 && $0 < T }) else {
-            throw SchedulerError(.badSteps, "timesteps fall outside 0..<\(T) (steps_offset \(params.stepsOffset))")
+            throw SchedulerError(.badSteps, "timesteps fall outside 0..<\(T) (steps_offset \(params.beta.stepsOffset))")
         }
         var t = tables
         t.steps = n
@@ -68,7 +78,7 @@ public struct DDIMScheduler: Scheduler {
     public mutating func step(modelOutput e: [Float], timestep: Float, sample x: [Float]) throws -> [Float] {
         try checkSameCount(e, x)
         guard tables.steps > 0 else { throw SchedulerError(.badInput, "set_timesteps was not called") }
-        let T = params.numTrainTimesteps
+        let T = params.beta.numTrainTimesteps
         let t = Int(timestep)
         guard Float(t) == timestep, t >= 0, t < T else { throw SchedulerError(.badInput, "timestep \(timestep) is not in 0..<\(T)") }
         let prev = t - T / tables.steps

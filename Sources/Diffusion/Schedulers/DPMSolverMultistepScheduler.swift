@@ -2,12 +2,28 @@
 // Port of diffusers 0.42.1 schedulers/scheduling_dpmsolver_multistep.py: __init__ :215-340,
 // set_timesteps :367-497, _sigma_to_alpha_sigma_t :580-599, convert_model_output :749-846 (dpmsolver++ branch),
 // first/second/third order updates :847-1143, index_for_timestep :1144-1179, step :1196-1286;
-// engine-spec.md §4.3. Per-σ scalars are float32 0-dim tensor arithmetic in diffusers; reproduced in Float.
+// docs/engine.md §4.3. Per-σ scalars are float32 0-dim tensor arithmetic in diffusers; reproduced in Float.
 import Foundation
 
 public struct DPMSolverMultistepScheduler: Scheduler {
-    public let sampler = SamplerName.dpmpp_2m
-    public let params: SchedulerParams
+    /// DPM-Solver's resolved `__init__` kwargs.
+    public struct Params: Codable, Sendable, Equatable, Hashable {
+        public var beta = BetaSchedule()
+        public var solverOrder = 2
+        public var algorithmType = "dpmsolver++"
+        public var solverType = "midpoint"
+        public var lowerOrderFinal = true
+        public var eulerAtFinal = false
+        public var finalSigmasType = "zero"
+        /// nil = -inf (the default; JSON cannot hold infinities).
+        public var lambdaMinClipped: Double? = nil
+        public var varianceType: String? = nil
+        public var timestepSpacing = "linspace"
+        public var predictionType: String { beta.predictionType }
+    }
+
+    public let sampler = SamplerName.dpmpp2m
+    public let params: Params
     public private(set) var tables: SchedulerTables
     public private(set) var stepIndex: Int?
     /// model_outputs (x0 predictions), newest last; nil = not yet filled.
@@ -16,9 +32,9 @@ public struct DPMSolverMultistepScheduler: Scheduler {
     private let alphasCumprod: [Float]
 
     /// Class defaults: solver_order 2, dpmsolver++, midpoint, lower_order_final, timestep_spacing "linspace".
-    public static func params(_ c: SchedulerConfig) throws -> SchedulerParams {
-        var p = SchedulerParams()
-        try p.readBetaKeys(c)
+    public static func params(_ c: SchedulerConfig) throws -> Params {
+        var p = Params()
+        p.beta = try BetaSchedule(c)
         p.solverOrder = try c.int("solver_order", 2)
         p.algorithmType = try c.string("algorithm_type", "dpmsolver++")
         p.solverType = try c.string("solver_type", "midpoint")
@@ -48,26 +64,25 @@ public struct DPMSolverMultistepScheduler: Scheduler {
     public init(config: SchedulerConfig) throws {
         let p = try Self.params(config)
         params = p
-        alphasCumprod = try p.alphasCumprod()
-        tables = SchedulerTables(sampler: .dpmpp_2m, steps: 0, params: p, timesteps: [], sigmas: [], alphasCumprod: [],
-                                 finalAlphaCumprod: 1, initNoiseSigma: 1)
+        alphasCumprod = try p.beta.alphasCumprod()
+        tables = SchedulerTables(settings: .dpmpp2m(p), steps: 0, timesteps: [])
         history = Array(repeating: nil, count: p.solverOrder)
     }
 
     public init(tables: SchedulerTables) throws {
-        guard tables.sampler == .dpmpp_2m, tables.timesteps.count == tables.steps,
-              tables.sigmas.count == tables.steps + 1, (1...3).contains(tables.params.solverOrder)
+        guard case .dpmpp2m(let p) = tables.settings, tables.timesteps.count == tables.steps,
+              tables.sigmas.count == tables.steps + 1, (1...3).contains(p.solverOrder)
         else { throw SchedulerError(.badTables, "tables are not DPM-Solver tables of the stated size") }
-        params = tables.params
+        params = p
         self.tables = tables
         alphasCumprod = []
-        history = Array(repeating: nil, count: tables.params.solverOrder)
+        history = Array(repeating: nil, count: p.solverOrder)
     }
 
     public func tables(steps n: Int) throws -> SchedulerTables {
-        try params.checkSteps(n)
-        let T = params.numTrainTimesteps
-        let ac = alphasCumprod.isEmpty ? try params.alphasCumprod() : alphasCumprod
+        try params.beta.checkSteps(n)
+        let T = params.beta.numTrainTimesteps
+        let ac = alphasCumprod.isEmpty ? try params.beta.alphasCumprod() : alphasCumprod
         // last_timestep = T - searchsorted(flip(lambda_t), lambda_min_clipped)
         var last = T
         if let clipped = params.lambdaMinClipped {
@@ -85,7 +100,7 @@ public struct DPMSolverMultistepScheduler: Scheduler {
             let r = last / (n + 1)
             ts = (0...n).map { $0 * r }.reversed()
             ts.removeLast()
-            ts = ts.map { $0 + params.stepsOffset }
+            ts = ts.map { $0 + params.beta.stepsOffset }
         default: // trailing
             ts = TableMath.npArange(Double(last), 0, -Double(T) / Double(n)).map { Int(TableMath.npRound($0)) - 1 }
         }
@@ -95,8 +110,8 @@ public struct DPMSolverMultistepScheduler: Scheduler {
         let table = TableMath.sigmaTable(ac)
         var sigmas = TableMath.npInterpIndex(ts.map(Double.init), table).map { Float($0) }
         sigmas.append(params.finalSigmasType == "sigma_min" ? ((1 - ac[0]) / ac[0]).squareRoot() : 0)
-        return SchedulerTables(sampler: .dpmpp_2m, steps: ts.count, params: params, timesteps: ts.map { Float($0) },
-                               sigmas: sigmas, alphasCumprod: [], finalAlphaCumprod: 1, initNoiseSigma: 1)
+        return SchedulerTables(settings: .dpmpp2m(params), steps: ts.count, timesteps: ts.map { Float($0) },
+                               sigmas: sigmas)
     }
 
     public mutating func scaleModelInput(_ sample: [Float], timestep: Float) throws -> [Float] { sample }

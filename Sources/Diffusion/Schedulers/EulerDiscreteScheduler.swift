@@ -1,20 +1,30 @@
 // EulerDiscreteScheduler (s_churn = 0, deterministic), the `euler` sampler.
 // Port of diffusers 0.42.1 schedulers/scheduling_euler_discrete.py: __init__ :203-276, init_noise_sigma :278-291,
 // scale_model_input :326-348, set_timesteps :350-481 (linear interpolation, no karras/exponential/beta sigmas),
-// index_for_timestep :640-668, step :685-800; engine-spec.md §4.4.
+// index_for_timestep :640-668, step :685-800; docs/engine.md §4.4.
 import Foundation
 
 public struct EulerDiscreteScheduler: Scheduler {
+    /// Euler's resolved `__init__` kwargs.
+    public struct Params: Codable, Sendable, Equatable, Hashable {
+        public var beta = BetaSchedule()
+        public var timestepSpacing = "linspace"
+        public var interpolationType = "linear"
+        public var timestepType = "discrete"
+        public var finalSigmasType = "zero"
+        public var predictionType: String { beta.predictionType }
+    }
+
     public let sampler = SamplerName.euler
-    public let params: SchedulerParams
+    public let params: Params
     public private(set) var tables: SchedulerTables
     public private(set) var stepIndex: Int?
     private let alphasCumprod: [Float]
 
     /// Class defaults: timestep_spacing "linspace", interpolation "linear", final_sigmas_type "zero".
-    public static func params(_ c: SchedulerConfig) throws -> SchedulerParams {
-        var p = SchedulerParams()
-        try p.readBetaKeys(c)
+    public static func params(_ c: SchedulerConfig) throws -> Params {
+        var p = Params()
+        p.beta = try BetaSchedule(c)
         p.timestepSpacing = try c.string("timestep_spacing", "linspace")
         p.interpolationType = try c.string("interpolation_type", "linear")
         p.timestepType = try c.string("timestep_type", "discrete")
@@ -35,23 +45,23 @@ public struct EulerDiscreteScheduler: Scheduler {
     public init(config: SchedulerConfig) throws {
         let p = try Self.params(config)
         params = p
-        alphasCumprod = try p.alphasCumprod()
-        tables = SchedulerTables(sampler: .euler, steps: 0, params: p, timesteps: [], sigmas: [], alphasCumprod: [],
-                                 finalAlphaCumprod: 1, initNoiseSigma: 1)
+        alphasCumprod = try p.beta.alphasCumprod()
+        tables = SchedulerTables(settings: .euler(p), steps: 0, timesteps: [])
     }
 
     public init(tables: SchedulerTables) throws {
-        guard tables.sampler == .euler, tables.timesteps.count == tables.steps, tables.sigmas.count == tables.steps + 1
+        guard case .euler(let p) = tables.settings, tables.timesteps.count == tables.steps,
+              tables.sigmas.count == tables.steps + 1
         else { throw SchedulerError(.badTables, "tables are not Euler tables of the stated size") }
-        params = tables.params
+        params = p
         self.tables = tables
         alphasCumprod = []
     }
 
     public func tables(steps n: Int) throws -> SchedulerTables {
-        try params.checkSteps(n)
-        let T = params.numTrainTimesteps
-        let ac = alphasCumprod.isEmpty ? try params.alphasCumprod() : alphasCumprod
+        try params.beta.checkSteps(n)
+        let T = params.beta.numTrainTimesteps
+        let ac = alphasCumprod.isEmpty ? try params.beta.alphasCumprod() : alphasCumprod
         var ts: [Float]
         switch params.timestepSpacing {
         case "linspace":
@@ -59,7 +69,7 @@ public struct EulerDiscreteScheduler: Scheduler {
         case "leading":
             let r = T / n
             ts = (0..<n).map { Float($0 * r) }.reversed()
-            ts = ts.map { $0 + Float(params.stepsOffset) }
+            ts = ts.map { $0 + Float(params.beta.stepsOffset) }
         default: // trailing
             ts = TableMath.npArange(Double(T), 0, -Double(T) / Double(n)).map { Float(TableMath.npRound($0)) }
             ts = ts.map { $0 - 1 }
@@ -69,8 +79,8 @@ public struct EulerDiscreteScheduler: Scheduler {
         sigmas.append(params.finalSigmasType == "sigma_min" ? ((1 - ac[0]) / ac[0]).squareRoot() : 0)
         let maxSigma = sigmas.max() ?? 0
         let initSigma = params.timestepSpacing == "leading" ? (maxSigma * maxSigma + 1).squareRoot() : maxSigma
-        return SchedulerTables(sampler: .euler, steps: n, params: params, timesteps: ts, sigmas: sigmas,
-                               alphasCumprod: [], finalAlphaCumprod: 1, initNoiseSigma: initSigma)
+        return SchedulerTables(settings: .euler(params), steps: n, timesteps: ts, sigmas: sigmas,
+                               initNoiseSigma: initSigma)
     }
 
     private mutating func currentIndex(_ timestep: Float) throws -> Int {

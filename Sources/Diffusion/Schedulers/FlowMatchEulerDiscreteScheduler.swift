@@ -1,24 +1,31 @@
 // FlowMatchEulerDiscreteScheduler (static shift, deterministic), the `flow_euler` sampler.
 // Port of diffusers 0.42.1 schedulers/scheduling_flow_match_euler_discrete.py: __init__ :92-144,
 // stretch_shift_to_terminal :262-281, set_timesteps :283-382, index_for_timestep :384-413, step :423-523;
-// engine-spec.md §4.5. The class has no scale_model_input: pipelines treat it as identity.
+// docs/engine.md §4.5. The class has no scale_model_input: pipelines treat it as identity.
 import Foundation
 
 public struct FlowMatchEulerDiscreteScheduler: Scheduler {
-    public let sampler = SamplerName.flow_euler
-    public let params: SchedulerParams
+    /// FlowMatch's resolved `__init__` kwargs (static shift only).
+    public struct Params: Codable, Sendable, Equatable, Hashable {
+        public var numTrainTimesteps = 1000
+        public var shift = 1.0
+        /// nil when absent or 0 (`if self.config.shift_terminal:`).
+        public var shiftTerminal: Double? = nil
+        public var invertSigmas = false
+    }
+
+    public let sampler = SamplerName.flowEuler
+    public let params: Params
     public private(set) var tables: SchedulerTables
     public private(set) var stepIndex: Int?
 
     /// Class defaults: shift 1.0, no dynamic shifting, no terminal stretch.
-    public static func params(_ c: SchedulerConfig) throws -> SchedulerParams {
-        var p = SchedulerParams()
+    public static func params(_ c: SchedulerConfig) throws -> Params {
+        var p = Params()
         p.numTrainTimesteps = try c.int("num_train_timesteps", 1000)
         p.shift = try c.double("shift", 1.0)
         p.shiftTerminal = try c.optionalDouble("shift_terminal")
         p.invertSigmas = try c.bool("invert_sigmas", false)
-        p.predictionType = "flow_prediction"
-        p.timestepSpacing = "linspace"
         try c.requireOff(["use_dynamic_shifting", "use_karras_sigmas", "use_exponential_sigmas", "use_beta_sigmas",
                           "stochastic_sampling"])
         guard p.numTrainTimesteps >= 1 else { throw SchedulerError(.badConfig, "num_train_timesteps must be positive") }
@@ -30,14 +37,14 @@ public struct FlowMatchEulerDiscreteScheduler: Scheduler {
     public init(config: SchedulerConfig) throws {
         let p = try Self.params(config)
         params = p
-        tables = SchedulerTables(sampler: .flow_euler, steps: 0, params: p, timesteps: [], sigmas: [], alphasCumprod: [],
-                                 finalAlphaCumprod: 1, initNoiseSigma: 1)
+        tables = SchedulerTables(settings: .flowEuler(p), steps: 0, timesteps: [])
     }
 
     public init(tables: SchedulerTables) throws {
-        guard tables.sampler == .flow_euler, tables.timesteps.count == tables.steps, tables.sigmas.count == tables.steps + 1
+        guard case .flowEuler(let p) = tables.settings, tables.timesteps.count == tables.steps,
+              tables.sigmas.count == tables.steps + 1
         else { throw SchedulerError(.badTables, "tables are not FlowMatch tables of the stated size") }
-        params = tables.params
+        params = p
         self.tables = tables
     }
 
@@ -75,8 +82,7 @@ public struct FlowMatchEulerDiscreteScheduler: Scheduler {
         } else {
             sigmas.append(0)
         }
-        return SchedulerTables(sampler: .flow_euler, steps: n, params: params, timesteps: ts, sigmas: sigmas,
-                               alphasCumprod: [], finalAlphaCumprod: 1, initNoiseSigma: 1)
+        return SchedulerTables(settings: .flowEuler(params), steps: n, timesteps: ts, sigmas: sigmas)
     }
 
     public mutating func scaleModelInput(_ sample: [Float], timestep: Float) throws -> [Float] { sample }

@@ -4,40 +4,22 @@
 import Foundation
 import Tensor
 
-/// Resolved scheduler settings: diffusers `__init__` kwargs after applying the class defaults. Codable so that
-/// tables can be cached on disk together with what produced them.
-public struct SchedulerParams: Codable, Sendable, Equatable, Hashable {
-    public var numTrainTimesteps = 1000
-    public var betaStart = 0.0001
-    public var betaEnd = 0.02
-    public var betaSchedule = "linear"
-    public var trainedBetas: [Double]? = nil
-    public var predictionType = "epsilon"
-    public var timestepSpacing = "linspace"
-    public var stepsOffset = 0
-    // DDIM
-    public var clipSample = true
-    public var clipSampleRange = 1.0
-    public var setAlphaToOne = true
-    // DPM-Solver
-    public var solverOrder = 2
-    public var algorithmType = "dpmsolver++"
-    public var solverType = "midpoint"
-    public var lowerOrderFinal = true
-    public var eulerAtFinal = false
-    public var finalSigmasType = "zero"
-    /// nil = -inf (the default; JSON cannot hold infinities).
-    public var lambdaMinClipped: Double? = nil
-    public var varianceType: String? = nil
-    // Euler
-    public var interpolationType = "linear"
-    public var timestepType = "discrete"
-    // FlowMatch
-    public var shift = 1.0
-    public var shiftTerminal: Double? = nil
-    public var invertSigmas = false
+/// The resolved settings of one scheduler (diffusers `__init__` kwargs after the class defaults), each case
+/// owned by its scheduler. Codable so that tables can be cached on disk together with what produced them.
+public enum SchedulerSettings: Codable, Sendable, Equatable, Hashable {
+    case ddim(DDIMScheduler.Params)
+    case dpmpp2m(DPMSolverMultistepScheduler.Params)
+    case euler(EulerDiscreteScheduler.Params)
+    case flowEuler(FlowMatchEulerDiscreteScheduler.Params)
 
-    public init() {}
+    public var sampler: SamplerName {
+        switch self {
+        case .ddim: return .ddim
+        case .dpmpp2m: return .dpmpp2m
+        case .euler: return .euler
+        case .flowEuler: return .flowEuler
+        }
+    }
 
     /// Canonical text of these settings (sorted keys), e.g. for a cache key.
     public var canonicalJSON: String {
@@ -50,9 +32,8 @@ public struct SchedulerParams: Codable, Sendable, Equatable, Hashable {
 
 /// Precomputed noise schedule for one (scheduler config, step count): everything `step` needs.
 public struct SchedulerTables: Codable, Sendable, Equatable {
-    public var sampler: SamplerName
+    public var settings: SchedulerSettings
     public var steps: Int
-    public var params: SchedulerParams
     /// The timestep of each step as passed to the model (integers for ddim / dpmpp_2m).
     public var timesteps: [Float]
     /// steps + 1 sigmas (dpmpp_2m, euler, flow_euler); empty for ddim.
@@ -63,17 +44,32 @@ public struct SchedulerTables: Codable, Sendable, Equatable {
     public var finalAlphaCumprod: Float
     public var initNoiseSigma: Float
 
-    /// A stable key for caching these tables on disk.
-    public static func cacheKey(sampler: SamplerName, params: SchedulerParams, steps: Int) -> String {
-        "\(sampler.rawValue)|\(steps)|\(params.canonicalJSON)"
+    public init(settings: SchedulerSettings, steps: Int, timesteps: [Float], sigmas: [Float] = [],
+                alphasCumprod: [Float] = [], finalAlphaCumprod: Float = 1, initNoiseSigma: Float = 1) {
+        self.settings = settings
+        self.steps = steps
+        self.timesteps = timesteps
+        self.sigmas = sigmas
+        self.alphasCumprod = alphasCumprod
+        self.finalAlphaCumprod = finalAlphaCumprod
+        self.initNoiseSigma = initNoiseSigma
     }
-    public var cacheKey: String { Self.cacheKey(sampler: sampler, params: params, steps: steps) }
+
+    public var sampler: SamplerName { settings.sampler }
+
+    /// A stable key for caching these tables on disk.
+    public static func cacheKey(settings: SchedulerSettings, steps: Int) -> String {
+        "\(settings.sampler.rawValue)|\(steps)|\(settings.canonicalJSON)"
+    }
+    public var cacheKey: String { Self.cacheKey(settings: settings, steps: steps) }
 }
 
 /// A diffusers-compatible noise scheduler. All arithmetic is float32 like diffusers on CPU.
 public protocol Scheduler: Sendable {
+    /// The scheduler's own resolved settings.
+    associatedtype Params: Codable, Sendable, Hashable
     var sampler: SamplerName { get }
-    var params: SchedulerParams { get }
+    var params: Params { get }
     /// Tables of the current step count (after `setTimesteps`).
     var tables: SchedulerTables { get }
     /// `scheduler.timesteps`.
@@ -83,6 +79,8 @@ public protocol Scheduler: Sendable {
     /// Steps taken so far (diffusers `step_index`, nil before the first call).
     var stepIndex: Int? { get }
 
+    /// The class defaults applied to the keys of `config` (diffusers `from_config`), validated.
+    static func params(_ config: SchedulerConfig) throws -> Params
     /// Builds the scheduler from a config with diffusers' from_config semantics.
     init(config: SchedulerConfig) throws
     /// Rebuilds a scheduler from cached tables (no table computation).
@@ -126,35 +124,35 @@ public enum Schedulers {
     public static func make(_ name: SamplerName, config: SchedulerConfig) throws -> any Scheduler {
         switch name {
         case .ddim: return try DDIMScheduler(config: config)
-        case .dpmpp_2m: return try DPMSolverMultistepScheduler(config: config)
+        case .dpmpp2m: return try DPMSolverMultistepScheduler(config: config)
         case .euler: return try EulerDiscreteScheduler(config: config)
-        case .flow_euler: return try FlowMatchEulerDiscreteScheduler(config: config)
+        case .flowEuler: return try FlowMatchEulerDiscreteScheduler(config: config)
         }
     }
 
     /// A scheduler ready to sample from cached tables.
     public static func make(tables: SchedulerTables) throws -> any Scheduler {
-        switch tables.sampler {
+        switch tables.settings {
         case .ddim: return try DDIMScheduler(tables: tables)
-        case .dpmpp_2m: return try DPMSolverMultistepScheduler(tables: tables)
+        case .dpmpp2m: return try DPMSolverMultistepScheduler(tables: tables)
         case .euler: return try EulerDiscreteScheduler(tables: tables)
-        case .flow_euler: return try FlowMatchEulerDiscreteScheduler(tables: tables)
+        case .flowEuler: return try FlowMatchEulerDiscreteScheduler(tables: tables)
         }
     }
 
     /// The resolved settings (class defaults applied) a scheduler of kind `name` would use for `config`.
-    public static func params(_ name: SamplerName, config: SchedulerConfig) throws -> SchedulerParams {
+    public static func settings(_ name: SamplerName, config: SchedulerConfig) throws -> SchedulerSettings {
         switch name {
-        case .ddim: return try DDIMScheduler.params(config)
-        case .dpmpp_2m: return try DPMSolverMultistepScheduler.params(config)
-        case .euler: return try EulerDiscreteScheduler.params(config)
-        case .flow_euler: return try FlowMatchEulerDiscreteScheduler.params(config)
+        case .ddim: return .ddim(try DDIMScheduler.params(config))
+        case .dpmpp2m: return .dpmpp2m(try DPMSolverMultistepScheduler.params(config))
+        case .euler: return .euler(try EulerDiscreteScheduler.params(config))
+        case .flowEuler: return .flowEuler(try FlowMatchEulerDiscreteScheduler.params(config))
         }
     }
 
     /// Cache key of the tables for (name, config, steps), without computing them.
     public static func cacheKey(_ name: SamplerName, config: SchedulerConfig, steps: Int) throws -> String {
-        SchedulerTables.cacheKey(sampler: name, params: try params(name, config: config), steps: steps)
+        SchedulerTables.cacheKey(settings: try settings(name, config: config), steps: steps)
     }
 
     /// Tables for (name, config, steps).
@@ -165,9 +163,21 @@ public enum Schedulers {
 
 // MARK: shared helpers
 
-extension SchedulerParams {
-    /// Reads the keys shared by the DDPM-family schedulers (ddim, dpmpp_2m, euler).
-    mutating func readBetaKeys(_ c: SchedulerConfig) throws {
+/// The beta schedule and prediction keys shared by the DDPM-family schedulers (ddim, dpmpp_2m, euler), with
+/// diffusers' defaults.
+public struct BetaSchedule: Codable, Sendable, Equatable, Hashable {
+    public var numTrainTimesteps = 1000
+    public var betaStart = 0.0001
+    public var betaEnd = 0.02
+    public var betaSchedule = "linear"
+    public var trainedBetas: [Double]? = nil
+    public var predictionType = "epsilon"
+    public var stepsOffset = 0
+
+    public init() {}
+
+    /// Reads the shared keys of a config.
+    public init(_ c: SchedulerConfig) throws {
         numTrainTimesteps = try c.int("num_train_timesteps", 1000)
         betaStart = try c.double("beta_start", 0.0001)
         betaEnd = try c.double("beta_end", 0.02)
@@ -181,8 +191,8 @@ extension SchedulerParams {
         try c.requireOff(["rescale_betas_zero_snr", "thresholding"])
     }
 
-    /// betas → alphas_cumprod, bit-exact as torch (spec §4.0).
-    func alphasCumprod() throws -> [Float] {
+    /// betas → alphas_cumprod, bit-exact as torch (docs/engine.md §4.0).
+    public func alphasCumprod() throws -> [Float] {
         let betas: [Float]
         if let tb = trainedBetas {
             guard tb.count == numTrainTimesteps else {

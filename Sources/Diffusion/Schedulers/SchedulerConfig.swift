@@ -1,23 +1,24 @@
 // diffusers ConfigMixin semantics for scheduler configs (configuration_utils.py:489-492, 498-590, 698-728;
-// engine-spec.md §1.2): a scheduler reads only the keys that were present in the JSON file; keys listed in
+// docs/engine.md §1.2): a scheduler reads only the keys that were present in the JSON file; keys listed in
 // `_use_default_values` are dropped, so a scheduler built `from_config` of another one falls back to ITS OWN
 // defaults for them. Private keys (`_class_name`, `_diffusers_version`) are not kwargs.
+import Core
 import Foundation
 
 /// Sampler names understood by the engine (and the wire protocol).
 public enum SamplerName: String, Sendable, Codable, CaseIterable {
     case ddim
-    case dpmpp_2m
+    case dpmpp2m = "dpmpp_2m"
     case euler
-    case flow_euler
+    case flowEuler = "flow_euler"
 
     /// The diffusers class that implements it.
     public var className: String {
         switch self {
         case .ddim: return "DDIMScheduler"
-        case .dpmpp_2m: return "DPMSolverMultistepScheduler"
+        case .dpmpp2m: return "DPMSolverMultistepScheduler"
         case .euler: return "EulerDiscreteScheduler"
-        case .flow_euler: return "FlowMatchEulerDiscreteScheduler"
+        case .flowEuler: return "FlowMatchEulerDiscreteScheduler"
         }
     }
 
@@ -28,15 +29,19 @@ public enum SamplerName: String, Sendable, Codable, CaseIterable {
     }
 }
 
-/// Why a scheduler could not be built or stepped. One-line `description`.
-public struct SchedulerError: Error, Sendable, Equatable, CustomStringConvertible {
+/// Why a scheduler could not be built or stepped.
+public struct SchedulerError: CodedError, Equatable {
     public enum Code: String, Sendable {
-        case unreadable, badConfig, unsupportedOption, badSteps, badTables, badInput
+        case unreadable
+        case badConfig = "bad_config"
+        case unsupportedOption = "unsupported_option"
+        case badSteps = "bad_steps"
+        case badTables = "bad_tables"
+        case badInput = "bad_input"
     }
     public let code: Code
     public let message: String
-    public init(_ code: Code, _ message: String) { self.code = code; self.message = message }
-    public var description: String { "scheduler: \(message) (\(code.rawValue))" }
+    public init(_ code: Code, _ message: String) { self.code = code; self.message = "scheduler: " + message }
 }
 
 /// The keys of a `scheduler_config.json` that count as passed to `__init__`.

@@ -1,5 +1,5 @@
 // Bit-exact reproductions of the torch / numpy routines the diffusers schedulers build their tables with
-// (engine-spec.md §4.0):
+// (docs/engine.md §4.0):
 //   torch.linspace float32: aten/src/ATen/native/cpu/RangeFactoriesKernel.cpp linspace_kernel (FMA-contracted
 //     by GCC on x86-64: fma(step, i, start) below halfway, fma(-step, steps-1-i, end) above)
 //   torch.cumprod float32: ReduceOpsKernel.cpp cumprod_cpu_kernel, accumulates in double
@@ -88,7 +88,7 @@ enum TableMath {
         }
     }
 
-    /// `torch.sqrt(x)` / `x ** 0.5` on float32 (correctly rounded; torch's VML may differ by 1 ulp, spec §4.0).
+    /// `torch.sqrt(x)` / `x ** 0.5` on float32 (correctly rounded; torch's VML may differ by 1 ulp, docs/engine.md §4.0).
     @inline(__always) static func sqrtF(_ x: Float) -> Float { x.squareRoot() }
 
     /// `((1 - ac) / ac) ** 0.5` in float32.

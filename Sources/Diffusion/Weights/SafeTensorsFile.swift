@@ -1,7 +1,7 @@
 // safetensors reader: the file is mapped read-only; F32 tensors are served straight from the mapping,
 // F16/BF16/F64 are converted to owned float32 buffers on request.
 // Format and validation as huggingface/safetensors safetensors/src/tensor.rs (`read_metadata`,
-// `Metadata::validate`); see engine-spec.md §1.1.
+// `Metadata::validate`); see docs/engine.md §1.1.
 import Foundation
 import Tensor
 

@@ -1,6 +1,6 @@
 // safetensors writer (F32 only): header JSON padded with spaces so 8 + N ≡ 0 mod 8, tensors in the given
 // order, little-endian. The file appears atomically (temp file in the same folder + rename).
-// Format: huggingface/safetensors safetensors/src/tensor.rs `serialize`; engine-spec.md §1.1.
+// Format: huggingface/safetensors safetensors/src/tensor.rs `serialize`; docs/engine.md §1.1.
 import Foundation
 
 public enum SafeTensorsWriter {

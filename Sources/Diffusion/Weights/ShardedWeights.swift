@@ -1,5 +1,5 @@
 // Sharded checkpoints: `diffusion_pytorch_model.safetensors.index.json` =
-// {"metadata": {"total_size": …}, "weight_map": {tensor: shard file}} (engine-spec.md §1.2,
+// {"metadata": {"total_size": …}, "weight_map": {tensor: shard file}} (docs/engine.md §1.2,
 // diffusers utils/constants.py:29-34, modeling_utils.py:770-773).
 import Foundation
 import Tensor
