@@ -8,7 +8,7 @@
 # Why torch 2.13.0+cpu: PyPI's plain `torch==2.15.0` wheel is the CUDA build; installed with --no-deps it fails
 # at `import torch` (libcudart.so.13 / libcublasLt missing), and with deps it pulls several GB of nvidia-* wheels.
 # PyPI also carries `2.13.0+cpu` (192 MB, MKL, GCC 13.3, AVX2/AVX512 dispatch), whose torch.randn reproduces every
-# test vector of engine-spec §5.5 bit for bit. Override with TORCH_SPEC=... if needed.
+# test vector of docs/engine.md §5.5 bit for bit. Override with TORCH_SPEC=... if needed.
 #
 # Usage:  tools/venv.sh            # prints the venv path on the last line
 #         . "$(tools/venv.sh | tail -1)/bin/activate"

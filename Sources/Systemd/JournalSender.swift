@@ -1,7 +1,7 @@
 // Sends one journal entry. On the real journald socket this goes through libsystemd's
 // sd_journal_sendv; on any other socket (DARKROOM_JOURNAL_SOCKET, used by tests) it speaks journald's
 // native datagram protocol itself. libsystemd returns 0 even when the socket does not exist
-// (field-notes §3), so the socket's presence is checked before every send and a missing socket is
+// (docs/engine.md §7.2), so the socket's presence is checked before every send and a missing socket is
 // reported as a failure, never as success.
 import CSystemd
 import Glibc
