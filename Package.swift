@@ -35,13 +35,15 @@ let package = Package(
 
         // The engine.
         .target(name: "Tensor", dependencies: ["COpenBLAS"], swiftSettings: optimised),
-        .target(name: "Diffusion", dependencies: ["Core", "Tensor"], swiftSettings: optimised),
+        .target(name: "Weights", dependencies: ["Core", "Tensor"], swiftSettings: optimised),
+        .target(name: "Diffusion", dependencies: ["Core", "Tensor", "Weights"], swiftSettings: optimised),
+        .target(name: "Text", dependencies: ["Core", "Tensor", "Weights"], swiftSettings: optimised),
 
         // The wire contract, configuration, and the worker.
         .target(name: "Jobs", dependencies: ["Core", "Imaging"]),
         .target(name: "Config", dependencies: ["Core", "TOMLKit"]),
         .target(name: "Worker", dependencies: [
-            "AMQP", "Config", "Core", "Diffusion", "Imaging", "Jobs", "Systemd", "Tensor",
+            "AMQP", "Config", "Core", "Diffusion", "Imaging", "Jobs", "Systemd", "Tensor", "Text", "Weights",
             .product(name: "Logging", package: "swift-log"),
         ]),
 
@@ -51,14 +53,16 @@ let package = Package(
             .product(name: "Logging", package: "swift-log"),
         ]),
         .executableTarget(name: "darkroom", dependencies: [
-            "AMQP", "Config", "Diffusion", "Jobs", "Systemd", "Tensor", "Worker",
+            "AMQP", "Config", "Diffusion", "Jobs", "Systemd", "Tensor", "Text", "Weights", "Worker",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
 
         .testTarget(name: "AMQPTests", dependencies: ["AMQP", "Core"]),
         .testTarget(name: "ImagingTests", dependencies: ["Imaging"]),
         .testTarget(name: "TensorTests", dependencies: ["Tensor"], swiftSettings: optimised),
-        .testTarget(name: "DiffusionTests", dependencies: ["Diffusion", "Tensor"],
+        .testTarget(name: "DiffusionTests", dependencies: ["Diffusion", "Tensor", "Weights"],
+                    resources: [.copy("Fixtures")], swiftSettings: optimised),
+        .testTarget(name: "TextTests", dependencies: ["Tensor", "Text", "Weights"],
                     resources: [.copy("Fixtures")], swiftSettings: optimised),
         .testTarget(name: "JobsTests", dependencies: ["Imaging", "Jobs"]),
         .testTarget(name: "ConfigTests", dependencies: ["Config"]),

@@ -2,6 +2,7 @@ import Diffusion
 import Foundation
 import Jobs
 import Tensor
+import Weights
 
 /// The disk store of good seeds: a job's initial noise kept under a name (`save_seed_as`)
 /// and reused by later jobs (`seed_ref`), which then get the identical image.

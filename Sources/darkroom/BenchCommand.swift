@@ -2,6 +2,7 @@ import ArgumentParser
 import Diffusion
 import Foundation
 import Tensor
+import Weights
 
 /// `darkroom bench`: the Swift side of the engine benchmark (bench/engine/README.md, "The Darkroom
 /// hook"). bench/engine/run.sh calls it once per op in its own process; it loads the pipeline (untimed),

@@ -4,6 +4,7 @@ import Diffusion
 import Foundation
 import Jobs
 import Worker
+import Weights
 
 /// `darkroom models list|inspect`: what a model folder holds, without a broker.
 struct ModelsCommand: AsyncParsableCommand {

@@ -2,6 +2,7 @@ import Foundation
 import Testing
 import Tensor
 @testable import Diffusion
+import Weights
 
 // DiTTransformer2DModel and AutoencoderKL against the diffusers 0.42.1 reference outputs in Fixtures/
 // (random-weight pipelines, see Fixtures/README.md), plus config defaults and load/input errors.

@@ -1,6 +1,7 @@
 import Foundation
 import Tensor
 @testable import Diffusion
+import Weights
 
 /// Access to Tests/DiffusionTests/Fixtures (written by tools/reference/make_fixtures.py; see its README).
 enum PipeFixtures {

@@ -2,6 +2,7 @@ import Foundation
 import Testing
 import Tensor
 @testable import Diffusion
+import Weights
 
 /// Builds raw safetensors bytes from a header string and a data buffer (for hand-made good and bad files).
 func rawSafeTensors(header: String, data: [UInt8], headerLength: UInt64? = nil) -> Data {

@@ -1,6 +1,7 @@
 import Foundation
 import Testing
 @testable import Diffusion
+import Weights
 
 /// The DiT Hub scheduler file (0.12-era): no timestep_spacing key.
 let ditHubDDIM: [String: JSONValue] = [

@@ -1,6 +1,7 @@
 import Foundation
 import Testing
 @testable import Diffusion
+import Weights
 
 /// Whole trajectories against diffusers 0.42.1 / torch 2.13 CPU, produced by:
 /// ```

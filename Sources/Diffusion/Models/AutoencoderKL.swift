@@ -1,5 +1,6 @@
 import Foundation
 import Tensor
+import Weights
 
 /// The KL autoencoder of Stable Diffusion / DiT (diffusers models/autoencoders/autoencoder_kl.py;
 /// docs/engine.md §3): `decode` turns latents into images in [-1, 1] (§3.2), `encode` gives the latent

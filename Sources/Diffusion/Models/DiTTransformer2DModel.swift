@@ -1,6 +1,7 @@
 import Core
 import Foundation
 import Tensor
+import Weights
 
 /// DiT, class-conditional transformer with AdaLN-zero blocks (diffusers
 /// models/transformers/dit_transformer_2d.py; docs/engine.md §2). Works on latents (C = 4, learned sigma

@@ -1,4 +1,5 @@
 import Tensor
+import Weights
 
 // Parameter groups of the model components, read from a `WeightStore` by diffusers state_dict
 // name and checked against the shapes the config implies. Forward passes call the Tensor kernels.

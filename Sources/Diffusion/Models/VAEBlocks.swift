@@ -1,4 +1,5 @@
 import Tensor
+import Weights
 
 // Building blocks of AutoencoderKL (docs/engine.md §3.1): ResnetBlock2D, the mid-block attention,
 // Upsample2D / Downsample2D, and the encoder and decoder stacks (vae.py:62-314).

@@ -4,6 +4,7 @@
 // the model's Config type applies the class defaults for missing keys. Legacy `"_class_name":
 // "Transformer2DModel"` is remapped by norm_type (model_loading_utils.py:53-58, 117-134).
 import Foundation
+import Weights
 
 /// One model component folder (transformer/, unet/, vae/).
 public struct ComponentFolder: Sendable {

@@ -4,6 +4,7 @@
 // defaults for them. Private keys (`_class_name`, `_diffusers_version`) are not kwargs.
 import Core
 import Foundation
+import Weights
 
 /// Sampler names understood by the engine (and the wire protocol).
 public enum SamplerName: String, Sendable, Codable, CaseIterable {

@@ -1,5 +1,6 @@
 // safetensors reader: the file is mapped read-only; F32 tensors are served straight from the mapping,
-// F16/BF16/F64 are converted to owned float32 buffers on request.
+// F16/BF16/F64 are converted to owned float32 buffers on request (`weight`), or F16/BF16 matrices are
+// served 16-bit from the mapping (`matrix`) for layers that widen them per block.
 // Format and validation as huggingface/safetensors safetensors/src/tensor.rs (`read_metadata`,
 // `Metadata::validate`); see docs/engine.md §1.1.
 import Foundation
@@ -182,6 +183,31 @@ public final class SafeTensorsFile: WeightStore, @unchecked Sendable {
 
     // MARK: WeightStore
 
+    public func dtype(_ name: String) -> String? { tensors[name]?.dtype.rawValue }
+
+    public func shape(_ name: String) -> [Int]? { tensors[name]?.shape }
+
+    /// A matrix for `linear`: F16/BF16 stay 16-bit in the mapping (copied only when misaligned),
+    /// everything else as `weight`.
+    public func matrix(_ name: String) throws -> WeightMatrix {
+        guard let info = tensors[name] else {
+            throw WeightError(.missingTensor, file: fileName, "no tensor named \(name)")
+        }
+        let format: HalfMatrix.Format
+        switch info.dtype {
+        case .BF16: format = .bf16
+        case .F16: format = .f16
+        default: return .float(try weight(name))
+        }
+        let src = base + dataStart + info.begin
+        if Int(bitPattern: src) % MemoryLayout<UInt16>.alignment == 0 {
+            return .half(HalfMatrix(format: format, shape: info.shape, pointer: src.assumingMemoryBound(to: UInt16.self), owner: self))
+        }
+        let owned = OwnedHalves(count: info.count)
+        memcpy(owned.pointer, src, 2 * info.count)
+        return .half(HalfMatrix(format: format, shape: info.shape, pointer: UnsafePointer(owned.pointer), owner: owned))
+    }
+
     public func contains(_ name: String) -> Bool { tensors[name] != nil }
 
     public func info(_ name: String) -> SafeTensorInfo? { tensors[name] }
@@ -202,7 +228,7 @@ public final class SafeTensorsFile: WeightStore, @unchecked Sendable {
             return owned.view(shape: info.shape)
         case .F16:
             let owned = OwnedFloats(count: count)
-            for i in 0..<count { owned.pointer[i] = halfToFloat(src.loadUnaligned(fromByteOffset: 2 * i, as: UInt16.self).littleEndian) }
+            for i in 0..<count { owned.pointer[i] = halfBitsToFloat(src.loadUnaligned(fromByteOffset: 2 * i, as: UInt16.self).littleEndian) }
             return owned.view(shape: info.shape)
         case .BF16:
             let owned = OwnedFloats(count: count)
@@ -235,18 +261,9 @@ final class OwnedFloats: @unchecked Sendable {
     func view(shape: [Int]) -> WeightView { WeightView(shape: shape, pointer: UnsafePointer(pointer), owner: self) }
 }
 
-/// IEEE binary16 → binary32 (exact).
-@inline(__always)
-func halfToFloat(_ h: UInt16) -> Float {
-    let sign = UInt32(h & 0x8000) << 16
-    let exp = Int(h >> 10) & 0x1f
-    let mant = UInt32(h & 0x3ff)
-    if exp == 0 {
-        if mant == 0 { return Float(bitPattern: sign) }
-        // subnormal: mant · 2^-24
-        let v = Float(mant) * Float(bitPattern: 0x3380_0000)
-        return sign != 0 ? -v : v
-    }
-    if exp == 31 { return Float(bitPattern: sign | 0x7f80_0000 | (mant << 13)) }
-    return Float(bitPattern: sign | UInt32(exp + 112) << 23 | (mant << 13))
+/// An owned copy of a misaligned 16-bit tensor that a `HalfMatrix` keeps alive.
+final class OwnedHalves: @unchecked Sendable {
+    let pointer: UnsafeMutablePointer<UInt16>
+    init(count: Int) { pointer = .allocate(capacity: max(count, 1)) }
+    deinit { pointer.deallocate() }
 }

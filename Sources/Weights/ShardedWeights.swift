@@ -60,6 +60,17 @@ public final class ShardedWeights: WeightStore, @unchecked Sendable {
         return try shard.weight(name)
     }
 
+    public func matrix(_ name: String) throws -> WeightMatrix {
+        guard let shard = shardOf[name] else {
+            throw WeightError(.missingTensor, file: indexURL.lastPathComponent, "no tensor named \(name)")
+        }
+        return try shard.matrix(name)
+    }
+
+    public func dtype(_ name: String) -> String? { shardOf[name]?.dtype(name) }
+
+    public func shape(_ name: String) -> [Int]? { shardOf[name]?.shape(name) }
+
     /// All tensor names in the index.
     public var names: [String] { shardOf.keys.sorted() }
 }

@@ -1,0 +1,108 @@
+// 16-bit weights (bfloat16 or IEEE half) kept 16-bit in memory and widened to float32 a block of output
+// rows at a time for the matmul, so a bf16 checkpoint costs its file size in RSS, not twice that.
+
+/// A `[rows, columns]` matrix of 16-bit floats as stored in a weight file (usually a read-only mapping).
+/// `owner` keeps that memory alive as long as the view is.
+public struct HalfMatrix: @unchecked Sendable {
+    public enum Format: String, Sendable { case bf16 = "BF16", f16 = "F16" }
+
+    public let format: Format
+    public let shape: [Int]
+    public let pointer: UnsafePointer<UInt16>
+    public let owner: AnyObject
+
+    public init(format: Format, shape: [Int], pointer: UnsafePointer<UInt16>, owner: AnyObject) {
+        self.format = format
+        self.shape = shape
+        self.pointer = pointer
+        self.owner = owner
+    }
+
+    public var count: Int { shape.reduce(1, *) }
+}
+
+/// A weight matrix as a layer reads it: float32 (mapped or owned) or 16-bit (widened per block).
+public enum WeightMatrix: @unchecked Sendable {
+    case float(WeightView)
+    case half(HalfMatrix)
+
+    public var shape: [Int] {
+        switch self {
+        case .float(let v): return v.shape
+        case .half(let h): return h.shape
+        }
+    }
+
+    /// Bytes this matrix occupies as stored.
+    public var storedBytes: Int {
+        switch self {
+        case .float(let v): return 4 * v.count
+        case .half(let h): return 2 * h.count
+        }
+    }
+}
+
+/// Widens 16-bit floats to float32 (exact for both formats).
+// x: [count] (bf16 or f16 bits) -> y: [count]
+@inline(__always)
+public func widen(_ y: UnsafeMutablePointer<Float>, _ x: UnsafePointer<UInt16>, count: Int, format: HalfMatrix.Format) {
+    switch format {
+    case .bf16:
+        for i in 0..<count { y[i] = Float(bitPattern: UInt32(UInt16(littleEndian: x[i])) << 16) }
+    case .f16:
+        for i in 0..<count { y[i] = halfBitsToFloat(UInt16(littleEndian: x[i])) }
+    }
+}
+
+/// IEEE binary16 → binary32 (exact, subnormals included).
+@inline(__always)
+public func halfBitsToFloat(_ h: UInt16) -> Float {
+    let sign = UInt32(h & 0x8000) << 16
+    let exp = Int(h >> 10) & 0x1f
+    let mant = UInt32(h & 0x3ff)
+    if exp == 0 {
+        if mant == 0 { return Float(bitPattern: sign) }
+        let v = Float(mant) * Float(bitPattern: 0x3380_0000)  // mant · 2^-24
+        return sign != 0 ? -v : v
+    }
+    if exp == 31 { return Float(bitPattern: sign | 0x7f80_0000 | (mant << 13)) }
+    return Float(bitPattern: sign | UInt32(exp + 112) << 23 | (mant << 13))
+}
+
+/// Output rows of a 16-bit weight widened per sgemm: 128 rows × K floats of scratch.
+public let halfLinearBlockRows = 128
+
+/// Scratch floats `linear(_:_:half:…)` needs for `inFeatures` K.
+public func halfLinearScratchCount(inFeatures k: Int) -> Int { halfLinearBlockRows * k }
+
+/// Linear layer over a 16-bit weight (torch `Linear` with the weight upcast: `y = x·Wᵀ + b`): the weight's
+/// output rows are widened `halfLinearBlockRows` at a time into `scratch` (the widening spread over `threads`)
+/// and each block is one sgemm into its columns of `y`.
+// x: [M, K], w: [O, K] (16-bit), b: [O]?, scratch: [halfLinearBlockRows, K] -> y: [M, O]
+public func linear(
+    _ y: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>, half w: HalfMatrix, _ b: UnsafePointer<Float>?,
+    rows m: Int, inFeatures k: Int, outFeatures o: Int, scratch: UnsafeMutablePointer<Float>, threads: Int
+) {
+    guard m > 0, o > 0 else { return }
+    precondition(w.count == o * k, "linear: weight \(w.shape) is not [\(o), \(k)]")
+    var beta: Float = 0
+    if let b {
+        for r in 0..<m { (y + r * o).update(from: b, count: o) }
+        beta = 1
+    }
+    var o0 = 0
+    while o0 < o {
+        let rows = min(halfLinearBlockRows, o - o0)
+        let src = w.pointer + o0 * k
+        if threads > 1 && rows * k >= 1 << 15 {
+            parallelFor(rows, grain: max(1, rows / threads)) { range in
+                widen(scratch + range.lowerBound * k, src + range.lowerBound * k, count: range.count * k, format: w.format)
+            }
+        } else {
+            widen(scratch, src, count: rows * k, format: w.format)
+        }
+        sgemm(transA: false, transB: true, m: m, n: rows, k: k, alpha: 1, x, lda: k, scratch, ldb: k,
+              beta: beta, y + o0, ldc: o)
+        o0 += rows
+    }
+}
