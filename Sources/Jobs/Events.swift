@@ -3,7 +3,6 @@
 // fields in contract order; a consumer must ignore fields it does not know.
 
 import Foundation
-import Imaging
 
 public enum EventKind: String, Equatable, Sendable, CaseIterable {
     case accepted, progress, image, completed, failed
@@ -108,14 +107,6 @@ public struct ImageEvent: Equatable, Sendable {
         self.width = width
         self.height = height
         self.png = png
-    }
-
-    /// Encodes the job's image `index` (RGB8, job.width x job.height) as a PNG carrying its
-    /// generation parameters in a tEXt chunk `parameters`.
-    public init(job: Job, index: Int, seed: UInt64, rgb pixels: [UInt8]) throws {
-        let png = try PNG.encodeRGB(width: job.width, height: job.height, pixels: pixels,
-                                    text: [("parameters", job.parametersText(index: index, seed: seed))])
-        self.init(id: job.id, index: index, seed: seed, width: job.width, height: job.height, png: png)
     }
 
     public func encoded() -> OutgoingEvent {

@@ -3,6 +3,7 @@ import Config
 import Foundation
 import Imaging
 import Jobs
+import TestSupport
 import Testing
 @testable import Worker
 

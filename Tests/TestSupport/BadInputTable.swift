@@ -1,26 +1,26 @@
 // The contract's table of bad job messages: each must be refused with its code and a message that
-// names the problem. JobsTests checks it against the contract module; WorkerTests (through a symlink
-// to this file) sends every row to a real worker and checks each is answered or dead-lettered.
+// names the problem. JobsTests checks it against the contract module; WorkerTests sends every row to a
+// real worker and checks each is answered or dead-lettered.
 import Foundation
 import Testing
-@testable import Jobs
+import Jobs
 
 /// One job message that must be refused.
-struct BadInput: Sendable, CustomTestStringConvertible {
-    var name: String
-    var body: [UInt8]
-    var messageID: String?
-    var code: FailureCode
-    var poison: Bool
+public struct BadInput: Sendable, CustomTestStringConvertible {
+    public var name: String
+    public var body: [UInt8]
+    public var messageID: String?
+    public var code: FailureCode
+    public var poison: Bool
     /// Words the message must contain: the field, the value, the rule.
-    var mentions: [String]
+    public var mentions: [String]
 
-    init(_ name: String, _ body: String, _ code: FailureCode, _ mentions: [String], poison: Bool = false,
+    public init(_ name: String, _ body: String, _ code: FailureCode, _ mentions: [String], poison: Bool = false,
          messageID: String? = "msg-1") {
         self.init(name, bytes: Array(body.utf8), code, mentions, poison: poison, messageID: messageID)
     }
 
-    init(_ name: String, bytes: [UInt8], _ code: FailureCode, _ mentions: [String], poison: Bool = false,
+    public init(_ name: String, bytes: [UInt8], _ code: FailureCode, _ mentions: [String], poison: Bool = false,
          messageID: String? = "msg-1") {
         self.name = name
         self.body = bytes
@@ -30,11 +30,11 @@ struct BadInput: Sendable, CustomTestStringConvertible {
         self.mentions = mentions
     }
 
-    var testDescription: String { name }
+    public var testDescription: String { name }
 }
 
-let longName = String(repeating: "a", count: 65)
-let badInputs: [BadInput] = [
+private let longName = String(repeating: "a", count: 65)
+public let badInputs: [BadInput] = [
     // Poison: not JSON, or not an object.
     BadInput("not JSON at all", "hello", .invalidRequest, ["not JSON"], poison: true),
     BadInput("empty body", "", .invalidRequest, ["not JSON", "empty"], poison: true),
