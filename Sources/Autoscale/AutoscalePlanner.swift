@@ -4,6 +4,7 @@
 // a cool-down. `darkroom autoscale` gathers the inputs, calls `plan`, applies the actions through
 // systemctl and records when each class last changed.
 import Config
+import Core
 import Foundation
 
 /// What the autoscaler saw for one class.
@@ -27,19 +28,6 @@ public typealias ScalingPolicy = DarkroomConfig.Autoscale.Policy
 
 /// Policies per class, with a default for classes not named.
 public typealias AutoscaleConfig = DarkroomConfig.Autoscale
-
-extension ScalingPolicy {
-    /// Problems a person must fix in the configuration, empty when the policy is usable.
-    public func problems() -> [String] {
-        var out: [String] = []
-        if minWorkers < 0 { out.append("min_workers must be >= 0 (is \(minWorkers))") }
-        if maxWorkers < minWorkers { out.append("max_workers (\(maxWorkers)) must be >= min_workers (\(minWorkers))") }
-        if targetDepthPerWorker < 1 { out.append("target_depth_per_worker must be >= 1 (is \(targetDepthPerWorker))") }
-        if !(0..<1).contains(hysteresis) { out.append("hysteresis must be in [0, 1) (is \(hysteresis))") }
-        if cooldown < 0 { out.append("cooldown must be >= 0 seconds (is \(cooldown))") }
-        return out
-    }
-}
 
 /// A change to make: run `to` local instances of the class instead of `from`.
 public struct ScaleAction: Sendable, Equatable, CustomStringConvertible {
@@ -197,7 +185,7 @@ public struct AutoscaleState: Sendable, Equatable, Codable {
             decoder.dateDecodingStrategy = .iso8601
             return try decoder.decode(AutoscaleState.self, from: data)
         } catch {
-            throw AutoscaleStateError(code: "autoscale_state_unreadable", path: path, detail: "\(error)")
+            throw AutoscaleStateError(code: .unreadable, path: path, detail: "\(error)")
         }
     }
 
@@ -209,7 +197,7 @@ public struct AutoscaleState: Sendable, Equatable, Codable {
             encoder.outputFormatting = [.sortedKeys, .prettyPrinted]
             try encoder.encode(self).write(to: URL(fileURLWithPath: path), options: .atomic)
         } catch {
-            throw AutoscaleStateError(code: "autoscale_state_unwritable", path: path, detail: "\(error)")
+            throw AutoscaleStateError(code: .unwritable, path: path, detail: "\(error)")
         }
     }
 
@@ -219,10 +207,14 @@ public struct AutoscaleState: Sendable, Equatable, Codable {
     }
 }
 
-public struct AutoscaleStateError: Error, Equatable, CustomStringConvertible, Sendable {
-    public let code: String
+public struct AutoscaleStateError: CodedError, Equatable {
+    public enum Code: String, Sendable {
+        case unreadable = "autoscale_state_unreadable"
+        case unwritable = "autoscale_state_unwritable"
+    }
+    public let code: Code
     public let path: String
     public let detail: String
 
-    public var description: String { "\(code): \(path): \(detail) (delete the file to start afresh)" }
+    public var message: String { "\(path): \(detail) (delete the file to start afresh)" }
 }

@@ -44,6 +44,44 @@ extension DarkroomConfig {
     }
 }
 
+// MARK: - The one validation of a policy
+
+extension DarkroomConfig.Autoscale.Policy {
+    /// The allowed values of each field, stated once: the config reader refuses values outside them and
+    /// the planner holds a class whose policy has any problem.
+    public static let minWorkersRange = 0...999
+    public static let maxWorkersRange = 0...999
+    public static let targetDepthPerWorkerRange = 1...1_000_000
+    public static let hysteresisRange = 0.0...0.95
+    public static let cooldownRange = 0.0...86_400.0
+
+    /// Problems a person must fix in the configuration, each starting with the field's name; empty when
+    /// the policy is usable.
+    public func problems() -> [String] {
+        func range<T: Comparable>(_ r: ClosedRange<T>) -> String { "between \(r.lowerBound) and \(r.upperBound)" }
+        var out: [String] = []
+        let P = Self.self
+        if !P.minWorkersRange.contains(minWorkers) {
+            out.append("min_workers must be \(range(P.minWorkersRange)) (is \(minWorkers))")
+        }
+        if !P.maxWorkersRange.contains(maxWorkers) {
+            out.append("max_workers must be \(range(P.maxWorkersRange)) (is \(maxWorkers))")
+        } else if maxWorkers < minWorkers {
+            out.append("max_workers (\(maxWorkers)) must be at least min_workers (\(minWorkers))")
+        }
+        if !P.targetDepthPerWorkerRange.contains(targetDepthPerWorker) {
+            out.append("target_depth_per_worker must be \(range(P.targetDepthPerWorkerRange)) (is \(targetDepthPerWorker))")
+        }
+        if !P.hysteresisRange.contains(hysteresis) {
+            out.append("hysteresis must be \(range(P.hysteresisRange)) (is \(hysteresis))")
+        }
+        if !P.cooldownRange.contains(cooldown) {
+            out.append("cooldown must be \(range(P.cooldownRange)) seconds (is \(cooldown))")
+        }
+        return out
+    }
+}
+
 // MARK: - Keys and reading
 
 extension DarkroomConfig {
@@ -99,14 +137,16 @@ extension DarkroomConfig {
     /// One policy table; unset keys keep `base`'s values.
     static func readPolicy(_ r: Reader, prefix: String, base: Policy) throws -> Policy {
         var p = base
-        p.minWorkers = try r.int(prefix + "min_workers", 0...999) ?? p.minWorkers
-        p.maxWorkers = try r.int(prefix + "max_workers", 0...999) ?? p.maxWorkers
-        p.targetDepthPerWorker = try r.int(prefix + "target_depth_per_worker", 1...1_000_000) ?? p.targetDepthPerWorker
-        p.hysteresis = try r.double(prefix + "hysteresis", 0...0.95) ?? p.hysteresis
-        p.cooldown = try r.double(prefix + "cooldown", 0...86_400) ?? p.cooldown
-        guard p.maxWorkers >= p.minWorkers else {
+        p.minWorkers = try r.int(prefix + "min_workers", Policy.minWorkersRange) ?? p.minWorkers
+        p.maxWorkers = try r.int(prefix + "max_workers", Policy.maxWorkersRange) ?? p.maxWorkers
+        p.targetDepthPerWorker = try r.int(prefix + "target_depth_per_worker", Policy.targetDepthPerWorkerRange)
+            ?? p.targetDepthPerWorker
+        p.hysteresis = try r.double(prefix + "hysteresis", Policy.hysteresisRange) ?? p.hysteresis
+        p.cooldown = try r.double(prefix + "cooldown", Policy.cooldownRange) ?? p.cooldown
+        // Each value is in its range now; what problems() still finds is min against max.
+        if let problem = p.problems().first {
             let key = r.has(prefix + "max_workers") ? prefix + "max_workers" : prefix + "min_workers"
-            throw r.fail(.invalid, key, "max_workers (\(p.maxWorkers)) must be at least min_workers (\(p.minWorkers))")
+            throw r.fail(.invalid, key, problem)
         }
         return p
     }

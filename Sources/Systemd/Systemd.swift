@@ -9,6 +9,5 @@
 //   JournalLogHandler.swift swift-log handler writing to journald, falling back to text lines.
 //   LoggingBootstrap.swift  choosing journal or text once at start-up.
 //   InstanceName.swift      `<class>-<n>` instance names of darkroom@.service.
-//   AutoscalePlanner.swift  the autoscaler's pure decision function.
 //   Systemctl.swift         listing running darkroom@ instances; darkroom-scale (ops/scale) to change them.
 import CSystemd

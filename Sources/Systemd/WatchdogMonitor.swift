@@ -3,9 +3,10 @@
 // sent only if no busy part has gone quiet for longer than `staleAfter`. So a stuck engine (busy, no
 // step for a minute) stops the pings even though the I/O loop is fine, and systemd restarts the unit
 // after WatchdogSec. An idle part (engine waiting for jobs) counts as healthy.
+import Core
 import Foundation
 
-public final class WatchdogMonitor: @unchecked Sendable {
+public final class WatchdogMonitor: Sendable {
     public let notifier: Notifier
     /// How long a busy part may go without a beat before the pings stop.
     public let staleAfter: Duration
@@ -17,8 +18,7 @@ public final class WatchdogMonitor: @unchecked Sendable {
         var busy: Bool
     }
 
-    private let lock = NSLock()
-    private var parts: [String: Part] = [:]
+    private let parts: Locked<[String: Part]>
 
     /// - Parameters:
     ///   - parts: names of the parts that beat, e.g. ["engine", "io"]; each starts idle and fresh.
@@ -29,28 +29,23 @@ public final class WatchdogMonitor: @unchecked Sendable {
         let interval = notifier.watchdogInterval()
         self.staleAfter = staleAfter ?? interval ?? .seconds(60)
         self.pingInterval = interval.map { $0 / 2 } ?? .seconds(10)
-        for name in parts { self.parts[name] = Part(lastBeat: now, busy: false) }
+        self.parts = Locked(Dictionary(uniqueKeysWithValues: parts.map { ($0, Part(lastBeat: now, busy: false)) }))
     }
 
     /// The part made progress (a denoising step, an I/O loop turn).
     public func beat(_ part: String, now: ContinuousClock.Instant = .now) {
-        lock.lock()
-        defer { lock.unlock() }
-        parts[part, default: Part(lastBeat: now, busy: false)].lastBeat = now
+        parts.withLock { $0[part, default: Part(lastBeat: now, busy: false)].lastBeat = now }
     }
 
     /// The part starts (true) or stops (false) work that must beat; an idle part never goes stale.
     public func setBusy(_ part: String, _ busy: Bool, now: ContinuousClock.Instant = .now) {
-        lock.lock()
-        defer { lock.unlock() }
-        parts[part] = Part(lastBeat: now, busy: busy)
+        parts.withLock { $0[part] = Part(lastBeat: now, busy: busy) }
     }
 
     /// Busy parts without a beat for longer than `staleAfter`, sorted.
     public func staleParts(now: ContinuousClock.Instant = .now) -> [String] {
-        lock.lock()
-        defer { lock.unlock() }
-        return parts.filter { $0.value.busy && now - $0.value.lastBeat > staleAfter }.keys.sorted()
+        let staleAfter = self.staleAfter
+        return parts.withLock { $0.filter { $0.value.busy && now - $0.value.lastBeat > staleAfter }.keys.sorted() }
     }
 
     /// Sends WATCHDOG=1 when no part is stale. Returns whether it was sent.

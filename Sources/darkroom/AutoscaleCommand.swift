@@ -5,6 +5,7 @@
 // ops/autoscale and darkroom-autoscale.service (every minute, from darkroom-autoscale.timer) run it.
 import AMQP
 import ArgumentParser
+import Autoscale
 import Config
 import Foundation
 import Jobs
