@@ -19,19 +19,19 @@ let package = Package(
         .package(url: "https://github.com/LebJe/TOMLKit", from: "0.6.0"),
     ],
     targets: [
+        // What every module shares: the error shape, the lock, the hash.
+        .target(name: "Core"),
+
         // C libraries, found through pkg-config.
         .systemLibrary(name: "CRabbitMQ", pkgConfig: "librabbitmq", providers: [.apt(["librabbitmq-dev"])]),
         .systemLibrary(name: "COpenBLAS", pkgConfig: "openblas", providers: [.apt(["libopenblas-dev"])]),
         .systemLibrary(name: "CPNG", pkgConfig: "libpng", providers: [.apt(["libpng-dev"])]),
         .systemLibrary(name: "CSystemd", pkgConfig: "libsystemd", providers: [.apt(["libsystemd-dev"])]),
 
-        // What every module shares: the error shape, the lock, the hash.
-        .target(name: "Core"),
-
         // Thin safe Swift layers over them.
         .target(name: "AMQP", dependencies: ["Core", "CRabbitMQ"]),
         .target(name: "Imaging", dependencies: ["Core", "CPNG"]),
-        .target(name: "Systemd", dependencies: ["CSystemd", "Config", .product(name: "Logging", package: "swift-log")]),
+        .target(name: "Systemd", dependencies: ["CSystemd", "Core", .product(name: "Logging", package: "swift-log")]),
 
         // The engine.
         .target(name: "Tensor", dependencies: ["COpenBLAS"], swiftSettings: optimised),
@@ -40,8 +40,10 @@ let package = Package(
         .target(name: "Text", dependencies: ["Core", "Tensor", "Weights"], swiftSettings: optimised),
 
         // The wire contract, configuration, and the worker.
-        .target(name: "Jobs", dependencies: ["Core", "Imaging"]),
+        .target(name: "Jobs", dependencies: ["Core"]),
         .target(name: "Config", dependencies: ["Core", "TOMLKit"]),
+        // The autoscaler's decisions (pure; `darkroom autoscale` applies them through Systemd).
+        .target(name: "Autoscale", dependencies: ["Config", "Core"]),
         .target(name: "Worker", dependencies: [
             "AMQP", "Config", "Core", "Diffusion", "Imaging", "Jobs", "Systemd", "Tensor", "Text", "Weights",
             .product(name: "Logging", package: "swift-log"),
@@ -53,21 +55,26 @@ let package = Package(
             .product(name: "Logging", package: "swift-log"),
         ]),
         .executableTarget(name: "darkroom", dependencies: [
-            "AMQP", "Config", "Diffusion", "Jobs", "Systemd", "Tensor", "Text", "Weights", "Worker",
+            "AMQP", "Autoscale", "Config", "Diffusion", "Jobs", "Systemd", "Tensor", "Text", "Weights", "Worker",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
 
+        // What several test targets share.
+        .target(name: "TestSupport", dependencies: ["Jobs"], path: "Tests/TestSupport"),
+
         .testTarget(name: "AMQPTests", dependencies: ["AMQP", "Core"]),
         .testTarget(name: "ImagingTests", dependencies: ["Imaging"]),
-        .testTarget(name: "TensorTests", dependencies: ["Tensor"], swiftSettings: optimised),
+        .testTarget(name: "SystemdTests", dependencies: ["Core", "Systemd", .product(name: "Logging", package: "swift-log")]),
+        .testTarget(name: "TensorTests", dependencies: ["Core", "Tensor"], swiftSettings: optimised),
         .testTarget(name: "DiffusionTests", dependencies: ["Diffusion", "Tensor", "Weights"],
                     resources: [.copy("Fixtures")], swiftSettings: optimised),
         .testTarget(name: "TextTests", dependencies: ["Tensor", "Text", "Weights"],
                     resources: [.copy("Fixtures")], swiftSettings: optimised),
-        .testTarget(name: "JobsTests", dependencies: ["Imaging", "Jobs"]),
+        .testTarget(name: "JobsTests", dependencies: ["Jobs", "TestSupport"]),
         .testTarget(name: "ConfigTests", dependencies: ["Config"]),
+        .testTarget(name: "AutoscaleTests", dependencies: ["Autoscale", "Config"]),
         .testTarget(name: "WorkerTests", dependencies: [
-            "AMQP", "Config", "Diffusion", "Imaging", "Jobs", "Systemd", "Worker",
+            "AMQP", "Autoscale", "Config", "Core", "Diffusion", "Imaging", "Jobs", "Systemd", "TestSupport", "Worker",
             .product(name: "Logging", package: "swift-log"),
         ]),
     ],

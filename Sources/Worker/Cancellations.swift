@@ -1,11 +1,11 @@
+import Core
 import Foundation
 
 /// Job ids cancelled through `darkroom.control`. A cancel may arrive before the job reaches
 /// this worker (it is still in the broker queue), while it waits in the batcher, or while it
 /// runs; the id is remembered for `ttl` so each of those paths sees it. Bounded in size.
-public final class Cancellations: @unchecked Sendable {
-    private let lock = NSLock()
-    private var entries: [String: Date] = [:]
+public final class Cancellations: Sendable {
+    private let entries = Locked<[String: Date]>([:])
     private let ttl: TimeInterval
     private let capacity: Int
 
@@ -15,7 +15,7 @@ public final class Cancellations: @unchecked Sendable {
     }
 
     public func cancel(_ id: String, now: Date = Date()) {
-        lock.withLock {
+        entries.withLock { entries in
             entries[id] = now
             if entries.count > capacity {
                 let cutoff = now.addingTimeInterval(-ttl)
@@ -30,7 +30,7 @@ public final class Cancellations: @unchecked Sendable {
     }
 
     public func isCancelled(_ id: String, now: Date = Date()) -> Bool {
-        lock.withLock {
+        entries.withLock { entries in
             guard let at = entries[id] else { return false }
             if now.timeIntervalSince(at) > ttl { entries[id] = nil; return false }
             return true

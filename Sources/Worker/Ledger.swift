@@ -1,3 +1,4 @@
+import Core
 import Foundation
 
 /// The ledger of finished jobs: ids whose terminal event the broker has confirmed.
@@ -9,15 +10,10 @@ import Foundation
 /// the file's tail, so an id finished by a sibling worker is seen too. It is bounded: when the
 /// file holds more than twice `capacity` lines it is compacted to the newest `capacity`.
 /// A torn last line (a crash mid-write) is ignored.
-public final class Ledger: @unchecked Sendable {
+public final class Ledger: Sendable {
     public let path: String
     public let capacity: Int
-    private let lock = NSLock()
-    private var ids = Set<String>()
-    private var order: [String] = []        // oldest first, for the in-memory bound
-    private var readOffset: UInt64 = 0      // how far into the file this process has read
-    private var fileID: (dev: UInt64, ino: UInt64) = (0, 0)
-    private var linesOnDisk = 0
+    private let state: Locked<State>
 
     public init(directory: String, capacity: Int = 100_000) throws {
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
@@ -28,21 +24,24 @@ public final class Ledger: @unchecked Sendable {
                 throw WorkerError(.state, "cannot create the ledger file \(path)")
             }
         }
-        try lock.withLock { try followTail() }
+        var initial = State(path: path, capacity: self.capacity)
+        try initial.followTail()
+        state = Locked(initial)
     }
 
     /// Whether `id` finished before (here or in a sibling worker sharing the state dir).
     public func contains(_ id: String) -> Bool {
-        lock.withLock {
-            if ids.contains(id) { return true }
-            try? followTail()
-            return ids.contains(id)
+        state.withLock { state in
+            if state.ids.contains(id) { return true }
+            try? state.followTail()
+            return state.ids.contains(id)
         }
     }
 
     /// Records `id` as finished, durably (fsync) before returning.
     public func record(_ id: String) throws {
-        try lock.withLock {
+        let path = self.path, capacity = self.capacity
+        try state.withLock { state in
             let fd = open(path, O_WRONLY | O_APPEND | O_CLOEXEC)
             guard fd >= 0 else { throw WorkerError(.state, "cannot open the ledger \(path): \(errnoText())") }
             defer { close(fd) }
@@ -53,13 +52,29 @@ public final class Ledger: @unchecked Sendable {
             guard written == line.count, fsync(fd) == 0 else {
                 throw WorkerError(.state, "cannot write the ledger \(path): \(errnoText())")
             }
-            try followTail()
-            remember(id)
-            if linesOnDisk > 2 * capacity { try compact() }
+            try state.followTail()
+            state.remember(id)
+            if state.linesOnDisk > 2 * capacity { try state.compact() }
         }
     }
+}
 
-    private func remember(_ id: String) {
+/// What a ledger holds in memory; reached only under its lock.
+private struct State {
+    let path: String
+    let capacity: Int
+    var ids = Set<String>()
+    var order: [String] = []        // oldest first, for the in-memory bound
+    var readOffset: UInt64 = 0      // how far into the file this process has read
+    var fileID: (dev: UInt64, ino: UInt64) = (0, 0)
+    var linesOnDisk = 0
+
+    init(path: String, capacity: Int) {
+        self.path = path
+        self.capacity = capacity
+    }
+
+    mutating func remember(_ id: String) {
         guard ids.insert(id).inserted else { return }
         order.append(id)
         if order.count > 2 * capacity {
@@ -70,7 +85,7 @@ public final class Ledger: @unchecked Sendable {
     }
 
     /// Reads what was appended since the last read; starts over if the file was replaced.
-    private func followTail() throws {
+    mutating func followTail() throws {
         var st = stat()
         guard stat(path, &st) == 0 else { throw WorkerError(.state, "cannot stat the ledger \(path): \(errnoText())") }
         let id = (UInt64(st.st_dev), UInt64(st.st_ino))
@@ -93,7 +108,7 @@ public final class Ledger: @unchecked Sendable {
     }
 
     /// Rewrites the file with the newest `capacity` ids (called with the file locked).
-    private func compact() throws {
+    mutating func compact() throws {
         let keep = order.suffix(capacity)
         let tmp = path + ".tmp-\(getpid())"
         let body = keep.map { $0 + "\n" }.joined()

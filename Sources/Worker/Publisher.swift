@@ -1,4 +1,5 @@
 import AMQP
+import Core
 import Foundation
 import Jobs
 
@@ -14,7 +15,7 @@ final class Publisher: Sendable {
     }
 
     private let continuation: AsyncStream<Item>.Continuation
-    private let pending = Counter()
+    private let pending = Locked(0)
     private let task: Task<Void, Never>
 
     init(client: AMQPClient) {
@@ -30,14 +31,14 @@ final class Publisher: Sendable {
                     result = .failure(error)
                 }
                 item.done(result)
-                pending.add(-1)
+                pending.withLock { $0 -= 1 }
             }
         }
     }
 
     func send(_ event: OutgoingEvent, replyTo: String, correlationID: String?,
               done: @escaping @Sendable (Result<PublishOutcome, any Error>) -> Void = { _ in }) {
-        pending.add(1)
+        pending.withLock { $0 += 1 }
         continuation.yield(Item(event: event, replyTo: replyTo, correlationID: correlationID, done: done))
     }
 
@@ -57,10 +58,3 @@ final class Publisher: Sendable {
     }
 }
 
-/// A small thread-safe integer.
-final class Counter: @unchecked Sendable {
-    private let lock = NSLock()
-    private var v = 0
-    func add(_ d: Int) { lock.withLock { v += d } }
-    var value: Int { lock.withLock { v } }
-}

@@ -1,3 +1,4 @@
+import Core
 import Foundation
 import Testing
 @testable import Tensor
@@ -374,9 +375,8 @@ import Testing
 }
 
 /// A flag one thread sets and another polls.
-final class StopFlag: @unchecked Sendable {
-    private let lock = NSLock()
-    private var value = false
-    var isSet: Bool { lock.withLock { value } }
-    func set() { lock.withLock { value = true } }
+final class StopFlag: Sendable {
+    private let flag = Locked(false)
+    var isSet: Bool { flag.value }
+    func set() { flag.withLock { $0 = true } }
 }

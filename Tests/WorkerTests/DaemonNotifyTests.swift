@@ -5,6 +5,7 @@
 // (CrashRecoveryTests.swift): the built binary, configured through DARKROOM_* variables.
 import Config
 import Foundation
+import Core
 import Glibc
 import Systemd
 import Testing
@@ -12,16 +13,15 @@ import Testing
 /// Every datagram a SystemdTestListener receives, collected on a background thread.
 final class DaemonNotifyCollector: @unchecked Sendable {
     let listener: SystemdTestListener
-    private let lock = NSLock()
-    private var received: [[UInt8]] = []
-    private var stopped = false
+    private let received = Locked<[[UInt8]]>([])
+    private let stopped = Locked(false)
     private let finished = DispatchSemaphore(value: 0)
 
     init(name: String) throws {
         listener = try SystemdTestListener(name: name)
         let thread = Thread { [self] in
-            while !lock.withLock({ stopped }) {
-                if let datagram = listener.receive(seconds: 1) { lock.withLock { received.append(datagram) } }
+            while !stopped.value {
+                if let datagram = listener.receive(seconds: 1) { received.withLock { $0.append(datagram) } }
             }
             finished.signal()
         }
@@ -30,7 +30,7 @@ final class DaemonNotifyCollector: @unchecked Sendable {
 
     var path: String { listener.path }
 
-    var datagrams: [[UInt8]] { lock.withLock { received } }
+    var datagrams: [[UInt8]] { received.value }
 
     /// Each notify message as its `KEY=value` lines.
     var messages: [[String]] {
@@ -51,7 +51,7 @@ final class DaemonNotifyCollector: @unchecked Sendable {
     }
 
     func stop() {
-        lock.withLock { stopped = true }
+        stopped.withLock { $0 = true }
         finished.wait()
     }
 }

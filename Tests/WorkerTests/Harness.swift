@@ -1,5 +1,6 @@
 import AMQP
 import Config
+import Core
 import Foundation
 import Jobs
 import Logging
@@ -103,9 +104,7 @@ final class TestClient: @unchecked Sendable {
     let client: AMQPClient
     let namespace: String
     let replyQueue: String
-    private let lock = NSLock()
-    private var events: [Seen] = []
-    private var raw: [Delivery] = []
+    private let seen = Locked<(events: [Seen], raw: [Delivery])>(([], []))
 
     init(namespace: String, topology: Topology? = nil) async throws {
         self.namespace = namespace
@@ -120,9 +119,9 @@ final class TestClient: @unchecked Sendable {
     private func record(_ d: Delivery) {
         let headers = d.headers.contractHeaders
         let event = try? JobEvent.decode(body: d.body, contentType: d.properties.contentType, headers: headers)
-        lock.withLock {
-            raw.append(d)
-            if let event { events.append(Seen(event: event, delivery: d)) }
+        seen.withLock { seen in
+            seen.raw.append(d)
+            if let event { seen.events.append(Seen(event: event, delivery: d)) }
         }
         Task { try? await client.ack(d) }
     }
@@ -139,9 +138,9 @@ final class TestClient: @unchecked Sendable {
         _ = try await client.publish(exchange: "\(namespace).control", routingKey: "", body: Array("{\"v\":1,\"cancel\":\"\(id)\"}".utf8))
     }
 
-    func events(of id: String) -> [JobEvent] { lock.withLock { events.filter { $0.event.jobID == id }.map(\.event) } }
-    var all: [Seen] { lock.withLock { events } }
-    var rawCount: Int { lock.withLock { raw.count } }
+    func events(of id: String) -> [JobEvent] { seen.value.events.filter { $0.event.jobID == id }.map(\.event) }
+    var all: [Seen] { seen.value.events }
+    var rawCount: Int { seen.value.raw.count }
 
     func terminal(of id: String) -> JobEvent? { events(of: id).first { $0.kind.isTerminal } }
 
