@@ -54,3 +54,11 @@ public func addGated(
         }
     }
 }
+
+/// Element-wise product (`y` may alias `a` or `b`).
+// a, b: [count] -> y: [count]
+public func multiply(_ y: UnsafeMutablePointer<Float>, _ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, count: Int) {
+    parallelFor(count, grain: 1 << 15) { range in
+        for i in range { y[i] = a[i] * b[i] }
+    }
+}

@@ -69,6 +69,15 @@ public func halfBitsToFloat(_ h: UInt16) -> Float {
     return Float(bitPattern: sign | UInt32(exp + 112) << 23 | (mant << 13))
 }
 
+/// Row `row` of a `[rows, columns]` matrix as float32 (an embedding lookup: 16-bit rows widened one at a time).
+// w: [R, C] -> y: [C]
+public func copyRow(_ y: UnsafeMutablePointer<Float>, _ w: WeightMatrix, row: Int, columns c: Int) {
+    switch w {
+    case .float(let v): y.update(from: v.pointer + row * c, count: c)
+    case .half(let h): widen(y, h.pointer + row * c, count: c, format: h.format)
+    }
+}
+
 /// Output rows of a 16-bit weight widened per sgemm: 128 rows × K floats of scratch.
 public let halfLinearBlockRows = 128
 
@@ -77,11 +86,13 @@ public func halfLinearScratchCount(inFeatures k: Int) -> Int { halfLinearBlockRo
 
 /// Linear layer over a 16-bit weight (torch `Linear` with the weight upcast: `y = x·Wᵀ + b`): the weight's
 /// output rows are widened `halfLinearBlockRows` at a time into `scratch` (the widening spread over `threads`)
-/// and each block is one sgemm into its columns of `y`.
+/// and each block is one sgemm into its columns of `y` — or one per `groupRows` rows (a batch item's tokens), so
+/// that an item's numbers do not depend on how many rows OpenBLAS was handed.
 // x: [M, K], w: [O, K] (16-bit), b: [O]?, scratch: [halfLinearBlockRows, K] -> y: [M, O]
 public func linear(
     _ y: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>, half w: HalfMatrix, _ b: UnsafePointer<Float>?,
-    rows m: Int, inFeatures k: Int, outFeatures o: Int, scratch: UnsafeMutablePointer<Float>, threads: Int
+    rows m: Int, inFeatures k: Int, outFeatures o: Int, scratch: UnsafeMutablePointer<Float>, threads: Int,
+    groupRows: Int? = nil
 ) {
     guard m > 0, o > 0 else { return }
     precondition(w.count == o * k, "linear: weight \(w.shape) is not [\(o), \(k)]")
@@ -101,8 +112,13 @@ public func linear(
         } else {
             widen(scratch, src, count: rows * k, format: w.format)
         }
-        sgemm(transA: false, transB: true, m: m, n: rows, k: k, alpha: 1, x, lda: k, scratch, ldb: k,
-              beta: beta, y + o0, ldc: o)
+        let group = max(1, groupRows ?? m)
+        var r0 = 0
+        while r0 < m {
+            sgemm(transA: false, transB: true, m: min(group, m - r0), n: rows, k: k, alpha: 1, x + r0 * k, lda: k,
+                  scratch, ldb: k, beta: beta, y + r0 * o + o0, ldc: o)
+            r0 += group
+        }
         o0 += rows
     }
 }
