@@ -76,12 +76,16 @@ def parse_args() -> argparse.Namespace:
     return ap.parse_args()
 
 
+def cosine_lr(step: int, total: int, lr: float, warmup: int, min_lr_frac: float) -> float:
+    """Linear warmup, then one cosine decay to min_lr_frac * lr at the last step (`total`)."""
+    if step < warmup:
+        return lr * (step + 1) / warmup
+    p = (step - warmup) / max(1, total - warmup)
+    return lr * (min_lr_frac + (1 - min_lr_frac) * 0.5 * (1 + math.cos(math.pi * min(1.0, p))))
+
+
 def lr_at(step: int, a: argparse.Namespace) -> float:
-    """Linear warmup, then one cosine decay to min_lr_frac * lr at the last step."""
-    if step < a.warmup:
-        return a.lr * (step + 1) / a.warmup
-    p = (step - a.warmup) / max(1, a.steps - a.warmup)
-    return a.lr * (a.min_lr_frac + (1 - a.min_lr_frac) * 0.5 * (1 + math.cos(math.pi * min(1.0, p))))
+    return cosine_lr(step, a.steps, a.lr, a.warmup, a.min_lr_frac)
 
 
 def save_ckpt(path: str, state: dict) -> None:

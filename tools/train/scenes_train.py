@@ -1,0 +1,404 @@
+"""Train tiny-scenes end to end: tokenizer, then the autoencoder, then text encoder + transformer jointly; export
+a diffusers SanaPipeline folder.
+
+Stages (each skipped when its output exists; each resumable from checkpoints under --state):
+  1. tokenizer   SentencePiece BPE on the caption language -> GemmaTokenizerFast (scenes_tokenizer.py).
+  2. ae          AutoencoderDC on scene renders of every frame: L1 + MSE reconstruction, plus 10% of the batches'
+                 latents perturbed with Gaussian noise (0.1 x their std) before decoding, so the decoder
+                 tolerates the small errors of generated latents. EMA weights are kept and used. At the end:
+                 scaling_factor = 1 / std of the EMA encoder's latents, PSNR on held-out renders (other seed).
+  3. dit         Gemma2Model + SanaTransformer2DModel trained together by the flow-matching loss only, in the
+                 frozen AE's latent space (x0 = latent * scaling_factor):
+                     x_t = (1 - s) x0 + s noise, target v = noise - x0, transformer(x_t, t = 1000 s, text) ~ v
+                 which is what FlowMatchEulerDiscreteScheduler.step integrates. s ~ sigmoid(N(0,1)) for 90% of
+                 samples and uniform for 10% (as tiny-shapes). Captions are replaced by "" with probability
+                 0.1 (the negative prompt SanaPipeline encodes), so classifier-free guidance works.
+                 Why jointly and not the text encoder first: the only thing the encoder has to get right is
+                 what the image depends on (which colour goes with which shape, which relation, which object is
+                 named first); the diffusion loss teaches exactly that and needs no second objective.
+  4. export      SanaPipeline(tokenizer, text_encoder, vae, transformer, scheduler).save_pretrained(--out) with
+                 the EMA weights, darkroom.json, and a load-and-run check through SanaPipeline.from_pretrained.
+
+Every batch is one frame (64x64, 64x32, 32x64, cycling), batch sizes keep the pixel count per step constant.
+AdamW, linear warmup then cosine decay, grad clip 1, EMA; bf16 autocast on CPU (weights and optimizer float32)
+unless --fp32; two torch threads. --resume continues bit-for-bit (data order, noise and optimizer state are
+in the checkpoints).
+
+    tools/train/scenes.sh                    # the whole run, then exports models/tiny-scenes
+    tools/train/scenes.sh --resume           # continue an interrupted run
+    tools/train/scenes.sh --export-only      # re-export from the last checkpoints (e.g. an unfinished run)
+"""
+from __future__ import annotations
+
+import argparse
+import copy
+import csv
+import json
+import os
+import shutil
+import sys
+import time
+
+import numpy as np
+import torch
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import scenes  # noqa: E402
+import scenes_model as M  # noqa: E402
+import scenes_tokenizer  # noqa: E402
+from train import cosine_lr, save_ckpt  # noqa: E402  (tools/train/train.py, tiny-shapes' trainer)
+
+# (width, height, batch) for a base batch B at 64x64: equal pixels per step
+FRAMES = [(64, 64, 1), (64, 32, 2), (32, 64, 2)]
+MAX_TOKENS = 40  # longest training caption is ~30 tokens; padding is masked (and causal), so any length >= works
+DEFAULT_STEPS = 20
+DEFAULT_GUIDANCE = 4.5
+PREVIEW_PROMPTS = [
+    (64, 64, "a red circle above a blue square"),
+    (64, 64, "a small yellow triangle to the left of a large green ring"),
+    (64, 64, "white square on the right, purple circle on the left"),
+    (64, 64, "a large blue ring"),
+    (64, 32, "a green square left of a red triangle"),
+    (32, 64, "a yellow circle below a white ring"),
+]
+
+
+def parse_args() -> argparse.Namespace:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--state", default=".state/scenes")
+    ap.add_argument("--out", default="models/tiny-scenes")
+    ap.add_argument("--seed", type=int, default=0, help="data and training seed")
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--fp32", action="store_true", help="no bf16 autocast")
+    ap.add_argument("--ckpt-minutes", type=float, default=4.0)
+    ap.add_argument("--ae-steps", type=int, default=700)
+    ap.add_argument("--ae-batch", type=int, default=24, help="64x64 images per AE step")
+    ap.add_argument("--ae-lr", type=float, default=1e-3)
+    ap.add_argument("--dit-steps", type=int, default=1400)
+    ap.add_argument("--dit-batch", type=int, default=64, help="64x64 images per transformer step")
+    ap.add_argument("--dit-lr", type=float, default=8e-4)
+    ap.add_argument("--warmup", type=int, default=100)
+    ap.add_argument("--min-lr-frac", type=float, default=0.1)
+    ap.add_argument("--ema", type=float, default=0.995)
+    ap.add_argument("--caption-dropout", type=float, default=0.1)
+    ap.add_argument("--uniform", type=float, default=0.1, help="fraction of sigmas drawn uniformly")
+    ap.add_argument("--scheduler-shift", type=float, default=3.0, help="shift of the exported scheduler")
+    ap.add_argument("--sample-every", type=int, default=700, help="preview grid every N transformer steps")
+    ap.add_argument("--resume", action="store_true")
+    ap.add_argument("--export-only", action="store_true")
+    ap.add_argument("--no-export", action="store_true")
+    return ap.parse_args()
+
+
+def to_x(imgs: np.ndarray) -> torch.Tensor:
+    """uint8 [B, H, W, 3] -> float32 [B, 3, H, W] in -1..1 (what SanaPipeline's image processor inverts)."""
+    return torch.from_numpy(imgs).permute(0, 3, 1, 2).float() / 127.5 - 1.0
+
+
+class Run:
+    """One resumable training loop: model, EMA, optimizer, noise generator, step, per-frame data counters and
+    elapsed time, saved together in one checkpoint; the loss log keeps exactly the rows up to the checkpoint's
+    step when resuming. `batch` serves the next frame's renders, `update` does the optimizer step and the
+    bookkeeping (EMA, log, progress line, a checkpoint every --ckpt-minutes)."""
+
+    def __init__(self, name: str, a: argparse.Namespace, net, opt, gen, total: int, lr: float, base_batch: int):
+        self.name, self.a, self.net, self.opt, self.gen = name, a, net, opt, gen
+        self.total, self.lr0, self.base_batch = total, lr, base_batch
+        self.ema = copy.deepcopy(net).eval().requires_grad_(False)
+        self.ckpt = os.path.join(a.state, f"{name}.pt")
+        self.step, self.counters, self.elapsed = 0, [0] * len(FRAMES), 0.0
+        if (a.resume or a.export_only) and os.path.exists(self.ckpt):
+            st = torch.load(self.ckpt, weights_only=False)
+            net.load_state_dict(st["model"]), self.ema.load_state_dict(st["ema"]), opt.load_state_dict(st["opt"])
+            gen.set_state(st["gen"])
+            self.step, self.counters, self.elapsed = st["step"], st["counters"], st["elapsed"]
+            print(f"{name}: resumed at step {self.step} ({self.elapsed / 60:.1f} min so far)", flush=True)
+        self.log = None
+        self.smooth = None
+
+    def start(self) -> None:
+        path = os.path.join(self.a.state, f"{self.name}_loss.csv")
+        rows = []
+        if self.a.resume and os.path.exists(path):
+            with open(path) as f:
+                rows = [r for r in csv.DictReader(f) if int(r["step"]) <= self.step]
+        self.log = open(path, "w", newline="")
+        self.logw = csv.writer(self.log)
+        self.logw.writerow(["step", "width", "height", "loss", "lr", "minutes"])
+        for r in rows:
+            self.logw.writerow([r["step"], r["width"], r["height"], r["loss"], r["lr"], r["minutes"]])
+        self.net.train()
+        self.t0, self.last = time.time() - self.elapsed, time.time()
+
+    def batch(self) -> tuple[int, int, np.ndarray, list[str]]:
+        k = self.step % len(FRAMES)
+        W, H, m = FRAMES[k]
+        bs = self.base_batch * m
+        imgs, caps = scenes.batch(self.a.seed, W, H, range(self.counters[k], self.counters[k] + bs))
+        self.counters[k] += bs
+        self.lr = cosine_lr(self.step, self.total, self.lr0, self.a.warmup, self.a.min_lr_frac)
+        for g in self.opt.param_groups:
+            g["lr"] = self.lr
+        self.W, self.H = W, H
+        return W, H, imgs, caps
+
+    def checkpoint(self) -> None:
+        save_ckpt(self.ckpt, {"model": self.net.state_dict(), "ema": self.ema.state_dict(),
+                              "opt": self.opt.state_dict(), "gen": self.gen.get_state(), "step": self.step,
+                              "counters": self.counters, "elapsed": self.elapsed})
+        self.log.flush()
+        self.last = time.time()
+
+    def update(self, loss: torch.Tensor) -> None:
+        self.opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(self.net.parameters(), 1.0)
+        self.opt.step()
+        d = min(self.a.ema, (1 + self.step) / (10 + self.step))
+        with torch.no_grad():
+            for pe, pn in zip(self.ema.parameters(), self.net.parameters()):
+                pe.lerp_(pn, 1 - d)
+        self.step += 1
+        self.elapsed = time.time() - self.t0
+        lv = loss.item()
+        self.smooth = lv if self.smooth is None else 0.95 * self.smooth + 0.05 * lv
+        self.logw.writerow([self.step, self.W, self.H, f"{lv:.5f}", f"{self.lr:.3e}", f"{self.elapsed / 60:.2f}"])
+        if self.step % 25 == 0:
+            print(f"{self.name} step {self.step}/{self.total} loss {lv:.4f} (avg {self.smooth:.4f}) lr {self.lr:.2e} "
+                  f"{self.elapsed / 60:.1f} min, {self.elapsed / self.step:.2f} s/step", flush=True)
+        if time.time() - self.last > self.a.ckpt_minutes * 60:
+            self.checkpoint()
+
+
+def psnr(vae, seed: int, n: int) -> dict:
+    """PSNR (dB, on 0..255 pixels) of decode(encode(x)) over n held-out renders per frame."""
+    out = {}
+    vae.eval()
+    with torch.no_grad():
+        for W, H, _ in FRAMES:
+            imgs, _ = scenes.batch(seed, W, H, range(n))
+            x = to_x(imgs)
+            y = vae.decode(vae.encode(x).latent).sample
+            y8 = torch.clamp((y / 2 + 0.5) * 255, 0, 255).round()
+            mse = ((y8 - torch.from_numpy(imgs).permute(0, 3, 1, 2).float()) ** 2).mean(dim=(1, 2, 3))
+            out[f"{W}x{H}"] = float((10 * torch.log10(255.0 ** 2 / mse.clamp_min(1e-6))).mean())
+    return out
+
+
+def train_ae(a: argparse.Namespace) -> None:
+    if os.path.exists(os.path.join(a.state, "ae_final.pt")):
+        return
+    torch.manual_seed(a.seed)
+    net = M.build_vae()
+    opt = torch.optim.AdamW(net.parameters(), lr=a.ae_lr, betas=(0.9, 0.99), weight_decay=0.0)
+    run = Run("ae", a, net, opt, torch.Generator().manual_seed(a.seed + 11), a.ae_steps, a.ae_lr, a.ae_batch)
+    print(f"ae: {M.n_params(net) / 1e6:.2f}M parameters, {a.ae_steps} steps", flush=True)
+    run.start()
+    while run.step < a.ae_steps:
+        _, _, imgs, _ = run.batch()
+        x = to_x(imgs)
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=not a.fp32):
+            z = net.encode(x).latent
+            if run.step % 10 == 9:
+                z = z + 0.1 * z.detach().float().std() * torch.randn(z.shape, generator=run.gen).to(z.dtype)
+            y = net.decode(z).sample
+        y = y.float()
+        run.update((y - x).abs().mean() + (y - x).pow(2).mean())
+    run.checkpoint()
+    finish_ae(a, run.ema, run.step, run.elapsed)
+
+
+def finish_ae(a: argparse.Namespace, ema, step: int, elapsed: float) -> None:
+    """scaling_factor and held-out PSNR of the EMA autoencoder; writes ae_final.pt."""
+    with torch.no_grad():
+        zs = []
+        for W, H, m in FRAMES:
+            imgs, _ = scenes.batch(a.seed, W, H, range(10**7, 10**7 + 64 * m))  # beyond any training index
+            zs.append(ema.encode(to_x(imgs)).latent.flatten())
+        z = torch.cat(zs)
+        scale = float(1.0 / z.std())
+    stats = {"steps": step, "minutes": round(elapsed / 60, 1), "latent_mean": float(z.mean()),
+             "latent_std": float(z.std()), "scaling_factor": scale, "psnr_heldout_db": psnr(ema, a.seed + 1000, 64)}
+    print(f"ae: done, {json.dumps(stats)}", flush=True)
+    save_ckpt(os.path.join(a.state, "ae_final.pt"), {"ema": ema.state_dict(), "stats": stats})
+    with open(os.path.join(a.state, "ae_stats.json"), "w") as f:
+        json.dump(stats, f, indent=2)
+
+
+def load_ae(a: argparse.Namespace):
+    st = torch.load(os.path.join(a.state, "ae_final.pt"), weights_only=False)
+    vae = M.build_vae()
+    vae.load_state_dict(st["ema"])
+    vae.register_to_config(scaling_factor=st["stats"]["scaling_factor"])
+    return vae.eval().requires_grad_(False), st["stats"]
+
+
+def load_tokenizer(a: argparse.Namespace):
+    from transformers import GemmaTokenizerFast
+
+    tok = GemmaTokenizerFast.from_pretrained(os.path.join(a.state, "tokenizer"))
+    tok.padding_side = "right"
+    return tok
+
+
+def encode_text(tok, te, captions: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
+    """As SanaPipeline._get_gemma_prompt_embeds (pipeline_sana.py:246-283) with complex_human_instruction None:
+    lower-cased, right-padded, <bos> first, last hidden state of the Gemma-2 model, mask kept."""
+    t = tok([c.lower().strip() for c in captions], padding="max_length", max_length=MAX_TOKENS, truncation=True,
+            add_special_tokens=True, return_tensors="pt")
+    h = te(t.input_ids, attention_mask=t.attention_mask).last_hidden_state
+    return h, t.attention_mask
+
+
+class DiT(torch.nn.Module):
+    """The text encoder and the transformer as one module (one optimizer, one EMA)."""
+
+    def __init__(self):
+        super().__init__()
+        self.te = M.build_text_encoder()
+        self.tr = M.build_transformer()
+
+
+def train_dit(a: argparse.Namespace) -> None:
+    vae, ae_stats = load_ae(a)
+    scale = ae_stats["scaling_factor"]
+    tok = load_tokenizer(a)
+    torch.manual_seed(a.seed + 2)
+    net = DiT()
+    decay, no_decay = [], []
+    for n, p in net.named_parameters():
+        (no_decay if p.ndim < 2 or "embed" in n else decay).append(p)
+    opt = torch.optim.AdamW([{"params": decay, "weight_decay": 0.01}, {"params": no_decay, "weight_decay": 0.0}],
+                            lr=a.dit_lr, betas=(0.9, 0.99))
+    run = Run("dit", a, net, opt, torch.Generator().manual_seed(a.seed + 21), a.dit_steps, a.dit_lr, a.dit_batch)
+    if a.export_only:
+        export(a, run.ema, vae, tok, run.step, run.elapsed)
+        return
+    print(f"dit: text encoder {M.n_params(net.te) / 1e6:.2f}M, transformer {M.n_params(net.tr) / 1e6:.2f}M "
+          f"parameters, {a.dit_steps} steps", flush=True)
+    run.start()
+    gen = run.gen
+    while run.step < a.dit_steps:
+        _, _, imgs, caps = run.batch()
+        bs = len(caps)
+        drop = torch.rand(bs, generator=gen) < a.caption_dropout
+        caps = ["" if d else c for c, d in zip(caps, drop.tolist())]
+        with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=not a.fp32):
+            x0 = vae.encode(to_x(imgs)).latent.float() * scale
+        noise = torch.randn(x0.shape, generator=gen)
+        sig = torch.sigmoid(torch.randn(bs, generator=gen))
+        uni = torch.rand(bs, generator=gen)
+        sig = torch.where(torch.rand(bs, generator=gen) < a.uniform, uni, sig)
+        s4 = sig[:, None, None, None]
+        xt = (1 - s4) * x0 + s4 * noise
+        target = noise - x0
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=not a.fp32):
+            h, mask = encode_text(tok, net.te, caps)
+            pred = net.tr(xt, encoder_hidden_states=h, encoder_attention_mask=mask, timestep=sig * 1000.0).sample
+        run.update((pred.float() - target).pow(2).mean())
+        if a.sample_every and run.step % a.sample_every == 0:
+            run.checkpoint()
+            preview(a, run.ema, vae, tok, scale, os.path.join(a.state, f"samples-{run.step:06d}.png"))
+    run.checkpoint()
+    print(f"dit: done, {run.step} steps in {run.elapsed / 60:.1f} min", flush=True)
+    if not a.no_export:
+        export(a, run.ema, vae, tok, run.step, run.elapsed)
+
+
+@torch.no_grad()
+def generate(ema: DiT, vae, tok, scale: float, prompt: str, W: int, H: int, seed: int, steps: int = DEFAULT_STEPS,
+             guidance: float = DEFAULT_GUIDANCE, shift: float = 3.0) -> np.ndarray:
+    """One image the way SanaPipeline makes it (Euler flow steps, CFG with the "" prompt); for previews."""
+    from diffusers import FlowMatchEulerDiscreteScheduler
+
+    sch = FlowMatchEulerDiscreteScheduler(num_train_timesteps=1000, shift=shift)
+    sch.set_timesteps(steps)
+    h, mask = encode_text(tok, ema.te, [prompt, ""])
+    x = torch.randn((1, 8, H // 8, W // 8), generator=torch.Generator().manual_seed(seed))
+    for t in sch.timesteps:
+        v = ema.tr(torch.cat([x, x]), encoder_hidden_states=h, encoder_attention_mask=mask,
+                   timestep=t.expand(2)).sample
+        v = v[1:] + guidance * (v[:1] - v[1:])
+        x = sch.step(v, t, x).prev_sample
+    img = vae.decode(x / scale).sample[0]
+    return torch.clamp((img / 2 + 0.5) * 255, 0, 255).round().byte().permute(1, 2, 0).numpy()
+
+
+def preview(a, ema, vae, tok, scale, path) -> None:
+    from PIL import Image
+
+    t = time.time()
+    grid = Image.new("RGB", (len(PREVIEW_PROMPTS) * 68 * 2, 68 * 2 * 2), (40, 40, 40))
+    for i, (W, H, p) in enumerate(PREVIEW_PROMPTS):
+        for s in range(2):
+            img = Image.fromarray(generate(ema, vae, tok, scale, p, W, H, s, shift=a.scheduler_shift))
+            grid.paste(img.resize((W * 2, H * 2), Image.NEAREST), (i * 136 + 2, s * 136 + 2))
+    grid.save(path)
+    print(f"wrote {path} ({time.time() - t:.0f} s)", flush=True)
+
+
+def export(a: argparse.Namespace, ema: DiT, vae, tok, step: int, elapsed: float) -> None:
+    import diffusers
+    from diffusers import FlowMatchEulerDiscreteScheduler, SanaPipeline
+
+    te = M.build_text_encoder()
+    te.load_state_dict(ema.te.state_dict())
+    tr = M.build_transformer()
+    tr.load_state_dict(ema.tr.state_dict())
+    sch = FlowMatchEulerDiscreteScheduler(num_train_timesteps=1000, shift=a.scheduler_shift)
+    pipe = SanaPipeline(tokenizer=tok, text_encoder=te.eval(), vae=vae, transformer=tr.eval(), scheduler=sch)
+    if os.path.exists(a.out):
+        for sub in ("tokenizer", "text_encoder", "transformer", "vae", "scheduler"):
+            shutil.rmtree(os.path.join(a.out, sub), ignore_errors=True)
+    pipe.save_pretrained(a.out, safe_serialization=True)
+    with open(os.path.join(a.state, "ae_stats.json")) as f:
+        ae_stats = json.load(f)
+    darkroom = {
+        "name": "tiny-scenes",
+        "kind": "text-to-image",
+        "pipeline": "SanaPipeline",
+        "call": {"use_resolution_binning": False, "complex_human_instruction": None, "max_sequence_length": 300,
+                 "negative_prompt": ""},
+        "sizes": [[w, h] for (w, h, _) in FRAMES],
+        "default_size": [64, 64],
+        "granularity": 32,
+        "default_steps": DEFAULT_STEPS,
+        "default_guidance": DEFAULT_GUIDANCE,
+        "default_sampler": "flow_euler",
+        "vocabulary": {"colours": scenes.COLOUR_NAMES, "shapes": scenes.SHAPES, "sizes": list(scenes.SIZES),
+                       "backgrounds": list(scenes.BACKGROUNDS)},
+        "training": {"script": "tools/train/scenes.sh", "seed": a.seed, "ae_steps": ae_stats["steps"],
+                     "ae_minutes": ae_stats["minutes"], "transformer_steps": step,
+                     "transformer_minutes": round(elapsed / 60, 1), "planned_transformer_steps": a.dit_steps,
+                     "finished": step >= a.dit_steps},
+    }
+    with open(os.path.join(a.out, "darkroom.json"), "w") as f:
+        json.dump(darkroom, f, indent=2)
+        f.write("\n")
+    for name in ("ae_loss.csv", "dit_loss.csv", "ae_stats.json"):
+        src = os.path.join(a.state, name)
+        if os.path.exists(src):
+            shutil.copyfile(src, os.path.join(a.out, name))
+    print(f"exported step {step} to {a.out}", flush=True)
+    # the folder must load and run in diffusers itself
+    p = SanaPipeline.from_pretrained(a.out)
+    img = p("a red circle above a blue square", height=64, width=64, num_inference_steps=4,
+            generator=torch.Generator().manual_seed(0), use_resolution_binning=False,
+            complex_human_instruction=None, output_type="np").images[0]
+    print(f"SanaPipeline.from_pretrained({a.out}) ran: image {img.shape}, diffusers {diffusers.__version__}",
+          flush=True)
+
+
+def main() -> None:
+    a = parse_args()
+    torch.set_num_threads(a.threads)
+    os.makedirs(a.state, exist_ok=True)
+    if not os.path.exists(os.path.join(a.state, "tokenizer", "tokenizer.json")):
+        scenes_tokenizer.build(os.path.join(a.state, "tokenizer"))
+    if not a.export_only:
+        train_ae(a)
+    train_dit(a)
+
+
+if __name__ == "__main__":
+    main()
