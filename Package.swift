@@ -60,11 +60,17 @@ let package = Package(
         ]),
 
         // What several test targets share.
-        .target(name: "TestSupport", dependencies: ["Jobs"], path: "Tests/TestSupport"),
+        .target(name: "TestSupport", dependencies: ["Jobs", "Systemd"], path: "Tests/TestSupport"),
+        // Logs through Systemd in a process of its own, for SystemdTests' journal tests.
+        .executableTarget(name: "systemd-probe", dependencies: [
+            "Systemd", .product(name: "Logging", package: "swift-log"),
+        ], path: "Tests/SystemdProbe"),
 
         .testTarget(name: "AMQPTests", dependencies: ["AMQP", "Core"]),
         .testTarget(name: "ImagingTests", dependencies: ["Imaging"]),
-        .testTarget(name: "SystemdTests", dependencies: ["Core", "Systemd", .product(name: "Logging", package: "swift-log")]),
+        .testTarget(name: "SystemdTests", dependencies: [
+            "Systemd", "TestSupport", .product(name: "Logging", package: "swift-log"),
+        ]),
         .testTarget(name: "TensorTests", dependencies: ["Core", "Tensor"], swiftSettings: optimised),
         .testTarget(name: "DiffusionTests", dependencies: ["Diffusion", "Tensor", "Weights"],
                     resources: [.copy("Fixtures")], swiftSettings: optimised),

@@ -1,5 +1,5 @@
 // What one log line becomes in the journal: PRIORITY from the swift-log level, DARKROOM_* fields from
-// the metadata, and journald's native wire form (systemd.io/JOURNAL_NATIVE_PROTOCOL).
+// the metadata. libsystemd puts them on the wire (JournalSender).
 import Logging
 
 /// One journal field, `NAME=value`.
@@ -99,57 +99,6 @@ public enum JournalFields {
             // Two keys mapping to one name (`durationMs` and `duration_ms`): the first wins.
             guard seen.insert(name).inserted else { continue }
             fields.append(JournalField(name: name, value: string(value)))
-        }
-        return fields
-    }
-
-    /// journald's native datagram: `NAME=value\n` per field, or, for a value containing a newline,
-    /// `NAME\n` + the value's length as 64-bit little endian + the value + `\n`.
-    public static func encodeNative(_ fields: [JournalField]) -> [UInt8] {
-        var out: [UInt8] = []
-        for field in fields {
-            let value = Array(field.value.utf8)
-            out.append(contentsOf: field.name.utf8)
-            if value.contains(UInt8(ascii: "\n")) {
-                out.append(UInt8(ascii: "\n"))
-                var length = UInt64(value.count).littleEndian
-                withUnsafeBytes(of: &length) { out.append(contentsOf: $0) }
-            } else {
-                out.append(UInt8(ascii: "="))
-            }
-            out.append(contentsOf: value)
-            out.append(UInt8(ascii: "\n"))
-        }
-        return out
-    }
-
-    /// Parses a native datagram back into fields (both forms). Used by tests and diagnostics.
-    /// Returns nil on a malformed datagram.
-    public static func decodeNative(_ bytes: [UInt8]) -> [JournalField]? {
-        var fields: [JournalField] = []
-        var i = 0
-        while i < bytes.count {
-            guard let nameEnd = bytes[i...].firstIndex(where: { $0 == UInt8(ascii: "=") || $0 == UInt8(ascii: "\n") })
-            else { return nil }
-            let name = String(decoding: bytes[i..<nameEnd], as: UTF8.self)
-            if bytes[nameEnd] == UInt8(ascii: "=") {
-                let valueStart = nameEnd + 1
-                guard let end = bytes[valueStart...].firstIndex(of: UInt8(ascii: "\n")) else { return nil }
-                fields.append(JournalField(name: name, value: String(decoding: bytes[valueStart..<end], as: UTF8.self)))
-                i = end + 1
-            } else {
-                let lengthStart = nameEnd + 1
-                guard lengthStart + 8 <= bytes.count else { return nil }
-                var length: UInt64 = 0
-                for k in 0..<8 { length |= UInt64(bytes[lengthStart + k]) << (8 * UInt64(k)) }
-                let valueStart = lengthStart + 8
-                guard length <= UInt64(bytes.count - valueStart), valueStart + Int(length) < bytes.count,
-                      bytes[valueStart + Int(length)] == UInt8(ascii: "\n")
-                else { return nil }
-                let value = bytes[valueStart..<(valueStart + Int(length))]
-                fields.append(JournalField(name: name, value: String(decoding: value, as: UTF8.self)))
-                i = valueStart + Int(length) + 1
-            }
         }
         return fields
     }

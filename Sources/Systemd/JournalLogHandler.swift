@@ -14,7 +14,7 @@ public struct JournalLogHandler: LogHandler {
     public let fallback: TextLogHandler
 
     public init(identifier: String, level: Logger.Level = .info,
-                sender: JournalSender = .fromEnvironment(), fallback: TextLogHandler? = nil,
+                sender: JournalSender = JournalSender(), fallback: TextLogHandler? = nil,
                 metadataProvider: Logger.MetadataProvider? = nil) {
         self.identifier = identifier
         self.logLevel = level
@@ -36,7 +36,7 @@ public struct JournalLogHandler: LogHandler {
             error: event.error, file: event.file, function: event.function, line: event.line, pid: getpid())
         if case .failure(let failure) = sender.send(fields) {
             var withReason = merged
-            withReason["journal_error"] = .string(failure.code)
+            withReason["journal_error"] = .string(failure.code.rawValue)
             fallback.write(level: event.level, message: message, metadata: withReason, error: event.error)
         }
     }

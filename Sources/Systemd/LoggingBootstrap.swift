@@ -36,7 +36,7 @@ public enum LoggingBootstrap {
     /// reads (closed, or a character device that is not a terminal, such as /dev/null). Otherwise
     /// `.text`: a terminal, a pipe or a file gets readable lines, so a test or a person capturing stderr
     /// sees them even on a machine that runs journald.
-    public static func resolve(_ format: LogFormat, sender: JournalSender = .fromEnvironment()) -> LogFormat {
+    public static func resolve(_ format: LogFormat, journalAvailable: Bool = JournalSender.isAvailable) -> LogFormat {
         var format = format
         if format == .auto, let raw = getenv(formatEnvironmentVariable),
            let fromEnv = LogFormat(rawValue: String(cString: raw).lowercased()) {
@@ -44,7 +44,7 @@ public enum LoggingBootstrap {
         }
         guard format == .auto else { return format }
         if stderrIsJournalStream() { return .journal }
-        if sender.isAvailable && stderrLeadsNowhere() { return .journal }
+        if journalAvailable && stderrLeadsNowhere() { return .journal }
         return .text
     }
 

@@ -4,36 +4,24 @@
 import CSystemd
 import Glibc
 
-/// Sends service state notifications to systemd (or to any NOTIFY_SOCKET listener).
-///
-/// `Notifier()` follows the environment like sd_notify(3): it reads `NOTIFY_SOCKET` at every call and
-/// sends through libsystemd. `Notifier(socketPath:)` sends to the given socket instead (tests, or a
-/// worker that must not depend on process-wide environment).
+/// Sends service state notifications to systemd (or to any NOTIFY_SOCKET listener) through libsystemd's
+/// `sd_notify`, which reads `NOTIFY_SOCKET` at every call (a path, or "@name" for the abstract namespace).
 public struct Notifier: Sendable {
-    public enum Target: Sendable, Equatable {
-        /// `NOTIFY_SOCKET` from the environment, through libsystemd's `sd_notify`.
-        case environment
-        /// An explicit AF_UNIX datagram socket path ("@name" for the abstract namespace).
-        case socket(String)
-    }
+    /// false: every call is a no-op whatever the environment says (a worker embedded in another process,
+    /// such as a test runner, must not speak for it).
+    public let followsEnvironment: Bool
 
-    public let target: Target
+    public init() { followsEnvironment = true }
 
-    /// Follows `NOTIFY_SOCKET` (the normal case under systemd).
-    public init() { self.target = .environment }
+    /// A notifier that never sends.
+    public static let silent = Notifier(followsEnvironment: false)
 
-    /// Sends to `socketPath` whatever the environment says.
-    public init(socketPath: String) { self.target = .socket(socketPath) }
+    private init(followsEnvironment: Bool) { self.followsEnvironment = followsEnvironment }
 
-    /// Whether a notification would go anywhere at all.
+    /// Whether a notification would go anywhere at all (`NOTIFY_SOCKET` is set and not empty).
     public var isEnabled: Bool {
-        switch target {
-        case .environment:
-            guard let value = getenv("NOTIFY_SOCKET") else { return false }
-            return value.pointee != 0
-        case .socket(let path):
-            return !path.isEmpty
-        }
+        guard followsEnvironment, let value = getenv("NOTIFY_SOCKET") else { return false }
+        return value.pointee != 0
     }
 
     /// `READY=1`, with an optional `STATUS=` in the same message. Send once the broker is connected,
@@ -91,19 +79,13 @@ public struct Notifier: Sendable {
     @discardableResult
     public func send(_ assignments: [String]) -> Bool {
         guard isEnabled else { return false }
-        let message = assignments.joined(separator: "\n")
-        switch target {
-        case .environment:
-            return sd_notify(0, message) > 0
-        case .socket(let path):
-            if case .success = UnixDatagram.send(Array(message.utf8), to: path) { return true }
-            return false
-        }
+        return sd_notify(0, assignments.joined(separator: "\n")) > 0
     }
 
     /// The watchdog interval systemd expects (`WatchdogSec=`), or nil when the watchdog is off for this
     /// process (`WATCHDOG_USEC` unset, or `WATCHDOG_PID` naming another process).
     public func watchdogInterval() -> Duration? {
+        guard followsEnvironment else { return nil }
         var usec: UInt64 = 0
         guard sd_watchdog_enabled(0, &usec) > 0, usec > 0 else { return nil }
         return .microseconds(Int64(clamping: usec))

@@ -33,7 +33,7 @@ public final class Daemon: @unchecked Sendable {
     let cancels = Cancellations()
     let schedules: ScheduleCache<SchedulerTables>
     let seeds: SeedStore
-    let notifier = Notifier()
+    let notifier: Notifier
     let topology: Topology
     let workerID: String
 
@@ -57,7 +57,9 @@ public final class Daemon: @unchecked Sendable {
     private var stopSignal: CheckedContinuation<Void, Never>?
     private var stopRequested = false
 
-    public init(config: DarkroomConfig, engine: Engine, logger: Logger) throws {
+    /// - notifier: `Notifier()` under systemd; `.silent` for a worker embedded in another process.
+    public init(config: DarkroomConfig, engine: Engine, logger: Logger, notifier: Notifier = Notifier()) throws {
+        self.notifier = notifier
         self.config = config
         self.engine = engine
         self.logger = logger

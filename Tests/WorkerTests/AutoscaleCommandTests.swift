@@ -2,6 +2,7 @@
 // with a stand-in systemctl, the cool-down, and an unreachable broker.
 import Autoscale
 import Foundation
+import TestSupport
 import Testing
 /// A stand-in systemctl (this machine has no systemd as PID 1): `list-units` prints the units listed in
 /// the state file that match the pattern, start/stop edit the file; every call is logged.

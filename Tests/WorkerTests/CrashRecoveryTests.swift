@@ -1,6 +1,7 @@
 import Config
 import Foundation
 import Jobs
+import TestSupport
 import Testing
 @testable import Worker
 
@@ -9,12 +10,19 @@ final class WorkerProcess {
     let process = Process()
     let log: String
 
-    init(namespace: String, state: String, extraEnv: [String: String] = [:]) throws {
+    /// - journalDirectory: run darkroomd in a mount namespace whose journald socket is `<dir>/socket`.
+    init(namespace: String, state: String, journalDirectory: String? = nil, extraEnv: [String: String] = [:]) throws {
         log = state + "/darkroomd-\(UUID().uuidString.prefix(6)).log"
         _ = FileManager.default.createFile(atPath: log, contents: nil)
-        process.executableURL = URL(fileURLWithPath: darkroomdBinary())
-        process.arguments = ["--config", repoRoot + "/config/darkroom.toml"]
-        var env = ProcessInfo.processInfo.environment.filter { !$0.key.hasPrefix("DARKROOM_") && $0.key != "NOTIFY_SOCKET" }
+        let command = [darkroomdBinary(), "--config", repoRoot + "/config/darkroom.toml"]
+        let (executable, arguments) = journalDirectory.map { inJournalNamespace($0, command) }
+            ?? (command[0], Array(command.dropFirst()))
+        process.executableURL = URL(fileURLWithPath: executable)
+        process.arguments = arguments
+        let systemdVariables: Set = ["NOTIFY_SOCKET", "WATCHDOG_USEC", "WATCHDOG_PID", "JOURNAL_STREAM"]
+        var env = ProcessInfo.processInfo.environment.filter {
+            !$0.key.hasPrefix("DARKROOM_") && !systemdVariables.contains($0.key)
+        }
         env["DARKROOM_BROKER_URLS"] = brokerURL
         env["DARKROOM_NAMESPACE"] = namespace
         env["DARKROOM_STATE_DIR"] = state + "/state"

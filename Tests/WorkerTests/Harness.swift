@@ -4,6 +4,7 @@ import Core
 import Foundation
 import Jobs
 import Logging
+import TestSupport
 @testable import Worker
 
 // The end-to-end harness: a real broker (make test starts it), a real worker (in-process, or
@@ -11,7 +12,6 @@ import Logging
 // consumer that records every event.
 
 let brokerURL = ProcessInfo.processInfo.environment["DARKROOM_BROKER_URLS"] ?? "amqp://guest:guest@127.0.0.1:5672/"
-let repoRoot = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent().path
 let fixtureModels = repoRoot + "/Tests/DiffusionTests/Fixtures"
 
 /// A config for one test: its own namespace (so its queues are its own), state dirs in a temp
@@ -46,17 +46,6 @@ func testConfig(namespace: String, state: String, maxBatch: Int = 4, windowMs: I
     return try DarkroomConfig.parse(toml: toml, source: .file("test.toml"))
 }
 
-/// A product of this package (`darkroomd`, `darkroom`) built next to the test bundle, else in the
-/// checkout's .build/debug.
-func builtProduct(_ name: String) -> String {
-    var dir = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent()
-    for _ in 0..<4 {
-        let candidate = dir.appendingPathComponent(name).path
-        if FileManager.default.isExecutableFile(atPath: candidate) { return candidate }
-        dir = dir.deletingLastPathComponent()
-    }
-    return repoRoot + "/.build/debug/" + name
-}
 
 func darkroomdBinary() -> String { builtProduct("darkroomd") }
 func darkroomBinary() -> String { builtProduct("darkroom") }
@@ -81,7 +70,7 @@ final class TestWorker: @unchecked Sendable {
         let engine = try Engine(config: config)
         var logger = Logger(label: "test-worker")
         logger.logLevel = .warning
-        daemon = try Daemon(config: config, engine: engine, logger: logger)
+        daemon = try Daemon(config: config, engine: engine, logger: logger, notifier: .silent)
         let d = daemon
         task = Task { try await d.run() }
         try await Task.sleep(for: .milliseconds(500))   // consumers up

@@ -3,89 +3,11 @@
 // they change the process environment) or passed explicitly.
 import Glibc
 import Systemd
+import TestSupport
 import Testing
 
-/// A bound AF_UNIX datagram socket in a fresh temporary folder; receives with a timeout.
-/// Shared with JournalTests (journald's native protocol is datagrams on such a socket too).
-final class SystemdTestListener {
-    let directory: String
-    let path: String
-    private(set) var fd: Int32 = -1
-
-    init(name: String = "sock") throws {
-        var template = Array("/tmp/drsd-XXXXXX".utf8CString)
-        guard let made = template.withUnsafeMutableBufferPointer({ mkdtemp($0.baseAddress!) }) else {
-            throw SystemdTestListenerError("mkdtemp failed: errno \(errno)")
-        }
-        directory = String(cString: made)
-        path = directory + "/" + name
-        fd = socket(AF_UNIX, Int32(SOCK_DGRAM.rawValue), 0)
-        guard fd >= 0 else { throw SystemdTestListenerError("socket failed: errno \(errno)") }
-        var address = sockaddr_un()
-        address.sun_family = sa_family_t(AF_UNIX)
-        withUnsafeMutableBytes(of: &address.sun_path) { raw in
-            for (i, b) in path.utf8.enumerated() { raw[i] = b }
-        }
-        let rc = withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
-                bind(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size))
-            }
-        }
-        guard rc == 0 else { throw SystemdTestListenerError("bind \(path) failed: errno \(errno)") }
-        var timeout = timeval(tv_sec: 5, tv_usec: 0)
-        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
-    }
-
-    /// One datagram, or nil when none arrives within `seconds`.
-    func receive(seconds: Int = 5) -> [UInt8]? {
-        var timeout = timeval(tv_sec: seconds, tv_usec: 0)
-        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
-        var buffer = [UInt8](repeating: 0, count: 256 * 1024)
-        let n = buffer.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) }
-        guard n >= 0 else { return nil }
-        return Array(buffer[0..<n])
-    }
-
-    /// One datagram as text.
-    func receiveText(seconds: Int = 5) -> String? {
-        receive(seconds: seconds).map { String(decoding: $0, as: UTF8.self) }
-    }
-
-    /// Stops listening but leaves the socket file behind: sends to it are then refused.
-    func closeKeepingFile() {
-        if fd >= 0 { close(fd) }
-        fd = -1
-    }
-
-    deinit {
-        if fd >= 0 { close(fd) }
-        unlink(path)
-        rmdir(directory)
-    }
-}
-
-struct SystemdTestListenerError: Error, CustomStringConvertible {
-    let description: String
-    init(_ description: String) { self.description = description }
-}
-
-/// Sets environment variables for the duration of `body`, then restores what was there.
-func withSystemdTestEnvironment<T>(_ values: [String: String?], _ body: () throws -> T) rethrows -> T {
-    var saved: [String: String?] = [:]
-    for (key, value) in values {
-        saved[key] = getenv(key).map { String(cString: $0) }
-        if let value { setenv(key, value, 1) } else { unsetenv(key) }
-    }
-    defer {
-        for (key, value) in saved {
-            if let value { setenv(key, value, 1) } else { unsetenv(key) }
-        }
-    }
-    return try body()
-}
-
-/// Tests that change the process environment (NOTIFY_SOCKET, WATCHDOG_*, JOURNAL_STREAM,
-/// DARKROOM_JOURNAL_SOCKET, DARKROOM_LOG_FORMAT) run one at a time inside this suite.
+/// Tests that change the process environment (NOTIFY_SOCKET, WATCHDOG_*, JOURNAL_STREAM, DARKROOM_LOG_FORMAT)
+/// run one at a time inside this suite.
 @Suite(.serialized)
 struct SystemdProcessEnvironmentTests {}
 
@@ -113,17 +35,20 @@ extension SystemdProcessEnvironmentTests {
             }
         }
 
-        @Test func anExplicitSocketIgnoresTheEnvironment() throws {
-            let listener = try SystemdTestListener(name: "explicit")
-            withSystemdTestEnvironment(["NOTIFY_SOCKET": nil]) {
-                let notifier = Notifier(socketPath: listener.path)
+        @Test func theSocketIsReadAtEveryCallAndDurationsBecomeMicroseconds() throws {
+            let first = try SystemdTestListener(name: "first"), second = try SystemdTestListener(name: "second")
+            let notifier = Notifier()
+            withSystemdTestEnvironment(["NOTIFY_SOCKET": first.path]) {
                 #expect(notifier.ready())
-                #expect(listener.receiveText() == "READY=1")
                 #expect(notifier.extendTimeout(.seconds(90)))
-                #expect(listener.receiveText() == "EXTEND_TIMEOUT_USEC=90000000")
-                #expect(notifier.stopping())
-                #expect(listener.receiveText() == "STOPPING=1")
             }
+            withSystemdTestEnvironment(["NOTIFY_SOCKET": second.path]) {
+                #expect(notifier.stopping())
+            }
+            #expect(first.receiveText() == "READY=1")
+            #expect(first.receiveText() == "EXTEND_TIMEOUT_USEC=90000000")
+            #expect(second.receiveText() == "STOPPING=1")
+            #expect(first.receive(seconds: 1) == nil)
         }
 
         @Test func withoutNotifySocketEveryCallIsAQuickNoOp() {
@@ -144,13 +69,26 @@ extension SystemdProcessEnvironmentTests {
             }
         }
 
+        @Test func aSilentNotifierIgnoresTheEnvironment() throws {
+            let listener = try SystemdTestListener(name: "silent")
+            withSystemdTestEnvironment(["NOTIFY_SOCKET": listener.path, "WATCHDOG_USEC": "4000000",
+                                        "WATCHDOG_PID": String(getpid())]) {
+                #expect(!Notifier.silent.isEnabled)
+                #expect(!Notifier.silent.ready(status: "x"))
+                #expect(Notifier.silent.watchdogInterval() == nil)
+            }
+            #expect(listener.receive(seconds: 1) == nil)
+        }
+
         @Test func aListenerThatIsGoneIsReportedNotCrashed() throws {
             let listener = try SystemdTestListener(name: "gone")
             listener.closeKeepingFile()
             withSystemdTestEnvironment(["NOTIFY_SOCKET": listener.path]) {
                 #expect(!Notifier().ready())
             }
-            #expect(!Notifier(socketPath: listener.directory + "/missing").watchdog())
+            withSystemdTestEnvironment(["NOTIFY_SOCKET": listener.directory + "/missing"]) {
+                #expect(!Notifier().watchdog())
+            }
         }
 
         @Test func watchdogIntervalComesFromWatchdogUsecForThisProcessOnly() {
@@ -168,8 +106,14 @@ extension SystemdProcessEnvironmentTests {
     
         @Test func watchdogPingsStopWhileABusyPartIsStuckAndResumeWhenItMoves() throws {
             let listener = try SystemdTestListener(name: "watchdog")
+            try withSystemdTestEnvironment(["NOTIFY_SOCKET": listener.path, "WATCHDOG_USEC": nil]) {
+                try watchdogPings(listener)
+            }
+        }
+
+        func watchdogPings(_ listener: SystemdTestListener) throws {
             let start = ContinuousClock.now
-            let monitor = WatchdogMonitor(notifier: Notifier(socketPath: listener.path), parts: ["engine", "io"],
+            let monitor = WatchdogMonitor(notifier: Notifier(), parts: ["engine", "io"],
                                           staleAfter: .seconds(30), now: start)
             // Both idle: healthy.
             #expect(monitor.tick(now: start + .seconds(100)))
@@ -220,7 +164,9 @@ extension SystemdProcessEnvironmentTests {
             #expect(status.description
                 == "loading small (model tiny-shapes): 12 done, 1 failed; idle; schedule cache 10 hits, 2 misses")
             let listener = try SystemdTestListener(name: "status")
-            #expect(Notifier(socketPath: listener.path).status(status.description))
+            withSystemdTestEnvironment(["NOTIFY_SOCKET": listener.path]) {
+                #expect(Notifier().status(status.description))
+            }
             #expect(listener.receiveText() == "STATUS=" + status.description)
         }
     }
