@@ -74,7 +74,7 @@ let package = Package(
         .testTarget(name: "TensorTests", dependencies: ["Core", "Tensor"], swiftSettings: optimised),
         .testTarget(name: "DiffusionTests", dependencies: ["Diffusion", "Tensor", "Weights"],
                     resources: [.copy("Fixtures")], swiftSettings: optimised),
-        .testTarget(name: "TextTests", dependencies: ["Tensor", "Text", "Weights"],
+        .testTarget(name: "TextTests", dependencies: ["Core", "Tensor", "Text", "Weights"],
                     resources: [.copy("Fixtures")], swiftSettings: optimised),
         .testTarget(name: "JobsTests", dependencies: ["Jobs", "TestSupport"]),
         .testTarget(name: "ConfigTests", dependencies: ["Config"]),

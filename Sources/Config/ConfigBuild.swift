@@ -91,6 +91,7 @@ extension DarkroomConfig {
         c.log.format = try r.choice("log.format", LogFormat.self) ?? c.log.format
 
         c.autoscale = try buildAutoscale(r, classes: c.classes)
+        c.text.cacheMB = try r.int("text.cache_mb", 0...1_048_576) ?? c.text.cacheMB
 
         try r.rejectUnused(known: Array(sections) + scalarKeys + c.classes.flatMap { cls in classFields.map { "classes.\(cls.name).\($0)" } }
                            + autoscaleKnownKeys(classes: c.classes))

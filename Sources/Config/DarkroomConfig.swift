@@ -111,6 +111,13 @@ public struct DarkroomConfig: Sendable, Equatable {
     public var log: Log
     /// `[autoscale]`: how `darkroom autoscale` scales each class's workers (Autoscale.swift).
     public var autoscale: Autoscale = Autoscale()
+    /// `[text]`: prompt handling of text-to-image models.
+    public var text: Text = Text()
+
+    public struct Text: Sendable, Equatable {
+        /// Byte budget of the prompt-embedding cache (LRU), in MiB; 0 turns it off.
+        public var cacheMB: Int = 256
+    }
 }
 
 // MARK: - Built-in defaults

@@ -42,8 +42,14 @@ struct ModelsCommand: AsyncParsableCommand {
 
         func run() async throws {
             let cfg = try local.load()
-            let m = try LocalModel.load(model, config: cfg)
-            print(ModelReport(model: m).text)
+            let text = try TextReport.lines(LocalModel.locate(model, config: cfg).path)
+            let m: Engine.Model
+            do { m = try LocalModel.load(model, config: cfg) } catch {
+                // A text-to-image folder the engine cannot run yet still shows its tokenizer and text encoder.
+                if !text.isEmpty { print(text.joined(separator: "\n")) }
+                throw error
+            }
+            print(([ModelReport(model: m).text] + text).joined(separator: "\n"))
         }
     }
 }
@@ -148,6 +154,11 @@ struct ModelReport {
     /// "N parameters, X MB (F32)" of a component's safetensors.
     func weights(_ c: ComponentFolder) -> String {
         guard let store = try? c.openWeights() else { return "weights unreadable" }
+        return Self.summary(of: store)
+    }
+
+    /// "N parameters in T tensors, X MB (BF16)" of a single or sharded safetensors store.
+    static func summary(of store: any WeightStore) -> String {
         var infos: [SafeTensorInfo] = []
         if let file = store as? SafeTensorsFile {
             infos = Array(file.tensors.values)
@@ -157,7 +168,8 @@ struct ModelReport {
         let params = infos.reduce(0) { $0 + $1.count }
         let bytes = infos.reduce(0) { $0 + ($1.end - $1.begin) }
         let dtypes = Set(infos.map(\.dtype.rawValue)).sorted().joined(separator: "/")
-        return "\(Self.count(params)) parameters in \(infos.count) tensors, \(String(format: "%.1f", Double(bytes) / 1e6)) MB (\(dtypes))"
+        let shards = (store as? ShardedWeights).map { ", \($0.shards.count) shards" } ?? ""
+        return "\(count(params)) parameters in \(infos.count) tensors\(shards), \(String(format: "%.1f", Double(bytes) / 1e6)) MB (\(dtypes))"
     }
 
     static func count(_ n: Int) -> String {

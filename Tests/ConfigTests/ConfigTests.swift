@@ -48,6 +48,20 @@ func configError(_ body: () throws -> DarkroomConfig) -> ConfigError? {
     #expect(c.stateDir == "/var/lib/darkroom" && c.cacheDir == "/var/cache/darkroom" && c.seedsDir == "/var/lib/darkroom/seeds")
     #expect(c.models == ["tiny-shapes"] && c.defaultModel == "tiny-shapes")
     #expect(c.log.level == .info && c.log.format == .auto)
+    #expect(c.text.cacheMB == 256)
+}
+
+@Test func textCacheBudgetFromFileAndEnvironment() throws {
+    let dir = FileManager.default.temporaryDirectory.appendingPathComponent("cfg-text-\(UUID().uuidString)")
+    try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+    defer { try? FileManager.default.removeItem(at: dir) }
+    let path = dir.appendingPathComponent("darkroom.toml").path
+    try "[text]\ncache_mb = 64\n".write(toFile: path, atomically: true, encoding: .utf8)
+    #expect(try DarkroomConfig.load(path: path, environment: [:]).text.cacheMB == 64)
+    #expect(try DarkroomConfig.load(path: path, environment: ["DARKROOM_TEXT_CACHE_MB": "0"]).text.cacheMB == 0)
+    #expect(throws: ConfigError.self) { try DarkroomConfig.load(path: path, environment: ["DARKROOM_TEXT_CACHE_MB": "-1"]) }
+    try "[text]\ncache_megabytes = 64\n".write(toFile: path, atomically: true, encoding: .utf8)
+    #expect(throws: ConfigError.self) { try DarkroomConfig.load(path: path, environment: [:]) }
 }
 
 @Test func builtInModelDirIsTheCheckoutModelsFolderWhenRunFromABuildTree() {

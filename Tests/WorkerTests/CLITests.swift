@@ -206,4 +206,56 @@ struct CLITests {
         expectOneLineError(try runCLI(["seeds", "import", dir + "/junk.safetensors", "--name", "junk", "--dir", store], in: dir),
                            mentions: ["junk.safetensors"])
     }
+
+    /// Tokenizer and encoder fixtures of the Text tests (Tests/TextTests/Fixtures).
+    private static let textFixtures = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
+        .deletingLastPathComponent().appendingPathComponent("TextTests/Fixtures").path
+
+    @Test("tokenize prints ids and pieces; --json gives transformers' ids with the special tokens, no padding")
+    func tokenizeMatchesTransformers() throws {
+        let dir = try cliTempDir()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let tokenizers = Self.textFixtures + "/tokenizers"
+        let cases = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: tokenizers + "/cases.json"))) as! [String: Any]
+        let texts = cases["texts"] as! [String]
+        for name in ["gemma", "t5"] {
+            let expected = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: tokenizers + "/expected-\(name).json"))) as! [String: Any]
+            let ids = expected["ids"] as! [[Int]]
+            for text in ["A red circle over a blue square.", "👨‍👩‍👧‍👦 family", "<bos>red circle", "ｈｅｌｌｏ"] {
+                guard let i = texts.firstIndex(of: text) else { Issue.record("\(text) is not a fixture string"); continue }
+                let r = try runCLI(["tokenize", "--json", "--model", tokenizers + "/" + name, text], in: dir)
+                #expect(r.code == 0, "stderr: \(r.stderr)")
+                let object = try JSONSerialization.jsonObject(with: Data(r.stdout.utf8)) as! [String: Any]
+                #expect(object["ids"] as? [Int] == ids[i], "\(name) \(text): \(r.stdout)")
+                #expect((object["tokens"] as? [String])?.count == ids[i].count)
+            }
+        }
+        let table = try runCLI(["tokenize", "--model", tokenizers + "/gemma", "red circle"], in: dir)
+        #expect(table.code == 0 && table.stdout.contains("\"<bos>\"") && table.stdout.contains("\"▁circle\""), "\(table.stdout)")
+        expectOneLineError(try runCLI(["tokenize", "--model", dir + "/nowhere", "x"], in: dir), mentions: ["no tokenizer", "nowhere"])
+        try FileManager.default.createDirectory(atPath: dir + "/bad", withIntermediateDirectories: true)
+        try Data("{\"model\": {\"type\": \"BPE\", \"vocab\": {".utf8).write(to: URL(fileURLWithPath: dir + "/bad/tokenizer.json"))
+        expectOneLineError(try runCLI(["tokenize", "--model", dir + "/bad", "x"], in: dir), mentions: ["tokenizer.json"])
+    }
+
+    @Test("models inspect names the tokenizer and the text encoder with sizes and dtypes")
+    func inspectNamesTextComponents() throws {
+        let dir = try cliTempDir()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let fm = FileManager.default
+        try fm.copyItem(atPath: cliLatentDiT, toPath: dir + "/m")
+        try fm.copyItem(atPath: Self.textFixtures + "/tokenizers/t5", toPath: dir + "/m/tokenizer")
+        try fm.copyItem(atPath: Self.textFixtures + "/encoders/t5-f16", toPath: dir + "/m/text_encoder")
+        let r = try runCLI(["models", "inspect", dir + "/m"], in: dir)
+        #expect(r.code == 0, "stderr: \(r.stderr)")
+        for text in ["DiTPipeline", "tokenizer: Unigram", "900 ids", "pad id 0", "text_encoder: T5EncoderModel", "3 shards", "(F16)",
+                     "3 layers, d_model 32, 4 heads x 8, d_ff 64"] {
+            #expect(r.stdout.contains(text), "inspect output lacks \(text):\n\(r.stdout)")
+        }
+        // a cut shard: one line naming it
+        let shard = dir + "/m/text_encoder/model-00002-of-00003.safetensors"
+        try Data(try Data(contentsOf: URL(fileURLWithPath: shard)).prefix(100)).write(to: URL(fileURLWithPath: shard))
+        expectOneLineError(try runCLI(["models", "inspect", dir + "/m"], in: dir), mentions: ["model-00002-of-00003.safetensors"])
+    }
 }
+

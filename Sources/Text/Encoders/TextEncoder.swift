@@ -16,7 +16,8 @@ public final class TextEncoder: @unchecked Sendable {
     public let architecture: String
     /// The checkpoint's dtype as stored (of the embedding), e.g. "BF16".
     public let storedDType: String
-    let weights: any WeightStore
+    /// The opened weight files (single or sharded).
+    public let weights: any WeightStore
 
     public init(folder: URL) throws {
         self.folder = folder
