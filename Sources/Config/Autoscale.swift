@@ -88,20 +88,6 @@ extension DarkroomConfig {
     /// Fields of `[autoscale]` and of each `[autoscale.classes.<name>]`.
     static let autoscaleFields = ["min_workers", "max_workers", "target_depth_per_worker", "hysteresis", "cooldown"]
 
-    /// `DARKROOM_AUTOSCALE_CLASSES_<NAME>_<FIELD>` -> `autoscale.classes.<name>.<field>`.
-    static func autoscaleClassKey(environmentName name: String) -> String? {
-        let prefix = "DARKROOM_AUTOSCALE_CLASSES_"
-        guard name.hasPrefix(prefix) else { return nil }
-        let rest = name.dropFirst(prefix.count)
-        for field in autoscaleFields.sorted(by: { $0.count > $1.count }) {
-            let suffix = "_" + field.uppercased()
-            if rest.hasSuffix(suffix), rest.count > suffix.count {
-                return "autoscale.classes." + rest.dropLast(suffix.count).lowercased() + "." + field
-            }
-        }
-        return nil
-    }
-
     /// The per-class autoscale keys these classes allow (for unknown-key suggestions; the `[autoscale]`
     /// keys themselves are in `scalarKeys`).
     static func autoscaleKnownKeys(classes: [SizeClass]) -> [String] {

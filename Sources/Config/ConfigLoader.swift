@@ -45,10 +45,7 @@ extension DarkroomConfig {
     /// `DARKROOM_*` variables that set no key (worth a warning; they are ignored, except under
     /// `DARKROOM_CLASSES_`, where an unknown field is an error).
     public static func unrecognizedEnvironment(_ environment: [String: String]) -> [String] {
-        environment.keys.filter { name in
-            name.hasPrefix("DARKROOM_") && fixedEnvironmentNames[name] == nil && classKey(environmentName: name) == nil
-                && autoscaleClassKey(environmentName: name) == nil
-        }.sorted()
+        environment.keys.filter { $0.hasPrefix("DARKROOM_") && key(environmentName: $0) == nil }.sorted()
     }
 }
 
@@ -74,15 +71,27 @@ extension DarkroomConfig {
     static let fixedEnvironmentNames: [String: String] =
         Dictionary(uniqueKeysWithValues: scalarKeys.map { (environmentName(forKey: $0), $0) })
 
-    /// `DARKROOM_CLASSES_<NAME>_<FIELD>` -> `classes.<name>.<field>` (the longest matching field wins).
-    static func classKey(environmentName name: String) -> String? {
-        let prefix = "DARKROOM_CLASSES_"
+    /// The key a `DARKROOM_*` variable sets, if any: a fixed key (`DARKROOM_BROKER_URLS`), or a field of a
+    /// named table (`DARKROOM_CLASSES_<NAME>_<FIELD>`, `DARKROOM_AUTOSCALE_CLASSES_<NAME>_<FIELD>`). The inverse
+    /// of `environmentName(forKey:)`, which is the one mapping from keys to names.
+    static func key(environmentName name: String) -> String? {
+        if let key = fixedEnvironmentNames[name] { return key }
+        for (table, fields) in [("autoscale.classes", autoscaleFields), ("classes", classFields)] {
+            if let key = tableKey(environmentName: name, table: table, fields: fields) { return key }
+        }
+        return nil
+    }
+
+    /// `environmentName(forKey: "<table>.")` + `<NAME>_<FIELD>` -> `<table>.<name>.<field>` (the longest
+    /// matching field wins).
+    static func tableKey(environmentName name: String, table: String, fields: [String]) -> String? {
+        let prefix = environmentName(forKey: table + ".")
         guard name.hasPrefix(prefix) else { return nil }
         let rest = name.dropFirst(prefix.count)
-        for field in classFields.sorted(by: { $0.count > $1.count }) {
-            let suffix = "_" + field.uppercased()
+        for field in fields.sorted(by: { $0.count > $1.count }) {
+            let suffix = "_" + environmentName(forKey: field).dropFirst("DARKROOM_".count)
             if rest.hasSuffix(suffix), rest.count > suffix.count {
-                return "classes." + rest.dropLast(suffix.count).lowercased() + "." + field
+                return table + "." + rest.dropLast(suffix.count).lowercased() + "." + field
             }
         }
         return nil
@@ -161,14 +170,13 @@ extension DarkroomConfig {
         var entries: [String: Entry] = [:]
         for (name, value) in environment where name.hasPrefix("DARKROOM_") {
             let source = ConfigSource.environment(name)
-            if let key = fixedEnvironmentNames[name] ?? classKey(environmentName: name)
-                ?? autoscaleClassKey(environmentName: name) {
+            if let key = key(environmentName: name) {
                 entries[key] = Entry(value: .string(value), source: source)
-            } else if name.hasPrefix("DARKROOM_AUTOSCALE_CLASSES_") {
+            } else if name.hasPrefix(environmentName(forKey: "autoscale.classes.")) {
                 throw ConfigError(.unknownKey, key: "", source: source,
                                   "sets no known autoscale field; expected DARKROOM_AUTOSCALE_CLASSES_<NAME>_<FIELD> with FIELD one of "
                                   + autoscaleFields.map { $0.uppercased() }.joined(separator: ", "))
-            } else if name.hasPrefix("DARKROOM_CLASSES_") {
+            } else if name.hasPrefix(environmentName(forKey: "classes.")) {
                 throw ConfigError(.unknownKey, key: "", source: source,
                                   "sets no known class field; expected DARKROOM_CLASSES_<NAME>_<FIELD> with FIELD one of "
                                   + classFields.map { $0.uppercased() }.joined(separator: ", "))

@@ -10,9 +10,6 @@ public enum LogFormat: String, Sendable, CaseIterable {
 }
 
 public enum LoggingBootstrap {
-    /// Overrides `.auto` from the environment: `DARKROOM_LOG_FORMAT=journal|text|auto`.
-    public static let formatEnvironmentVariable = "DARKROOM_LOG_FORMAT"
-
     /// Installs the chosen handler for the whole process. swift-log allows this once per process.
     public static func bootstrap(identifier: String, level: Logger.Level = .info, format: LogFormat = .auto) {
         let chosen = resolve(format)
@@ -30,18 +27,13 @@ public enum LoggingBootstrap {
         }
     }
 
-    /// `.journal` or `.text`. An explicit format stays as it is. `.auto` (after `DARKROOM_LOG_FORMAT`)
+    /// `.journal` or `.text`. An explicit format (the config's `log.format`) stays as it is. `.auto`
     /// is `.journal` when stderr is the stream systemd connected to journald (`JOURNAL_STREAM` names
     /// stderr's device and inode), or when the journal socket exists and stderr leads nowhere anyone
     /// reads (closed, or a character device that is not a terminal, such as /dev/null). Otherwise
     /// `.text`: a terminal, a pipe or a file gets readable lines, so a test or a person capturing stderr
     /// sees them even on a machine that runs journald.
     public static func resolve(_ format: LogFormat, journalAvailable: Bool = JournalSender.isAvailable) -> LogFormat {
-        var format = format
-        if format == .auto, let raw = getenv(formatEnvironmentVariable),
-           let fromEnv = LogFormat(rawValue: String(cString: raw).lowercased()) {
-            format = fromEnv
-        }
         guard format == .auto else { return format }
         if stderrIsJournalStream() { return .journal }
         if journalAvailable && stderrLeadsNowhere() { return .journal }

@@ -29,10 +29,9 @@ struct Darkroomd: AsyncParsableCommand {
         var env = ProcessInfo.processInfo.environment
         if let instance {
             let name = try InstanceName(parsing: instance)
-            env["DARKROOM_WORKER_CONSUME"] = name.className
-            if env["DARKROOM_WORKER_ID"] == nil {
-                env["DARKROOM_WORKER_ID"] = "\(ProcessInfo.processInfo.hostName)-\(name)"
-            }
+            env[DarkroomConfig.environmentName(forKey: "worker.consume")] = name.className
+            let id = DarkroomConfig.environmentName(forKey: "worker.id")
+            if env[id] == nil { env[id] = "\(ProcessInfo.processInfo.hostName)-\(name)" }
         }
         return try DarkroomConfig.load(path: config, environment: env)
     }

@@ -39,8 +39,8 @@ private func journalField(_ fields: [JournalField], _ name: String) -> String? {
     fields.first { $0.name == name }?.value
 }
 
-// Nested in the serialized environment suite (NotifyTests.swift): some tests set JOURNAL_STREAM and
-// DARKROOM_LOG_FORMAT in this process.
+// Nested in the serialized environment suite (NotifyTests.swift): some tests set JOURNAL_STREAM in this
+// process.
 extension SystemdProcessEnvironmentTests {
     @Suite("journald logging through libsystemd")
     struct JournalTests {
@@ -121,20 +121,17 @@ extension SystemdProcessEnvironmentTests {
         @Test func autoChoosesTheJournalWhenJournalStreamMatchesStderr() throws {
             var info = stat()
             #expect(fstat(STDERR_FILENO, &info) == 0)
-            withSystemdTestEnvironment(["JOURNAL_STREAM": "\(info.st_dev):\(info.st_ino)", "DARKROOM_LOG_FORMAT": nil]) {
+            withSystemdTestEnvironment(["JOURNAL_STREAM": "\(info.st_dev):\(info.st_ino)"]) {
                 #expect(LoggingBootstrap.stderrIsJournalStream())
                 #expect(LoggingBootstrap.resolve(.auto, journalAvailable: false) == .journal)
                 #expect(LoggingBootstrap.resolve(.text, journalAvailable: false) == .text)
             }
-            withSystemdTestEnvironment(["JOURNAL_STREAM": "\(info.st_dev):\(info.st_ino + 1)", "DARKROOM_LOG_FORMAT": nil]) {
+            withSystemdTestEnvironment(["JOURNAL_STREAM": "\(info.st_dev):\(info.st_ino + 1)"]) {
                 #expect(!LoggingBootstrap.stderrIsJournalStream())
                 #expect(LoggingBootstrap.resolve(.auto, journalAvailable: false) == .text)
                 #expect(LoggingBootstrap.resolve(.journal, journalAvailable: false) == .journal)
             }
-            withSystemdTestEnvironment(["JOURNAL_STREAM": nil, "DARKROOM_LOG_FORMAT": "journal"]) {
-                #expect(LoggingBootstrap.resolve(.auto, journalAvailable: false) == .journal)
-            }
-            withSystemdTestEnvironment(["JOURNAL_STREAM": "garbage", "DARKROOM_LOG_FORMAT": nil]) {
+            withSystemdTestEnvironment(["JOURNAL_STREAM": "garbage"]) {
                 #expect(!LoggingBootstrap.stderrIsJournalStream())
             }
         }
@@ -145,7 +142,7 @@ extension SystemdProcessEnvironmentTests {
             #expect(fstat(STDERR_FILENO, &info) == 0)
             let kind = info.st_mode & S_IFMT
             let readable = isatty(STDERR_FILENO) != 0 || kind == S_IFIFO || kind == S_IFREG || kind == S_IFSOCK
-            withSystemdTestEnvironment(["JOURNAL_STREAM": nil, "DARKROOM_LOG_FORMAT": nil]) {
+            withSystemdTestEnvironment(["JOURNAL_STREAM": nil]) {
                 let chosen = LoggingBootstrap.resolve(.auto, journalAvailable: true)
                 #expect(chosen == (readable ? .text : .journal))
             }
