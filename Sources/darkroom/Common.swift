@@ -1,6 +1,7 @@
 import AMQP
 import ArgumentParser
 import Config
+import Core
 import Foundation
 import Worker
 
@@ -14,7 +15,7 @@ struct BrokerOptions: ParsableArguments {
 
     func load() throws -> DarkroomConfig {
         var env = ProcessInfo.processInfo.environment
-        if let broker { env["DARKROOM_BROKER_URLS"] = broker }
+        if let broker { env[DarkroomConfig.environmentName(forKey: "broker.urls")] = broker }
         return try DarkroomConfig.load(path: config, environment: env)
     }
 
@@ -30,14 +31,12 @@ struct BrokerOptions: ParsableArguments {
     }
 }
 
-/// A one-line error for the person at the terminal; exits with `code`.
-struct CLIError: Error, CustomStringConvertible {
-    let description: String
-    let code: Int32
-    init(_ message: String, code: Int32 = 1) {
-        self.description = message
-        self.code = code
-    }
+/// A one-line error for the person at the terminal (the command exits 1).
+struct CLIError: CodedError {
+    enum Code: String, Sendable { case commandFailed = "command_failed" }
+    var code: Code { .commandFailed }
+    let message: String
+    init(_ message: String) { self.message = message }
 }
 
 /// Writes to stderr (progress bars, notes) without touching stdout.

@@ -19,18 +19,8 @@ struct Generate: AsyncParsableCommand {
 
     @OptionGroup var local: LocalOptions
     @Option(help: "A pipeline folder, or a model name under model_dir (default: default_model).") var model: String?
-    @Option(help: "A class label of the model, e.g. \"red circle\" (see `darkroom models inspect`).") var prompt: String?
-    @Option(name: .customLong("class"), help: "A class id (instead of --prompt).") var classID: Int64?
-    @Option(help: "Seed (uint64; default: random, printed).") var seed: UInt64?
-    @Option(name: .customLong("seed-ref"), help: "Reuse the initial noise stored under this name.") var seedRef: String?
-    @Option(name: .customLong("save-seed-as"), help: "Store the initial noise under this name.") var saveSeedAs: String?
+    @OptionGroup var options: JobOptions
     @Option(name: .customLong("seeds-dir"), help: "Seed store folder (default: the config's seeds_dir).") var seedsDir: String?
-    @Option(help: "Denoising steps.") var steps: Int64?
-    @Option(help: "Classifier-free guidance scale (<= 1 turns it off).") var guidance: Double?
-    @Option(help: "Sampler: ddim, dpmpp_2m, euler (DDPM-family models) or flow_euler (flow models).") var sampler: String?
-    @Option(help: "Width in pixels.") var width: Int64?
-    @Option(help: "Height in pixels.") var height: Int64?
-    @Option(help: "Number of images (1-16).") var count: Int64?
     @Option(name: .shortAndLong, help: "Output PNG path.") var output = "out.png"
 
     func run() async throws {
@@ -45,7 +35,7 @@ struct Generate: AsyncParsableCommand {
         if case .classLabel(let id, _) = job.conditioning { label = id } else { label = 0 }
 
         // Initial noise: seeds, or a stored good seed.
-        let needsStore = saveSeedAs != nil || seedRef != nil
+        let needsStore = options.saveSeedAs != nil || options.seedRef != nil
         let store = needsStore ? try openStore(cfg) : nil
         var base: UInt64 = 0
         var stored: [[Float]]?
@@ -118,37 +108,23 @@ struct Generate: AsyncParsableCommand {
         r.v = 1
         r.id = "local"
         r.model = info.name
-        r.prompt = prompt
-        r.classID = classID
-        r.width = width
-        r.height = height
-        r.steps = steps
-        r.guidance = guidance
-        r.sampler = sampler
-        r.seed = seed
-        r.seedRef = seedRef
-        r.count = count
-        r.saveSeedAs = saveSeedAs
+        options.apply(to: &r)
         do {
             return try r.resolve(properties: JobProperties(), catalog: catalog)
         } catch {
             var message = error.failure.message
-            if prompt != nil, message.contains("is not a label of model") {
-                message = "--prompt \"\(prompt!)\" is not a label of model \(info.name); labels: " + Self.labelList(model)
+            if let prompt = options.prompt, message.contains("is not a label of model") {
+                message = "--prompt \"\(prompt)\" is not a label of model \(info.name); labels: " + Self.labelList(model)
             }
             // The contract names JSON fields; here they are flags.
-            for (field, flag) in [("class_id", "class"), ("seed_ref", "seed-ref"), ("save_seed_as", "save-seed-as")]
-                + ["width", "height", "steps", "guidance", "count", "prompt", "sampler"].map({ ($0, $0) }) {
-                message = message.replacingOccurrences(of: "field \"\(field)\"", with: "--\(flag)")
-            }
-            throw CLIError(oneLine(message))
+            throw CLIError(oneLine(JobOptions.flagNames(in: message)))
         }
     }
 
     /// Every named label: "0 red circle, red disc; 1 blue square; ...".
     static func labelList(_ model: Engine.Model) -> String {
         let names = model.pipeline.id2label
-        guard !names.isEmpty else { return "none (give --class N, 0-\(model.info.numClasses - 1))" }
+        guard !names.isEmpty else { return "none (give --class-id N, 0-\(model.info.numClasses - 1))" }
         return names.keys.sorted().map { "\($0) \(names[$0]!)" }.joined(separator: "; ")
     }
 

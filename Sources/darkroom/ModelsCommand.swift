@@ -146,7 +146,7 @@ struct ModelReport {
         out.append("defaults: steps \(info.defaultSteps), guidance \(info.defaultGuidance), sampler \(info.defaultSampler); "
                    + "samplers: \(info.samplers.joined(separator: ", "))")
         let ids = p.id2label.keys.sorted()
-        out.append("labels: \(ids.count) named of \(info.numClasses) classes" + (ids.isEmpty ? " (use --class N)" : ""))
+        out.append("labels: \(ids.count) named of \(info.numClasses) classes" + (ids.isEmpty ? " (use --class-id N)" : ""))
         for id in ids { out.append("  \(pad(String(id), 5)) \(p.id2label[id]!)") }
         return out.joined(separator: "\n")
     }

@@ -23,19 +23,9 @@ struct Submit: AsyncParsableCommand {
     var sizeClass: String?
     @Option(help: "Job id (default: generated).") var id: String?
     @Option(help: "Model name (default: the worker's).") var model: String?
-    @Option(help: "Prompt; for class-conditional models a class label such as \"red circle\".") var prompt: String?
-    @Option(name: .customLong("class-id"), help: "Class id (class-conditional models; instead of --prompt).") var classID: Int64?
-    @Option(help: "Width in pixels.") var width: Int64?
-    @Option(help: "Height in pixels.") var height: Int64?
-    @Option(help: "Denoising steps.") var steps: Int64?
-    @Option(help: "Classifier-free guidance scale (<= 1 turns it off).") var guidance: Double?
-    @Option(help: "Sampler name (ddim, dpmpp_2m, euler, flow_euler).") var sampler: String?
-    @Option(help: "Seed (uint64).") var seed: UInt64?
-    @Option(name: .customLong("seed-ref"), help: "Name of a stored good seed to reuse.") var seedRef: String?
-    @Option(help: "Number of images (image i uses seed + i).") var count: Int64?
+    @OptionGroup var options: JobOptions
     @Flag(help: "Ask for preview PNGs in progress events.") var preview = false
     @Option(name: .customLong("progress-every"), help: "Steps between progress events.") var progressEvery: Int64?
-    @Option(name: .customLong("save-seed-as"), help: "Store this job's initial noise under that name.") var saveSeedAs: String?
     @Option(help: "RFC 3339 time after which the job must not start.") var deadline: String?
     @Option(help: "Message priority (0-255).") var priority: UInt8?
     @Flag(help: "Wait for the events, draw a progress bar, save the images.") var wait = false
@@ -55,19 +45,9 @@ struct Submit: AsyncParsableCommand {
         request.v = 1
         if let id { request.id = id }
         if let model { request.model = model }
-        if let prompt { request.prompt = prompt }
-        if let classID { request.classID = classID }
-        if let width { request.width = width }
-        if let height { request.height = height }
-        if let steps { request.steps = steps }
-        if let guidance { request.guidance = guidance }
-        if let sampler { request.sampler = sampler }
-        if let seed { request.seed = seed }
-        if let seedRef { request.seedRef = seedRef }
-        if let count { request.count = count }
+        options.apply(to: &request)
         if preview { request.preview = true }
         if let progressEvery { request.progressEvery = progressEvery }
-        if let saveSeedAs { request.saveSeedAs = saveSeedAs }
         if let deadline { request.deadline = deadline }
         let jobID = request.id ?? JobID.generate()
         guard JobID.isValid(jobID) else { throw CLIError("job id \"\(jobID)\" is not 1..128 of [A-Za-z0-9._:-]") }

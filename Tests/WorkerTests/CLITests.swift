@@ -93,7 +93,7 @@ struct CLITests {
     func countUsesConsecutiveSeeds() throws {
         let dir = try cliTempDir()
         defer { try? FileManager.default.removeItem(atPath: dir) }
-        let r = try runCLI(["generate", "--model", cliPixelDiT, "--class", "5", "--seed", "11", "--steps", "8", "--guidance", "3",
+        let r = try runCLI(["generate", "--model", cliPixelDiT, "--class-id", "5", "--seed", "11", "--steps", "8", "--guidance", "3",
                               "--count", "2", "-o", "img.png"], in: dir)
         #expect(r.code == 0, "stderr: \(r.stderr)")
         #expect(r.stdout.split(separator: "\n") == ["img-0.png", "img-1.png"])
@@ -112,7 +112,7 @@ struct CLITests {
         let h = try #require(FileHandle(forWritingAtPath: weights))
         try h.truncate(atOffset: UInt64(size / 2))
         try h.close()
-        let r = try runCLI(["generate", "--model", dir + "/broken", "--class", "1", "--seed", "1", "-o", "x.png"], in: dir)
+        let r = try runCLI(["generate", "--model", dir + "/broken", "--class-id", "1", "--seed", "1", "-o", "x.png"], in: dir)
         expectOneLineError(r, mentions: ["diffusion_pytorch_model.safetensors", "truncated"])
         #expect(!FileManager.default.fileExists(atPath: dir + "/x.png"))
         let inspect = try runCLI(["models", "inspect", dir + "/broken"], in: dir)
@@ -125,7 +125,7 @@ struct CLITests {
         defer { try? FileManager.default.removeItem(atPath: dir) }
         try FileManager.default.copyItem(atPath: cliLatentDiT, toPath: dir + "/broken")
         try Data("{\"_class_name\": ".utf8).write(to: URL(fileURLWithPath: dir + "/broken/model_index.json"))
-        let r = try runCLI(["generate", "--model", dir + "/broken", "--class", "1", "-o", "x.png"], in: dir)
+        let r = try runCLI(["generate", "--model", dir + "/broken", "--class-id", "1", "-o", "x.png"], in: dir)
         expectOneLineError(r, mentions: ["model_index.json"])
     }
 
@@ -136,11 +136,11 @@ struct CLITests {
         let base = ["generate", "--model", cliLatentDiT, "--seed", "1", "--steps", "2", "-o", "x.png"]
         expectOneLineError(try runCLI(base + ["--prompt", "purple blob"], in: dir),
                            mentions: ["purple blob", "red circle", "blue square", "green triangle", "yellow star", "white ring"])
-        expectOneLineError(try runCLI(base + ["--class", "1", "--width", "36"], in: dir), mentions: ["--width", "multiple of 8"])
-        expectOneLineError(try runCLI(base + ["--class", "1000"], in: dir), mentions: ["--class", "0 to 999"])
-        expectOneLineError(try runCLI(base + ["--class", "1", "--sampler", "flow_euler"], in: dir), mentions: ["ddim, dpmpp_2m, euler"])
-        expectOneLineError(try runCLI(base + ["--class", "1", "--prompt", "blue square"], in: dir), mentions: ["not both"])
-        expectOneLineError(try runCLI(["generate", "--model", dir + "/nothing-here", "--class", "1"], in: dir), mentions: ["nothing-here"])
+        expectOneLineError(try runCLI(base + ["--class-id", "1", "--width", "36"], in: dir), mentions: ["--width", "multiple of 8"])
+        expectOneLineError(try runCLI(base + ["--class-id", "1000"], in: dir), mentions: ["--class-id", "0 to 999"])
+        expectOneLineError(try runCLI(base + ["--class-id", "1", "--sampler", "flow_euler"], in: dir), mentions: ["ddim, dpmpp_2m, euler"])
+        expectOneLineError(try runCLI(base + ["--class-id", "1", "--prompt", "blue square"], in: dir), mentions: ["not both"])
+        expectOneLineError(try runCLI(["generate", "--model", dir + "/nothing-here", "--class-id", "1"], in: dir), mentions: ["nothing-here"])
         #expect(!FileManager.default.fileExists(atPath: dir + "/x.png"))
     }
 
@@ -185,7 +185,7 @@ struct CLITests {
         }
 
         // A stored noise of another shape is refused with the shapes named.
-        let misfit = try runCLI(["generate", "--model", cliLatentDiT, "--class", "1", "--seed-ref", "keeper", "--seeds-dir", store,
+        let misfit = try runCLI(["generate", "--model", cliLatentDiT, "--class-id", "1", "--seed-ref", "keeper", "--seeds-dir", store,
                                    "-o", "c.png"], in: dir)
         expectOneLineError(misfit, mentions: ["keeper", "[2, 3, 16, 16]"])
 

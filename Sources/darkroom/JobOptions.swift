@@ -1,0 +1,47 @@
+// The job flags `generate` and `submit` share: one name and one meaning each, the contract field in brackets.
+import ArgumentParser
+import Jobs
+
+struct JobOptions: ParsableArguments {
+    @Option(help: "Prompt; for class-conditional models a class label such as \"red circle\" (see `darkroom models inspect`). [prompt]")
+    var prompt: String?
+    @Option(name: .customLong("class-id"), help: "Class id of a class-conditional model, instead of --prompt. [class_id]")
+    var classID: Int64?
+    @Option(help: "Width in pixels. [width]") var width: Int64?
+    @Option(help: "Height in pixels. [height]") var height: Int64?
+    @Option(help: "Denoising steps. [steps]") var steps: Int64?
+    @Option(help: "Classifier-free guidance scale (<= 1 turns it off). [guidance]") var guidance: Double?
+    @Option(help: "Sampler: ddim, dpmpp_2m, euler (DDPM-family models) or flow_euler (flow models). [sampler]")
+    var sampler: String?
+    @Option(help: "Seed (uint64; default: random). [seed]") var seed: UInt64?
+    @Option(name: .customLong("seed-ref"), help: "Reuse the initial noise stored under this name. [seed_ref]")
+    var seedRef: String?
+    @Option(help: "Number of images; image i uses seed + i. [count]") var count: Int64?
+    @Option(name: .customLong("save-seed-as"), help: "Store this job's initial noise under that name. [save_seed_as]")
+    var saveSeedAs: String?
+
+    /// Sets the request's fields for the flags given; the others keep their values.
+    func apply(to r: inout JobRequest) {
+        if let prompt { r.prompt = prompt }
+        if let classID { r.classID = classID }
+        if let width { r.width = width }
+        if let height { r.height = height }
+        if let steps { r.steps = steps }
+        if let guidance { r.guidance = guidance }
+        if let sampler { r.sampler = sampler }
+        if let seed { r.seed = seed }
+        if let seedRef { r.seedRef = seedRef }
+        if let count { r.count = count }
+        if let saveSeedAs { r.saveSeedAs = saveSeedAs }
+    }
+
+    /// The contract's field names in a message turned into these flags (`field "class_id"` -> `--class-id`).
+    static func flagNames(in message: String) -> String {
+        var message = message
+        for (field, flag) in [("class_id", "class-id"), ("seed_ref", "seed-ref"), ("save_seed_as", "save-seed-as")]
+            + ["width", "height", "steps", "guidance", "count", "prompt", "sampler", "seed"].map({ ($0, $0) }) {
+            message = message.replacingOccurrences(of: "field \"\(field)\"", with: "--\(flag)")
+        }
+        return message
+    }
+}
