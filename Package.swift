@@ -55,7 +55,7 @@ let package = Package(
             .product(name: "Logging", package: "swift-log"),
         ]),
         .executableTarget(name: "darkroom", dependencies: [
-            "AMQP", "Autoscale", "Config", "Diffusion", "Jobs", "Systemd", "Tensor", "Text", "Weights", "Worker",
+            "AMQP", "Autoscale", "Config", "Core", "Diffusion", "Jobs", "Systemd", "Tensor", "Text", "Weights", "Worker",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
 

@@ -1,16 +1,17 @@
 // Instance names of the darkroom@.service template: `<class>-<n>`, e.g. darkroom@small-1.service.
 // The class is everything before the last dash (so a class may itself contain dashes), n is 1, 2, ...
 // `darkroomd --instance small-1` consumes class "small".
+import Core
 
 /// Why an instance name was refused.
-public struct InstanceNameError: Error, Equatable, CustomStringConvertible, Sendable {
-    /// Always "invalid_instance_name".
-    public let code = "invalid_instance_name"
+public struct InstanceNameError: CodedError, Equatable {
+    public enum Code: String, Sendable { case invalidInstanceName = "invalid_instance_name" }
+    public var code: Code { .invalidInstanceName }
     public let name: String
     public let reason: String
 
-    public var description: String {
-        "\(code): instance name '\(name)' \(reason); expected <class>-<n>, e.g. small-1 (class: a-z, 0-9, _ and -; n >= 1)"
+    public var message: String {
+        "instance name '\(name)' \(reason); expected <class>-<n>, e.g. small-1 (class: a-z, 0-9, _ and -; n >= 1)"
     }
 }
 

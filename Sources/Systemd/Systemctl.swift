@@ -2,6 +2,7 @@
 // `ScaleCommand` runs darkroom-scale (ops/scale), which starts and stops instances and links per-class
 // unit settings, so scaling has one implementation. Scaling a class to N means: instances 1...N run,
 // no other; `ScaleChange` computes the same sets, for plans and tests.
+import Core
 import Foundation
 
 /// Which instances to start and stop to bring one class to a count.
@@ -23,15 +24,18 @@ public struct ScaleChange: Sendable, Equatable {
     }
 }
 
-public struct SystemctlError: Error, Equatable, CustomStringConvertible, Sendable {
-    /// "systemctl_failed", "systemctl_missing", "scale_failed" or "scale_command_missing".
-    public let code: String
+public struct SystemctlError: CodedError, Equatable {
+    public enum Code: String, Sendable {
+        case systemctlFailed = "systemctl_failed", systemctlMissing = "systemctl_missing"
+        case scaleFailed = "scale_failed", scaleCommandMissing = "scale_command_missing"
+    }
+    public let code: Code
     public let arguments: [String]
     public let status: Int32
     public let output: String
 
-    public var description: String {
-        "\(code): \(arguments.joined(separator: " ")) exited \(status): \(output)"
+    public var message: String {
+        "\(arguments.joined(separator: " ")) exited \(status): \(output)"
     }
 }
 
@@ -77,9 +81,9 @@ public struct Systemctl: Sendable {
     }
 
     func run(_ arguments: [String]) throws -> String {
-        let (status, output) = try runProcess(executable, arguments, missingCode: "systemctl_missing")
+        let (status, output) = try runProcess(executable, arguments, missingCode: .systemctlMissing)
         guard status == 0 else {
-            throw SystemctlError(code: "systemctl_failed", arguments: [executable] + arguments, status: status,
+            throw SystemctlError(code: .systemctlFailed, arguments: [executable] + arguments, status: status,
                                  output: output)
         }
         return output
@@ -117,17 +121,17 @@ public struct ScaleCommand: Sendable {
     /// per change). With `dryRun`, only says what it would do.
     public func scale(className: String, to count: Int, dryRun: Bool = false) throws -> String {
         let arguments = (dryRun ? ["--dry-run"] : []) + [className, String(count)]
-        let (status, output) = try runProcess(executable, arguments, missingCode: "scale_command_missing",
+        let (status, output) = try runProcess(executable, arguments, missingCode: .scaleCommandMissing,
                                               extraEnvironment: extraEnvironment)
         guard status == 0 else {
-            throw SystemctlError(code: "scale_failed", arguments: [executable] + arguments, status: status, output: output)
+            throw SystemctlError(code: .scaleFailed, arguments: [executable] + arguments, status: status, output: output)
         }
         return output
     }
 }
 
 /// Runs a program to completion; its stdout and stderr together, trimmed.
-func runProcess(_ executable: String, _ arguments: [String], missingCode: String,
+func runProcess(_ executable: String, _ arguments: [String], missingCode: SystemctlError.Code,
                 extraEnvironment: [String: String] = [:]) throws -> (Int32, String) {
     let process = Process()
     if !extraEnvironment.isEmpty {

@@ -65,7 +65,7 @@ struct InstanceAndScaleTests {
             _ = try ScaleCommand(executable: "/nonexistent/darkroom-scale").scale(className: "small", to: 1)
             Issue.record("a missing darkroom-scale must throw")
         } catch let error as SystemctlError {
-            #expect(error.code == "scale_command_missing")
+            #expect(error.code == .scaleCommandMissing)
         }
     }
 }
