@@ -1,3 +1,5 @@
+import Foundation
+
 // Element-wise activations (`y` may alias `x`).
 
 /// GELU, tanh approximation (activations.py:65-90, torch `gelu(approximate="tanh")`):
@@ -18,5 +20,30 @@ public func geluTanh(_ y: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>
 public func silu(_ y: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>, count: Int) {
     parallelFor(count, grain: 1 << 14) { range in
         mapVectors(y, x, range) { v in v / (1 + vexp(-v)) }
+    }
+}
+
+/// ReLU (`max(x, 0)`): the feature map of linear attention and DC-AE's `relu` activations.
+// x: [count] -> y: [count]
+public func relu(_ y: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>, count: Int) {
+    parallelFor(count, grain: 1 << 15) { range in
+        for i in range { y[i] = x[i] > 0 ? x[i] : 0 }
+    }
+}
+
+/// GLU with SiLU over channel halves (GLUMBConv, sana_transformer.py:70-71):
+/// `hidden, gate = chunk(x, 2, dim=1)`, `y = hidden · SiLU(gate)`.
+// x: [B, 2C, S] -> y: [B, C, S]
+public func gluSiLU(_ y: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>, batch: Int, channels c: Int, spatial s: Int) {
+    parallelFor(batch * c, grain: max(1, 16_384 / max(s, 1))) { range in
+        for bc in range {
+            let b = bc / c, ch = bc % c
+            let hidden = x + (b * 2 * c + ch) * s, gate = x + (b * 2 * c + c + ch) * s
+            let yr = y + bc * s
+            for j in 0..<s {
+                let g = gate[j]
+                yr[j] = hidden[j] * (g / (1 + exp(-g)))
+            }
+        }
     }
 }

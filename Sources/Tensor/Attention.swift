@@ -13,11 +13,16 @@ import Foundation
 /// problem (the VAE's one head) runs with threaded sgemm and a parallel softmax. `scratch` holds scores:
 /// at least `keyTokens` floats; `heads·queryTokens·keyTokens` lets every head have a full slot. With less,
 /// query rows are processed in chunks.
-// q: [B, Nq, ldq ≥ H·D], k: [B, Nk, ldk], v: [B, Nk, ldv] -> o: [B, Nq, ldo]
+///
+/// `keyBias`, when given, is added to every score row of its item before the softmax: the additive mask of
+/// masked cross-attention (`(1 − mask)·−10000`, pixart_transformer_2d.py / sana_transformer.py `forward`,
+/// then `attn_mask` of SDPA).
+// q: [B, Nq, ldq ≥ H·D], k: [B, Nk, ldk], v: [B, Nk, ldv], keyBias: [B, Nk]? -> o: [B, Nq, ldo]
 public func attention(
     _ o: UnsafeMutablePointer<Float>, ldo: Int,
     q: UnsafePointer<Float>, ldq: Int, k: UnsafePointer<Float>, ldk: Int, v: UnsafePointer<Float>, ldv: Int,
     batch: Int, queryTokens nq: Int, keyTokens nk: Int, heads: Int, headDim d: Int,
+    keyBias: UnsafePointer<Float>? = nil,
     scratch: UnsafeMutablePointer<Float>, scratchCount: Int
 ) {
     precondition(scratchCount >= nk, "attention: scratch must hold at least one row of scores")
@@ -37,6 +42,13 @@ public func attention(
             gemm(false, true, rows, nk, d, alpha,
                  q + (b * nq + r0) * ldq + h * d, ldq, k + b * nk * ldk + h * d, ldk,
                  0, scores, nk)
+            if let keyBias {
+                let bias = keyBias + b * nk
+                for r in 0..<rows {
+                    let row = scores + r * nk
+                    for j in 0..<nk { row[j] += bias[j] }
+                }
+            }
             if parallelSoftmax {
                 softmaxRows(scores, rows: rows, columns: nk)
             } else {

@@ -132,3 +132,54 @@ func im2col(_ col: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>, _ g: 
         }
     }
 }
+
+/// Depthwise 2-D convolution, stride 1, zero padding k/2 on every side (torch `Conv2d(C, C, k, padding=k//2,
+/// groups=C)`: GLUMBConv's `conv_depth`, sana_transformer.py:55; DC-AE's multi-scale `proj_in`,
+/// attention_processor.py:850-857): `y[b, c, i, j] = bias[c] + Σ_{ky,kx} w[c, ky, kx]·x[b, c, i+ky−k/2, j+kx−k/2]`.
+// x: [B, C, H, W], w: [C, 1, k, k], b: [C]? -> y: [B, C, H, W]
+public func depthwiseConv2d(
+    _ y: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>, _ w: UnsafePointer<Float>, _ b: UnsafePointer<Float>?,
+    batch: Int, channels c: Int, height h: Int, width wd: Int, kernel k: Int
+) {
+    let pad = k / 2, hw = h * wd
+    parallelFor(batch * c, grain: max(1, 4096 / max(hw * k * k, 1))) { range in
+        for bc in range {
+            let ch = bc % c
+            let plane = x + bc * hw, out = y + bc * hw, wc = w + ch * k * k
+            let bias = b?[ch] ?? 0
+            for i in 0..<h {
+                let row = out + i * wd
+                for j in 0..<wd { row[j] = bias }
+                for ky in 0..<k {
+                    let yy = i + ky - pad
+                    if yy < 0 || yy >= h { continue }
+                    let src = plane + yy * wd
+                    for kx in 0..<k {
+                        let weight = wc[ky * k + kx], dx = kx - pad
+                        let j0 = max(0, -dx), j1 = min(wd, wd - dx)
+                        if j0 >= j1 { continue }
+                        for j in j0..<j1 { row[j] += weight * src[j + dx] }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Grouped 1×1 convolution without bias (DC-AE's multi-scale `proj_out`, `Conv2d(3I, 3I, 1, groups=3·heads)`,
+/// attention_processor.py:858): group g maps channels g·G ..< (g+1)·G to the same range with its own `[G, G]`
+/// block of `w`, one sgemm per (item, group).
+// x: [B, groups·G, S], w: [groups·G, G, 1, 1] -> y: [B, groups·G, S]
+public func groupedPointwiseConv2d(
+    _ y: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>, _ w: UnsafePointer<Float>,
+    batch: Int, groups: Int, groupChannels g: Int, spatial s: Int
+) {
+    let c = groups * g
+    for item in 0..<batch {
+        for group in 0..<groups {
+            sgemm(transA: false, transB: false, m: g, n: s, k: g, alpha: 1,
+                  w + group * g * g, lda: g, x + (item * c + group * g) * s, ldb: s,
+                  beta: 0, y + (item * c + group * g) * s, ldc: s)
+        }
+    }
+}

@@ -92,3 +92,78 @@ public func transpose(
         }
     }
 }
+
+/// `F.pixel_shuffle(x, 2)`: `y[b, c, 2i + r, 2j + t] = x[b, 4c + 2r + t, i, j]` (DC-AE up blocks,
+/// autoencoder_dc.py `DCUpBlock2d`).
+// x: [B, 4C, H, W] -> y: [B, C, 2H, 2W]
+public func pixelShuffle2x(
+    _ y: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>, batch: Int, channels c: Int, height h: Int, width w: Int
+) {
+    parallelFor(batch * c, grain: 1) { range in
+        for bc in range {
+            let out = y + bc * 4 * h * w
+            for r in 0..<2 {
+                for t in 0..<2 {
+                    let src = x + (bc * 4 + 2 * r + t) * h * w
+                    for i in 0..<h {
+                        let dst = out + (2 * i + r) * 2 * w + t
+                        for j in 0..<w { dst[2 * j] = src[i * w + j] }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// `F.pixel_unshuffle(x, 2)`: the inverse of `pixelShuffle2x`, `y[b, 4c + 2r + t, i, j] = x[b, c, 2i + r, 2j + t]`
+/// (DC-AE down blocks, autoencoder_dc.py `DCDownBlock2d`).
+// x: [B, C, 2H, 2W] -> y: [B, 4C, H, W]   (h, w: the output size)
+public func pixelUnshuffle2x(
+    _ y: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>, batch: Int, channels c: Int, height h: Int, width w: Int
+) {
+    parallelFor(batch * c, grain: 1) { range in
+        for bc in range {
+            let plane = x + bc * 4 * h * w
+            for r in 0..<2 {
+                for t in 0..<2 {
+                    let dst = y + (bc * 4 + 2 * r + t) * h * w
+                    for i in 0..<h {
+                        let src = plane + (2 * i + r) * 2 * w + t
+                        for j in 0..<w { dst[i * w + j] = src[2 * j] }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Mean over consecutive groups of channels (`x.unflatten(1, (-1, g)).mean(dim=2)`, DC-AE shortcuts):
+/// `y[b, c, s] = (Σ_{i<g} x[b, c·g + i, s]) / g`, summed in Double.
+// x: [B, C·g, S] -> y: [B, C, S]
+public func channelGroupMean(
+    _ y: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>, batch: Int, channels c: Int, group g: Int, spatial s: Int
+) {
+    parallelFor(batch * c, grain: max(1, 16_384 / max(s * g, 1))) { range in
+        for bc in range {
+            let src = x + bc * g * s, dst = y + bc * s
+            for j in 0..<s {
+                var acc = 0.0
+                for i in 0..<g { acc += Double(src[i * s + j]) }
+                dst[j] = Float(acc / Double(g))
+            }
+        }
+    }
+}
+
+/// Each channel repeated `r` times in place (`x.repeat_interleave(r, dim=1)`, DC-AE shortcuts):
+/// `y[b, c·r + i, s] = x[b, c, s]`.
+// x: [B, C, S] -> y: [B, C·r, S]
+public func repeatChannels(
+    _ y: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>, batch: Int, channels c: Int, repeats r: Int, spatial s: Int
+) {
+    parallelFor(batch * c * r, grain: max(1, 16_384 / max(s, 1))) { range in
+        for index in range {
+            (y + index * s).update(from: x + (index / r) * s, count: s)
+        }
+    }
+}

@@ -95,3 +95,67 @@ func rowStatistics(_ x: UnsafePointer<Float>, _ n: Int, _ eps: Float) -> (Float,
     let variance = sq / Double(n)
     return (Float(mean), Float(1 / (variance + Double(eps)).squareRoot()))
 }
+
+/// RMS norm over the last dimension (diffusers normalization.py:510-568 `RMSNorm`):
+/// `x · rsqrt(mean(x²) + eps)`, then `· weight` and `+ bias` when given. The mean of squares is accumulated in Double.
+// x: [M, E], weight/bias: [E]? -> y: [M, E] (y may be x)
+public func rmsNorm(
+    _ y: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>,
+    weight: UnsafePointer<Float>?, bias: UnsafePointer<Float>?, rows: Int, features e: Int, eps: Float
+) {
+    parallelFor(rows, grain: max(1, 8192 / max(e, 1))) { range in
+        for r in range {
+            let xr = x + r * e, yr = y + r * e
+            var sq = 0.0
+            for j in 0..<e { sq += Double(xr[j]) * Double(xr[j]) }
+            let rstd = Float(1 / (sq / Double(e) + Double(eps)).squareRoot())
+            for j in 0..<e {
+                var v = xr[j] * rstd
+                if let weight { v *= weight[j] }
+                if let bias { v += bias[j] }
+                yr[j] = v
+            }
+        }
+    }
+}
+
+/// RMS norm across the channels of each pixel of a feature map (DC-AE's `norm(x.movedim(1, -1)).movedim(-1, 1)`,
+/// autoencoder_dc.py:55-57): per (item, pixel) the same as `rmsNorm` over C values `C·S` apart.
+// x: [B, C, S], weight/bias: [C]? -> y: [B, C, S] (y may be x)
+public func rmsNormChannels(
+    _ y: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>,
+    weight: UnsafePointer<Float>?, bias: UnsafePointer<Float>?, batch: Int, channels c: Int, spatial s: Int, eps: Float
+) {
+    parallelFor(batch * s, grain: max(1, 4096 / max(c, 1))) { range in
+        for bp in range {
+            let b = bp / s, p = bp % s
+            let xr = x + b * c * s + p, yr = y + b * c * s + p
+            var sq = 0.0
+            for ch in 0..<c { sq += Double(xr[ch * s]) * Double(xr[ch * s]) }
+            let rstd = Float(1 / (sq / Double(c) + Double(eps)).squareRoot())
+            for ch in 0..<c {
+                var v = xr[ch * s] * rstd
+                if let weight { v *= weight[ch] }
+                if let bias { v += bias[ch] }
+                yr[ch * s] = v
+            }
+        }
+    }
+}
+
+/// Per-channel affine map `y = x·scale[c] + shift[c]`: BatchNorm in eval mode, with
+/// `scale = weight / sqrt(running_var + eps)` and `shift = bias − running_mean · scale` folded once at load
+/// (torch's batch_norm_cpu_transform_input does the same fold).
+// x: [B, C, S], scale/shift: [C] -> y: [B, C, S] (y may be x)
+public func channelAffine(
+    _ y: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>,
+    scale: UnsafePointer<Float>, shift: UnsafePointer<Float>, batch: Int, channels c: Int, spatial s: Int
+) {
+    parallelFor(batch * c, grain: max(1, 16_384 / max(s, 1))) { range in
+        for bc in range {
+            let a = scale[bc % c], t = shift[bc % c]
+            let xr = x + bc * s, yr = y + bc * s
+            for j in 0..<s { yr[j] = xr[j] * a + t }
+        }
+    }
+}

@@ -119,8 +119,9 @@ enum Naive {
         return y
     }
 
-    // q: [B, Nq, H·D], k/v: [B, Nk, H·D] (dense) -> [B, Nq, H·D]
-    static func attention(_ q: [Float], _ k: [Float], _ v: [Float], batch: Int, nq: Int, nk: Int, heads: Int, d: Int) -> [Double] {
+    // q: [B, Nq, H·D], k/v: [B, Nk, H·D] (dense), bias: [B, Nk]? (SDPA's additive attn_mask) -> [B, Nq, H·D]
+    static func attention(_ q: [Float], _ k: [Float], _ v: [Float], batch: Int, nq: Int, nk: Int, heads: Int, d: Int,
+                          bias: [Float]? = nil) -> [Double] {
         let e = heads * d
         var o = [Double](repeating: 0, count: batch * nq * e)
         for b in 0..<batch {
@@ -130,7 +131,7 @@ enum Naive {
                     for j in 0..<nk {
                         var s = 0.0
                         for t in 0..<d { s += Double(q[(b * nq + i) * e + h * d + t]) * Double(k[(b * nk + j) * e + h * d + t]) }
-                        scores[j] = s / Double(d).squareRoot()
+                        scores[j] = s / Double(d).squareRoot() + (bias.map { Double($0[b * nk + j]) } ?? 0)
                     }
                     let m = scores.max()!
                     let ex = scores.map { exp($0 - m) }

@@ -243,11 +243,12 @@ struct TimestepLabelEmbedder: Sendable {
 final class PositionTableCache: Sendable {
     private let tables = Locked<[[Int]: [Float]]>([:])
 
-    func table(embedDim: Int, gridHeight: Int, gridWidth: Int, baseSize: Int) -> [Float] {
-        let key = [embedDim, gridHeight, gridWidth, baseSize]
+    func table(embedDim: Int, gridHeight: Int, gridWidth: Int, baseSize: Int, interpolationScale: Double = 1) -> [Float] {
+        let key = [embedDim, gridHeight, gridWidth, baseSize, Int(truncatingIfNeeded: interpolationScale.bitPattern)]
         return tables.withLock { tables in
             if let t = tables[key] { return t }
-            let t = sinCosPositionEmbedding(embedDim: embedDim, gridHeight: gridHeight, gridWidth: gridWidth, baseSize: baseSize)
+            let t = sinCosPositionEmbedding(embedDim: embedDim, gridHeight: gridHeight, gridWidth: gridWidth, baseSize: baseSize,
+                                            interpolationScale: interpolationScale)
             if tables.count > 16 { tables.removeAll() }
             tables[key] = t
             return t

@@ -1,0 +1,134 @@
+import Tensor
+
+// The conditioning embedders shared by PixArt and Sana: adaLN-single (normalization.py:235-266) with its
+// PixArt-α size/aspect-ratio embeddings (embeddings.py:1920-1954), Sana Sprint's timestep + guidance embedding
+// (sana_transformer.py:99-121), and the caption projection (embeddings.py:1957-1983).
+
+/// `TimestepEmbedding` (embeddings.py:1027-1072) on `Timesteps(256, flip_sin_to_cos=True, downscale_freq_shift=0)`:
+/// `linear_2(SiLU(linear_1(sinusoid(t))))`.
+struct TimestepEmbeddingLayer: Sendable {
+    let linear1: LinearLayer   // linear_1 [W, 256]
+    let linear2: LinearLayer   // linear_2 [W, W]
+
+    init(_ store: WeightStore, _ prefix: String, width: Int) throws {
+        linear1 = try LinearLayer(store, prefix + ".linear_1", in: 256, out: width)
+        linear2 = try LinearLayer(store, prefix + ".linear_2", in: width, out: width)
+    }
+
+    var width: Int { linear2.outFeatures }
+
+    // values: [M] -> [M, W]
+    func callAsFunction(_ values: [Float]) -> [Float] {
+        let m = values.count, w = width
+        let features = timestepEmbedding(values, dim: 256, flipSinToCos: true, downscaleFreqShift: 0)   // [M, 256]
+        var hidden = [Float](repeating: 0, count: m * w), out = hidden
+        features.withUnsafeBufferPointer { linear1(&hidden, $0.baseAddress!, rows: m) }
+        hidden.withUnsafeMutableBufferPointer { silu($0.baseAddress!, $0.baseAddress!, count: m * w) }
+        hidden.withUnsafeBufferPointer { linear2(&out, $0.baseAddress!, rows: m) }
+        return out
+    }
+}
+
+/// What adaLN-single gives a transformer: the `[B, 6E]` modulation every block adds to its own
+/// `scale_shift_table`, and the `[B, E]` embedded timestep the output norm uses.
+struct TimestepConditioning {
+    var modulation: [Float]   // [B, 6E]
+    var embedded: [Float]     // [B, E]
+}
+
+/// AdaLayerNormSingle (normalization.py:235-266): `emb = PixArtAlphaCombinedTimestepSizeEmbeddings(t, …)`,
+/// `modulation = linear(SiLU(emb))`. With `use_additional_conditions` (PixArt-α), `emb` adds
+/// `cat([resolution_embedder(h), resolution_embedder(w), aspect_ratio_embedder(ar)])`, each of width E/3
+/// (embeddings.py:1941-1954).
+struct AdaLayerNormSingle: Sendable {
+    let timestepEmbedder: TimestepEmbeddingLayer        // emb.timestep_embedder
+    let resolutionEmbedder: TimestepEmbeddingLayer?     // emb.resolution_embedder [E/3]
+    let aspectRatioEmbedder: TimestepEmbeddingLayer?    // emb.aspect_ratio_embedder [E/3]
+    let linear: LinearLayer                             // linear [6E, E]
+    let width: Int
+
+    init(_ store: WeightStore, _ prefix: String, width e: Int, additionalConditions: Bool) throws {
+        width = e
+        timestepEmbedder = try TimestepEmbeddingLayer(store, prefix + ".emb.timestep_embedder", width: e)
+        if additionalConditions {
+            guard e % 3 == 0 else {
+                throw ModelError(.unsupportedConfig, "use_additional_conditions needs a width divisible by 3, got \(e)")
+            }
+            resolutionEmbedder = try TimestepEmbeddingLayer(store, prefix + ".emb.resolution_embedder", width: e / 3)
+            aspectRatioEmbedder = try TimestepEmbeddingLayer(store, prefix + ".emb.aspect_ratio_embedder", width: e / 3)
+        } else {
+            resolutionEmbedder = nil
+            aspectRatioEmbedder = nil
+        }
+        linear = try LinearLayer(store, prefix + ".linear", in: e, out: 6 * e)
+    }
+
+    // timesteps: [B], resolution: [B, 2] (h, w), aspectRatio: [B] -> modulation [B, 6E], embedded [B, E]
+    func callAsFunction(_ timesteps: [Float], resolution: [Float]?, aspectRatio: [Float]?) -> TimestepConditioning {
+        var emb = timestepEmbedder(timesteps)
+        if let resolutionEmbedder, let aspectRatioEmbedder, let resolution, let aspectRatio {
+            let third = width / 3
+            let res = resolutionEmbedder(resolution)          // [2B, E/3] -> rows (b, h), (b, w)
+            let ar = aspectRatioEmbedder(aspectRatio)         // [B, E/3]
+            for b in 0..<timesteps.count {
+                for j in 0..<third {
+                    emb[b * width + j] += res[(2 * b) * third + j]
+                    emb[b * width + third + j] += res[(2 * b + 1) * third + j]
+                    emb[b * width + 2 * third + j] += ar[b * third + j]
+                }
+            }
+        }
+        return TimestepConditioning(modulation: modulation(linear, emb, rows: timesteps.count), embedded: emb)
+    }
+}
+
+/// SanaCombinedTimestepGuidanceEmbeddings (sana_transformer.py:99-121), Sana Sprint: `emb = TE(t) + GE(guidance)`,
+/// both on 256 sinusoidal features, `modulation = linear(SiLU(emb))`.
+struct TimestepGuidanceEmbedding: Sendable {
+    let timestepEmbedder: TimestepEmbeddingLayer   // timestep_embedder
+    let guidanceEmbedder: TimestepEmbeddingLayer   // guidance_embedder
+    let linear: LinearLayer                        // linear [6E, E]
+
+    init(_ store: WeightStore, _ prefix: String, width e: Int) throws {
+        timestepEmbedder = try TimestepEmbeddingLayer(store, prefix + ".timestep_embedder", width: e)
+        guidanceEmbedder = try TimestepEmbeddingLayer(store, prefix + ".guidance_embedder", width: e)
+        linear = try LinearLayer(store, prefix + ".linear", in: e, out: 6 * e)
+    }
+
+    // timesteps, guidance: [B] -> modulation [B, 6E], embedded [B, E]
+    func callAsFunction(_ timesteps: [Float], guidance: [Float]) -> TimestepConditioning {
+        var emb = timestepEmbedder(timesteps)
+        let g = guidanceEmbedder(guidance)
+        for i in emb.indices { emb[i] += g[i] }
+        return TimestepConditioning(modulation: modulation(linear, emb, rows: timesteps.count), embedded: emb)
+    }
+}
+
+/// `linear(SiLU(emb))`
+// emb: [B, E] -> [B, 6E]
+private func modulation(_ linear: LinearLayer, _ emb: [Float], rows: Int) -> [Float] {
+    var act = emb
+    act.withUnsafeMutableBufferPointer { silu($0.baseAddress!, $0.baseAddress!, count: $0.count) }
+    var out = [Float](repeating: 0, count: rows * linear.outFeatures)
+    act.withUnsafeBufferPointer { linear(&out, $0.baseAddress!, rows: rows) }
+    return out
+}
+
+/// PixArtAlphaTextProjection (embeddings.py:1957-1983): `linear_2(GELU_tanh(linear_1(caption)))`.
+struct CaptionProjection: Sendable {
+    let linear1: LinearLayer   // linear_1 [E, caption]
+    let linear2: LinearLayer   // linear_2 [E, E]
+
+    init(_ store: WeightStore, _ prefix: String, captionChannels: Int, width e: Int) throws {
+        linear1 = try LinearLayer(store, prefix + ".linear_1", in: captionChannels, out: e)
+        linear2 = try LinearLayer(store, prefix + ".linear_2", in: e, out: e)
+    }
+
+    // caption: [M, caption] -> y: [M, E];  scratch: [M, E]
+    func callAsFunction(_ y: UnsafeMutablePointer<Float>, _ caption: UnsafePointer<Float>, rows: Int,
+                        scratch: UnsafeMutablePointer<Float>) {
+        linear1(scratch, caption, rows: rows)
+        geluTanh(scratch, scratch, count: rows * linear1.outFeatures)
+        linear2(y, scratch, rows: rows)
+    }
+}

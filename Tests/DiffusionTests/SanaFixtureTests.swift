@@ -1,0 +1,102 @@
+import Foundation
+import Testing
+import Tensor
+@testable import Diffusion
+
+// SanaTransformer2DModel, PixArtTransformer2DModel and AutoencoderDC against diffusers 0.42.1 on the random-weight
+// components of Fixtures/sana/ (tools/reference/make_sana_fixtures.py; Fixtures/README.md, "Sana, PixArt and DC-AE").
+
+enum SanaFixtures {
+    static func sana(_ name: String) throws -> SanaTransformer2DModel {
+        try SanaTransformer2DModel(config: ModelFixtures.config(SanaTransformer2DModel.Config.self, "sana/\(name)/config.json"),
+                                   weights: ModelFixtures.store("sana/\(name)/diffusion_pytorch_model.safetensors"))
+    }
+
+    static func expected(_ name: String) throws -> SafeTensorsFile { try ModelFixtures.store("expected/\(name).safetensors") }
+}
+
+@Suite struct SanaTransformerFixtureTests {
+    /// (component, has guidance embedding)
+    static let components: [(String, Bool)] = [("sana-transformer", false), ("sana-pe-transformer", false), ("sprint-transformer", true)]
+
+    @Test(arguments: components)
+    func forwardMatchesDiffusersOnSquareAndNonSquareGrids(component: (String, Bool)) throws {
+        let (name, guided) = component
+        let model = try SanaFixtures.sana(name)
+        let file = try SanaFixtures.expected(name)
+        let caption = try ModelFixtures.tensor(file, "encoder_hidden_states")
+        let mask = try ModelFixtures.tensor(file, "encoder_attention_mask").data
+        let t = try ModelFixtures.tensor(file, "timestep").data
+        let guidance = guided ? try ModelFixtures.tensor(file, "guidance").data : nil
+        for (x, name) in [("x", "out"), ("x_8x12", "out_8x12")] {
+            let out = try model.forward(ModelFixtures.tensor(file, x), timesteps: t, caption: caption, captionMask: mask, guidance: guidance)
+            let expected = try ModelFixtures.tensor(file, name)
+            #expect(out.shape == expected.shape)
+            let error = relativeError(out.data, expected.data)
+            #expect(error < 1e-5, "\(component.0) \(name): relative error \(error)")
+        }
+    }
+
+    @Test func maskedCaptionTokensDoNotChangeTheOutput() throws {
+        // Row 1 keeps 3 of 6 caption tokens: replacing the 3 masked ones must not change its output.
+        let model = try SanaFixtures.sana("sana-transformer")
+        let file = try SanaFixtures.expected("sana-transformer")
+        let x = try ModelFixtures.tensor(file, "x")
+        var caption = try ModelFixtures.tensor(file, "encoder_hidden_states")
+        let mask = try ModelFixtures.tensor(file, "encoder_attention_mask").data
+        let t = try ModelFixtures.tensor(file, "timestep").data
+        let before = try model.forward(x, timesteps: t, caption: caption, captionMask: mask)
+        for token in 3..<6 { for j in 0..<12 { caption.data[(6 + token) * 12 + j] = 7 } }
+        let after = try model.forward(x, timesteps: t, caption: caption, captionMask: mask)
+        let half = before.count / 2
+        #expect(relativeError(Array(after.data[half...]), Array(before.data[half...])) < 1e-6)
+        #expect(after.data[..<half] == before.data[..<half])
+    }
+
+    @Test func batchRowsAreIndependentOfEachOther() throws {
+        let model = try SanaFixtures.sana("sprint-transformer")
+        let file = try SanaFixtures.expected("sprint-transformer")
+        let x = try ModelFixtures.tensor(file, "x"), caption = try ModelFixtures.tensor(file, "encoder_hidden_states")
+        let mask = try ModelFixtures.tensor(file, "encoder_attention_mask").data
+        let t = try ModelFixtures.tensor(file, "timestep").data, g = try ModelFixtures.tensor(file, "guidance").data
+        let both = try model.forward(x, timesteps: t, caption: caption, captionMask: mask, guidance: g)
+        let row = x.count / 2, capRow = caption.count / 2
+        let alone = try model.forward(Tensor(shape: [1, 4, 8, 8], data: Array(x.data[row...])), timesteps: [t[1]],
+                                      caption: Tensor(shape: [1, 6, 12], data: Array(caption.data[capRow...])),
+                                      captionMask: Array(mask[6...]), guidance: [g[1]])
+        #expect(alone.data == Array(both.data[(both.count / 2)...]))
+    }
+
+    @Test func configDefaultsAndBadInputs() throws {
+        let defaults = try JSONDecoder().decode(SanaTransformer2DModel.Config.self, from: Data("{}".utf8))
+        #expect(defaults.inChannels == 32 && defaults.innerDim == 2240 && defaults.numLayers == 20 && defaults.patchSize == 1)
+        #expect(defaults.interpolationScale == nil && defaults.qkNorm == nil && !defaults.guidanceEmbeds && defaults.timestepScale == 1)
+        let sprint = try ModelFixtures.config(SanaTransformer2DModel.Config.self, "sana/sprint-transformer/config.json")
+        #expect(sprint.guidanceEmbeds && sprint.timestepScale == 1000 && sprint.guidanceEmbedsScale == 0.1 && sprint.qkNorm == "rms_norm_across_heads")
+
+        let model = try SanaFixtures.sana("sana-transformer")
+        let x = Tensor(zeros: [1, 4, 8, 8]), caption = Tensor(zeros: [1, 6, 12])
+        for (input, cap, t, mask, g) in [(Tensor(zeros: [1, 3, 8, 8]), caption, [Float(1)], [Float]?.none, [Float]?.none),
+                                         (x, Tensor(zeros: [1, 6, 11]), [1], nil, nil),
+                                         (x, caption, [1, 2], nil, nil),
+                                         (x, caption, [1], [1, 1], nil),
+                                         (x, caption, [1], nil, [0.5])] {
+            let error = #expect(throws: ModelError.self) { try model.forward(input, timesteps: t, caption: cap, captionMask: mask, guidance: g) }
+            #expect(error?.code == .badInput)
+        }
+        let sprintModel = try SanaFixtures.sana("sprint-transformer")
+        let error = #expect(throws: ModelError.self) { try sprintModel.forward(x, timesteps: [1], caption: caption, captionMask: nil) }
+        #expect(error?.message.contains("guidance") == true)
+    }
+
+    @Test func unsupportedQKNormAndMissingWeightsAreNamed() throws {
+        let base = try ModelFixtures.store("sana/sana-pe-transformer/diffusion_pytorch_model.safetensors")
+        var config = try ModelFixtures.config(SanaTransformer2DModel.Config.self, "sana/sana-pe-transformer/config.json")
+        let missing = EditedStore(base: base, hidden: ["transformer_blocks.1.attn1.norm_k.weight"])
+        let error = #expect(throws: ModelError.self) { try SanaTransformer2DModel(config: config, weights: missing) }
+        #expect(error?.code == .missingWeight && error?.message.contains("transformer_blocks.1.attn1.norm_k.weight") == true)
+        config.qkNorm = "l2"
+        let unsupported = #expect(throws: ModelError.self) { try SanaTransformer2DModel(config: config, weights: base) }
+        #expect(unsupported?.code == .unsupportedConfig && unsupported?.message.contains("l2") == true)
+    }
+}

@@ -1,0 +1,230 @@
+import Foundation
+import Testing
+@testable import Tensor
+
+// The kernels of the Sana / PixArt / DC-AE models against naive references written from the torch definitions.
+
+extension Naive {
+    /// Linear attention as torch writes it: v padded with a row of ones, S = v_pad·k, H = S·q,
+    /// out = H[:-1] / (H[-1] + eps). q/k/v: dense [B, N, H·D] (head h at h·D).
+    static func linearAttention(_ q: [Float], _ k: [Float], _ v: [Float], batch: Int, n: Int, heads: Int, d: Int, eps: Double) -> [Double] {
+        let e = heads * d
+        var o = [Double](repeating: 0, count: batch * n * e)
+        for b in 0..<batch {
+            for h in 0..<heads {
+                func at(_ x: [Float], _ t: Int, _ i: Int) -> Double { Double(x[(b * n + t) * e + h * d + i]) }
+                // S[i, j] = Σ_t vpad[i, t]·k[t, j], i in 0...d (row d = ones)
+                var s = [[Double]](repeating: [Double](repeating: 0, count: d), count: d + 1)
+                for i in 0...d {
+                    for j in 0..<d {
+                        for t in 0..<n { s[i][j] += (i < d ? at(v, t, i) : 1) * at(k, t, j) }
+                    }
+                }
+                for t in 0..<n {
+                    var hcol = [Double](repeating: 0, count: d + 1)
+                    for i in 0...d { for j in 0..<d { hcol[i] += s[i][j] * at(q, t, j) } }
+                    for i in 0..<d { o[(b * n + t) * e + h * d + i] = hcol[i] / (hcol[d] + eps) }
+                }
+            }
+        }
+        return o
+    }
+}
+
+@Suite struct LinearAttentionKernelTests {
+    @Test(arguments: [(1, 5, 1, 3), (2, 17, 3, 8), (3, 64, 2, 16)])
+    func matchesTheTorchPaddedForm(shape: (Int, Int, Int, Int)) {
+        let (b, n, h, d) = shape
+        var rng = TestRandom(seed: UInt64(b * 100 + n + h))
+        let e = h * d
+        let q = rng.values(b * n * e).map { max($0, 0) }, k = rng.values(b * n * e).map { max($0, 0) }, v = rng.values(b * n * e)
+        let per = linearAttentionScratch(tokens: n, headDim: d)
+        var outputs: [[Float]] = []
+        for slots in [1, 7] {   // one slot (serial) and several (parallel): the same bits
+            var scratch = [Float](repeating: .nan, count: per * slots)
+            var o = [Float](repeating: .nan, count: b * n * e)
+            linearAttention(&o, ldo: e, q: q, ldq: e, k: k, ldk: e, v: v, ldv: e, inputHeadStride: d, batch: b, tokens: n,
+                            heads: h, headDim: d, eps: 1e-15, scratch: &scratch, scratchCount: scratch.count)
+            expectClose(o, Naive.linearAttention(q, k, v, batch: b, n: n, heads: h, d: d, eps: 1e-15))
+            outputs.append(o)
+        }
+        #expect(outputs[0] == outputs[1])
+    }
+
+    @Test func readsHeadsSideBySideAsDCAEGroupsThem() {
+        // DC-AE: group g's q, k, v are columns g·3D ..< g·3D + 3D of one [B, N, 3·G·D] buffer.
+        let (b, n, g, d) = (2, 9, 3, 4)
+        var rng = TestRandom(seed: 5)
+        let fused = rng.values(b * n * 3 * g * d).map { abs($0) }
+        let width = 3 * g * d
+        var q = [Float](), k = [Float](), v = [Float]()
+        for row in 0..<(b * n) {
+            for group in 0..<g {
+                let base = row * width + group * 3 * d
+                q += fused[base..<(base + d)]
+                k += fused[(base + d)..<(base + 2 * d)]
+                v += fused[(base + 2 * d)..<(base + 3 * d)]
+            }
+        }
+        var scratch = [Float](repeating: 0, count: 4 * linearAttentionScratch(tokens: n, headDim: d))
+        var o = [Float](repeating: .nan, count: b * n * g * d)
+        fused.withUnsafeBufferPointer { f in
+            let base = f.baseAddress!
+            linearAttention(&o, ldo: g * d, q: base, ldq: width, k: base + d, ldk: width, v: base + 2 * d, ldv: width,
+                            inputHeadStride: 3 * d, batch: b, tokens: n, heads: g, headDim: d, eps: 1e-15,
+                            scratch: &scratch, scratchCount: scratch.count)
+        }
+        expectClose(o, Naive.linearAttention(q, k, v, batch: b, n: n, heads: g, d: d, eps: 1e-15))
+    }
+
+    @Test func softmaxAttentionAddsTheKeyBias() {
+        let (b, nq, nk, h, d) = (2, 5, 6, 2, 4)
+        var rng = TestRandom(seed: 9)
+        let e = h * d
+        let q = rng.values(b * nq * e), k = rng.values(b * nk * e), v = rng.values(b * nk * e)
+        let bias: [Float] = [0, 0, 0, 0, 0, 0, 0, 0, 0, -10000, -10000, -10000]
+        var scratch = [Float](repeating: 0, count: h * nq * nk)
+        var o = [Float](repeating: .nan, count: b * nq * e)
+        attention(&o, ldo: e, q: q, ldq: e, k: k, ldk: e, v: v, ldv: e, batch: b, queryTokens: nq, keyTokens: nk, heads: h,
+                  headDim: d, keyBias: bias, scratch: &scratch, scratchCount: scratch.count)
+        expectClose(o, Naive.attention(q, k, v, batch: b, nq: nq, nk: nk, heads: h, d: d, bias: bias))
+    }
+}
+
+@Suite struct SanaNormKernelTests {
+    @Test(arguments: [false, true])
+    func rmsNormMatchesNaive(affine: Bool) {
+        let (m, e) = (7, 13)
+        var rng = TestRandom(seed: 21)
+        let x = rng.values(m * e, scale: 3), w = rng.values(e), b = rng.values(e)
+        var y = [Float](repeating: .nan, count: m * e)
+        rmsNorm(&y, x, weight: affine ? w : nil, bias: affine ? b : nil, rows: m, features: e, eps: 1e-5)
+        var expected = [Double]()
+        for r in 0..<m {
+            let row = x[(r * e)..<(r * e + e)].map(Double.init)
+            let rstd = 1 / (row.reduce(0) { $0 + $1 * $1 } / Double(e) + 1e-5).squareRoot()
+            for j in 0..<e { expected.append(affine ? row[j] * rstd * Double(w[j]) + Double(b[j]) : row[j] * rstd) }
+        }
+        expectClose(y, expected)
+    }
+
+    @Test func channelRMSNormIsRMSNormOfTheTransposedMap() {
+        let (b, c, s) = (2, 5, 6)
+        var rng = TestRandom(seed: 22)
+        let x = rng.values(b * c * s), w = rng.values(c), bias = rng.values(c)
+        var y = [Float](repeating: .nan, count: x.count)
+        rmsNormChannels(&y, x, weight: w, bias: bias, batch: b, channels: c, spatial: s, eps: 1e-5)
+        var expected = [Double](repeating: 0, count: x.count)
+        for item in 0..<b {
+            for p in 0..<s {
+                let column = (0..<c).map { Double(x[(item * c + $0) * s + p]) }
+                let rstd = 1 / (column.reduce(0) { $0 + $1 * $1 } / Double(c) + 1e-5).squareRoot()
+                for ch in 0..<c { expected[(item * c + ch) * s + p] = column[ch] * rstd * Double(w[ch]) + Double(bias[ch]) }
+            }
+        }
+        expectClose(y, expected)
+    }
+
+    @Test func channelAffineScalesAndShiftsEachChannel() {
+        let (b, c, s) = (2, 3, 4)
+        var rng = TestRandom(seed: 23)
+        let x = rng.values(b * c * s), a = rng.values(c), t = rng.values(c)
+        var y = x
+        channelAffine(&y, y, scale: a, shift: t, batch: b, channels: c, spatial: s)
+        expectClose(y, x.indices.map { Double(x[$0]) * Double(a[($0 / s) % c]) + Double(t[($0 / s) % c]) })
+    }
+}
+
+@Suite struct SanaConvKernelTests {
+    @Test(arguments: [(3, 5, 7, 3), (2, 4, 4, 5), (1, 1, 6, 3), (2, 3, 2, 5)])
+    func depthwiseMatchesAGroupedNaiveConvolution(shape: (Int, Int, Int, Int)) {
+        let (c, h, w, k) = shape
+        let batch = 2
+        var rng = TestRandom(seed: UInt64(c * 31 + h * 7 + w + k))
+        let x = rng.values(batch * c * h * w), weight = rng.values(c * k * k), bias = rng.values(c)
+        var y = [Float](repeating: .nan, count: x.count)
+        depthwiseConv2d(&y, x, weight, bias, batch: batch, channels: c, height: h, width: w, kernel: k)
+        var expected = [Double]()
+        for item in 0..<batch {
+            for ch in 0..<c {
+                let plane = Array(x[((item * c + ch) * h * w)..<((item * c + ch + 1) * h * w)])
+                expected += Naive.conv2d(plane, Array(weight[(ch * k * k)..<((ch + 1) * k * k)]), [bias[ch]], batch: 1, c: 1, o: 1,
+                                         h: h, wd: w, k: k, stride: 1, top: k / 2, bottom: k / 2, left: k / 2, right: k / 2)
+            }
+        }
+        expectClose(y, expected)
+    }
+
+    @Test func groupedPointwiseUsesEachGroupsOwnBlock() {
+        let (batch, groups, g, s) = (2, 3, 4, 5)
+        var rng = TestRandom(seed: 31)
+        let x = rng.values(batch * groups * g * s), w = rng.values(groups * g * g)
+        var y = [Float](repeating: .nan, count: x.count)
+        groupedPointwiseConv2d(&y, x, w, batch: batch, groups: groups, groupChannels: g, spatial: s)
+        var expected = [Double](repeating: 0, count: x.count)
+        for item in 0..<batch {
+            for oc in 0..<(groups * g) {
+                let group = oc / g
+                for p in 0..<s {
+                    var acc = 0.0
+                    for i in 0..<g { acc += Double(w[oc * g + i]) * Double(x[(item * groups * g + group * g + i) * s + p]) }
+                    expected[(item * groups * g + oc) * s + p] = acc
+                }
+            }
+        }
+        expectClose(y, expected)
+    }
+}
+
+@Suite struct SanaLayoutKernelTests {
+    @Test func pixelShuffleAndUnshuffleFollowTorchIndexingAndInvertEachOther() {
+        let (b, c, h, w) = (2, 3, 2, 3)
+        let x = (0..<(b * 4 * c * h * w)).map(Float.init)
+        var shuffled = [Float](repeating: .nan, count: x.count)
+        pixelShuffle2x(&shuffled, x, batch: b, channels: c, height: h, width: w)
+        for item in 0..<b {
+            for ch in 0..<c {
+                for yy in 0..<(2 * h) {
+                    for xx in 0..<(2 * w) {
+                        let source = (((item * 4 * c) + 4 * ch + 2 * (yy % 2) + xx % 2) * h + yy / 2) * w + xx / 2
+                        #expect(shuffled[((item * c + ch) * 2 * h + yy) * 2 * w + xx] == x[source])
+                    }
+                }
+            }
+        }
+        var back = [Float](repeating: .nan, count: x.count)
+        pixelUnshuffle2x(&back, shuffled, batch: b, channels: c, height: h, width: w)
+        #expect(back == x)
+    }
+
+    @Test func channelGroupMeanAndRepeatMatchUnflattenMeanAndRepeatInterleave() {
+        let (b, c, g, s) = (2, 3, 4, 5)
+        var rng = TestRandom(seed: 41)
+        let x = rng.values(b * c * g * s)
+        var mean = [Float](repeating: .nan, count: b * c * s)
+        channelGroupMean(&mean, x, batch: b, channels: c, group: g, spatial: s)
+        expectClose(mean, (0..<(b * c * s)).map { i in
+            let bc = i / s, p = i % s
+            return (0..<g).reduce(0.0) { $0 + Double(x[(bc * g + $1) * s + p]) } / Double(g)
+        })
+        var repeated = [Float](repeating: .nan, count: b * c * g * s)
+        repeatChannels(&repeated, mean, batch: b, channels: c, repeats: g, spatial: s)
+        for i in repeated.indices { #expect(repeated[i] == mean[(i / s / g) * s + i % s]) }
+    }
+
+    @Test func reluAndGLUSiLU() {
+        let (b, c, s) = (2, 3, 4)
+        var rng = TestRandom(seed: 51)
+        let x = rng.values(b * 2 * c * s, scale: 4)
+        var r = [Float](repeating: .nan, count: x.count)
+        relu(&r, x, count: x.count)
+        #expect(r == x.map { max($0, 0) })
+        var y = [Float](repeating: .nan, count: b * c * s)
+        gluSiLU(&y, x, batch: b, channels: c, spatial: s)
+        expectClose(y, (0..<(b * c * s)).map { i in
+            let item = i / (c * s), rest = i % (c * s)
+            let hidden = Double(x[item * 2 * c * s + rest]), gate = Double(x[item * 2 * c * s + c * s + rest])
+            return hidden * Naive.silu(gate)
+        })
+    }
+}
