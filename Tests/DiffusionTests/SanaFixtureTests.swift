@@ -2,6 +2,7 @@ import Foundation
 import Testing
 import Tensor
 @testable import Diffusion
+import Weights
 
 // SanaTransformer2DModel, PixArtTransformer2DModel and AutoencoderDC against diffusers 0.42.1 on the random-weight
 // components of Fixtures/sana/ (tools/reference/make_sana_fixtures.py; Fixtures/README.md, "Sana, PixArt and DC-AE").
@@ -98,5 +99,78 @@ enum SanaFixtures {
         config.qkNorm = "l2"
         let unsupported = #expect(throws: ModelError.self) { try SanaTransformer2DModel(config: config, weights: base) }
         #expect(unsupported?.code == .unsupportedConfig && unsupported?.message.contains("l2") == true)
+    }
+}
+
+@Suite struct AutoencoderDCFixtureTests {
+    static func vae(_ name: String) throws -> AutoencoderDC {
+        try AutoencoderDC(config: ModelFixtures.config(AutoencoderDC.Config.self, "sana/\(name)/config.json"),
+                          weights: ModelFixtures.store("sana/\(name)/diffusion_pytorch_model.safetensors"))
+    }
+
+    @Test(arguments: ["dcae-sana", "dcae-in"])
+    func decodeMatchesDiffusersIncludingTheQuadraticAttentionSize(name: String) throws {
+        let vae = try Self.vae(name)
+        let file = try SanaFixtures.expected(name)
+        #expect(vae.config.spatialScale == 4 && vae.hasEncoder)
+        for (z, out) in [("z", "decoded"), ("z_4x6", "decoded_4x6"), ("z_2x2", "decoded_2x2")] {
+            let decoded = try vae.decode(ModelFixtures.tensor(file, z))
+            let expected = try ModelFixtures.tensor(file, out)
+            #expect(decoded.shape == expected.shape)
+            let error = relativeError(decoded.data, expected.data)
+            #expect(error < 1e-5, "\(name) \(out): relative error \(error)")
+        }
+    }
+
+    @Test(arguments: ["dcae-sana", "dcae-in"])
+    func encodeMatchesDiffusers(name: String) throws {
+        let vae = try Self.vae(name)
+        let file = try SanaFixtures.expected(name)
+        for (x, out) in [("image", "encoded"), ("image_16x24", "encoded_16x24")] {
+            let encoded = try vae.encode(ModelFixtures.tensor(file, x))
+            let expected = try ModelFixtures.tensor(file, out)
+            #expect(encoded.shape == expected.shape)
+            let error = relativeError(encoded.data, expected.data)
+            #expect(error < 1e-5, "\(name) \(out): relative error \(error)")
+        }
+    }
+
+    @Test func batchedDecodeEqualsEachItemAlone() throws {
+        let vae = try Self.vae("dcae-sana")
+        let z = try ModelFixtures.tensor(SanaFixtures.expected("dcae-sana"), "z_4x6")
+        let both = try vae.decode(z)
+        let half = z.count / 2
+        let second = try vae.decode(Tensor(shape: [1, 8, 4, 6], data: Array(z.data[half...])))
+        #expect(second.data == Array(both.data[(both.count / 2)...]))
+    }
+
+    @Test func decoderDividesByTheScalingFactor() throws {
+        let vae = try Self.vae("dcae-sana")
+        #expect(vae.config.scalingFactor == 0.41407)
+        let z = try ModelFixtures.tensor(SanaFixtures.expected("dcae-sana"), "z")
+        let direct = try vae.decode(Tensor(shape: z.shape, data: z.data.map { $0 / Float(0.41407) }))
+        #expect(try DCAEDecoder(vae: vae).decode(z) == direct)
+        #expect(DCAEDecoder(vae: vae).scale == 4)
+    }
+
+    @Test func configDefaultsAreTheF32C32LayoutAndBadInputsThrow() throws {
+        let defaults = try JSONDecoder().decode(AutoencoderDC.Config.self, from: Data(#"{"decoder_norm_types": "rms_norm"}"#.utf8))
+        #expect(defaults.latentChannels == 32 && defaults.spatialScale == 32 && defaults.decoderNormTypes == ["rms_norm"])
+        #expect(defaults.encoderLayersPerBlock == [2, 2, 2, 3, 3, 3] && defaults.upsampleBlockType == "pixel_shuffle")
+        let vae = try Self.vae("dcae-in")
+        #expect(throws: ModelError.self) { try vae.decode(Tensor(zeros: [1, 4, 4, 4])) }
+        let error = #expect(throws: ModelError.self) { try vae.encode(Tensor(zeros: [1, 3, 18, 16])) }
+        #expect(error?.code == .badInput)
+        var config = try ModelFixtures.config(AutoencoderDC.Config.self, "sana/dcae-in/config.json")
+        config.decoderNormTypes = ["group_norm"]
+        let unsupported = #expect(throws: ModelError.self) {
+            try AutoencoderDC(config: config, weights: ModelFixtures.store("sana/dcae-in/diffusion_pytorch_model.safetensors"))
+        }
+        #expect(unsupported?.code == .unsupportedConfig && unsupported?.message.contains("group_norm") == true)
+        let decodeOnly = EditedStore(base: try ModelFixtures.store("sana/dcae-sana/diffusion_pytorch_model.safetensors"),
+                                     hidden: ["encoder.conv_out.weight"])
+        let noEncoder = try AutoencoderDC(config: ModelFixtures.config(AutoencoderDC.Config.self, "sana/dcae-sana/config.json"), weights: decodeOnly)
+        #expect(!noEncoder.hasEncoder)
+        #expect(throws: ModelError.self) { try noEncoder.encode(Tensor(zeros: [1, 3, 16, 16])) }
     }
 }

@@ -1,11 +1,12 @@
 import Tensor
+import Weights
 
 // The conditioning embedders shared by PixArt and Sana: adaLN-single (normalization.py:235-266) with its
 // PixArt-α size/aspect-ratio embeddings (embeddings.py:1920-1954), Sana Sprint's timestep + guidance embedding
 // (sana_transformer.py:99-121), and the caption projection (embeddings.py:1957-1983).
 
 /// `TimestepEmbedding` (embeddings.py:1027-1072) on `Timesteps(256, flip_sin_to_cos=True, downscale_freq_shift=0)`:
-/// `linear_2(SiLU(linear_1(sinusoid(t))))`.
+/// `linear_2(SiLU(linear_1(sinusoid(t))))`. Each value is its own sgemm row set (batch-independent bits).
 struct TimestepEmbeddingLayer: Sendable {
     let linear1: LinearLayer   // linear_1 [W, 256]
     let linear2: LinearLayer   // linear_2 [W, W]
@@ -22,9 +23,9 @@ struct TimestepEmbeddingLayer: Sendable {
         let m = values.count, w = width
         let features = timestepEmbedding(values, dim: 256, flipSinToCos: true, downscaleFreqShift: 0)   // [M, 256]
         var hidden = [Float](repeating: 0, count: m * w), out = hidden
-        features.withUnsafeBufferPointer { linear1(&hidden, $0.baseAddress!, rows: m) }
+        features.withUnsafeBufferPointer { linear1(&hidden, $0.baseAddress!, rows: m, items: m) }
         hidden.withUnsafeMutableBufferPointer { silu($0.baseAddress!, $0.baseAddress!, count: m * w) }
-        hidden.withUnsafeBufferPointer { linear2(&out, $0.baseAddress!, rows: m) }
+        hidden.withUnsafeBufferPointer { linear2(&out, $0.baseAddress!, rows: m, items: m) }
         return out
     }
 }
@@ -110,7 +111,7 @@ private func modulation(_ linear: LinearLayer, _ emb: [Float], rows: Int) -> [Fl
     var act = emb
     act.withUnsafeMutableBufferPointer { silu($0.baseAddress!, $0.baseAddress!, count: $0.count) }
     var out = [Float](repeating: 0, count: rows * linear.outFeatures)
-    act.withUnsafeBufferPointer { linear(&out, $0.baseAddress!, rows: rows) }
+    act.withUnsafeBufferPointer { linear(&out, $0.baseAddress!, rows: rows, items: rows) }
     return out
 }
 
@@ -124,11 +125,11 @@ struct CaptionProjection: Sendable {
         linear2 = try LinearLayer(store, prefix + ".linear_2", in: e, out: e)
     }
 
-    // caption: [M, caption] -> y: [M, E];  scratch: [M, E]
-    func callAsFunction(_ y: UnsafeMutablePointer<Float>, _ caption: UnsafePointer<Float>, rows: Int,
+    // caption: [B, L, caption] -> y: [B, L, E];  scratch: [B·L, E]
+    func callAsFunction(_ y: UnsafeMutablePointer<Float>, _ caption: UnsafePointer<Float>, rows: Int, items: Int,
                         scratch: UnsafeMutablePointer<Float>) {
-        linear1(scratch, caption, rows: rows)
+        linear1(scratch, caption, rows: rows, items: items)
         geluTanh(scratch, scratch, count: rows * linear1.outFeatures)
-        linear2(y, scratch, rows: rows)
+        linear2(y, scratch, rows: rows, items: items)
     }
 }

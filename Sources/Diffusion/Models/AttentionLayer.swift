@@ -1,4 +1,5 @@
 import Tensor
+import Weights
 
 /// The projections of one diffusers `Attention` module (attention_processor.py:107-220) as PixArt and Sana use it:
 /// to_q `[I, Dq]`, to_k/to_v `[I, Dkv]` (bias when `bias`), to_out.0 `[Dq, I]` (bias when `outBias`), I = heads · D,
@@ -32,13 +33,14 @@ struct AttentionLayer: Sendable {
 
     var inner: Int { heads * headDim }
 
-    /// q = norm_q(to_q(x)) over `queryRows` rows, k, v = norm_k(to_k(context)), to_v(context) over `keyRows` rows.
+    /// q = norm_q(to_q(x)) over `queryRows` rows, k, v = norm_k(to_k(context)), to_v(context) over `keyRows` rows,
+    /// one sgemm per batch item.
     // x: [Mq, Dq], context: [Mk, Dkv] -> q: [Mq, I], k/v: [Mk, I]
     func project(q: UnsafeMutablePointer<Float>, k: UnsafeMutablePointer<Float>, v: UnsafeMutablePointer<Float>,
-                 x: UnsafePointer<Float>, queryRows: Int, context: UnsafePointer<Float>, keyRows: Int) {
-        toQ(q, x, rows: queryRows)
-        toK(k, context, rows: keyRows)
-        toV(v, context, rows: keyRows)
+                 x: UnsafePointer<Float>, queryRows: Int, context: UnsafePointer<Float>, keyRows: Int, items: Int) {
+        toQ(q, x, rows: queryRows, items: items)
+        toK(k, context, rows: keyRows, items: items)
+        toV(v, context, rows: keyRows, items: items)
         if let normQ { rmsNorm(q, q, weight: normQ.pointer, bias: nil, rows: queryRows, features: inner, eps: 1e-5) }
         if let normK { rmsNorm(k, k, weight: normK.pointer, bias: nil, rows: keyRows, features: inner, eps: 1e-5) }
     }
@@ -52,7 +54,7 @@ struct AttentionLayer: Sendable {
         attention(attended, ldo: inner, q: q, ldq: inner, k: k, ldk: inner, v: v, ldv: inner,
                   batch: batch, queryTokens: nq, keyTokens: nk, heads: heads, headDim: headDim,
                   keyBias: keyBias, scratch: scores.pointer, scratchCount: scores.count)
-        toOut(y, attended, rows: batch * nq)
+        toOut(y, attended, rows: batch * nq, items: batch)
     }
 
     /// Scores scratch for `softmaxAttention`: every head a full slot, capped at 16 M floats.

@@ -123,9 +123,9 @@ public final class AutoencoderKL: Sendable {
             throw ModelError(.badInput, "VAE decode needs latents [B, \(lat), h, w], got \(z.shape)")
         }
         let scratch = ConvScratch()
-        var h = featureMap(z)
+        var h = FeatureMap(z)
         if let postQuantConv { h = scratch.same(postQuantConv, h) }
-        return tensor(decoder(h, scratch))
+        return decoder(h, scratch).tensor
     }
 
     /// `vae.encode(x).latent_dist` (autoencoder_kl.py:158-197, vae.py:690-743): image in [-1, 1] in,
@@ -141,7 +141,7 @@ public final class AutoencoderKL: Sendable {
             throw ModelError(.badInput, "VAE encode needs images [B, \(config.inChannels), H, W] with H and W multiples of \(s), got \(x.shape)")
         }
         let scratch = ConvScratch()
-        var h = encoder(featureMap(x), scratch)
+        var h = encoder(FeatureMap(x), scratch)
         if let quantConv { h = scratch.same(quantConv, h) }
         // split channels: mean = first lat, logvar = next lat
         let lat = config.latentChannels, plane = lat * h.spatial
@@ -158,16 +158,6 @@ public final class AutoencoderKL: Sendable {
         let shape = [h.batch, lat, h.height, h.width]
         return LatentDistribution(mean: Tensor(shape: shape, data: mean), logvar: Tensor(shape: shape, data: logvar),
                                   std: Tensor(shape: shape, data: std))
-    }
-
-    private func featureMap(_ t: Tensor) -> FeatureMap {
-        let m = FeatureMap(batch: t.shape[0], channels: t.shape[1], height: t.shape[2], width: t.shape[3])
-        t.data.withUnsafeBufferPointer { m.pointer.update(from: $0.baseAddress!, count: t.count) }
-        return m
-    }
-
-    private func tensor(_ m: FeatureMap) -> Tensor {
-        m.buffer.tensor(shape: [m.batch, m.channels, m.height, m.width])
     }
 }
 

@@ -1,4 +1,5 @@
 import Tensor
+import Weights
 
 /// GLUMBConv, the Mix-FFN of Sana blocks and DC-AE's EfficientViT blocks (sana_transformer.py:38-82):
 /// 1×1 conv C → 2H (bias), SiLU, depthwise 3×3 (bias), `hidden · SiLU(gate)` over the two channel halves,

@@ -43,6 +43,18 @@ struct LinearLayer: Sendable {
     func callAsFunction(_ y: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>, rows: Int) {
         linear(y, x, weight.pointer, bias?.pointer, rows: rows, inFeatures: inFeatures, outFeatures: outFeatures)
     }
+
+    /// One sgemm per batch item (`rows` split into `items` equal parts): an item's rows then come from the very
+    /// call it would get alone, so its result does not depend on its batch-mates (OpenBLAS's bits for a row
+    /// can depend on how many rows share the call).
+    // x: [items, M/items, in] -> y: [items, M/items, out]
+    func callAsFunction(_ y: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>, rows: Int, items: Int) {
+        let per = rows / max(items, 1)
+        for item in 0..<items {
+            linear(y + item * per * outFeatures, x + item * per * inFeatures, weight.pointer, bias?.pointer, rows: per,
+                   inFeatures: inFeatures, outFeatures: outFeatures)
+        }
+    }
 }
 
 /// torch `Conv2d(in, out, k)`: weight `[out, in, k, k]`, bias `[out]`.

@@ -1,5 +1,6 @@
 import Foundation
 import Tensor
+import Weights
 
 /// Sana's linear DiT (diffusers models/transformers/sana_transformer.py, 0.42.1): patch embedding (with a sin-cos
 /// table only when `interpolation_scale` is set), adaLN-single timestep conditioning (or Sprint's timestep +
@@ -165,7 +166,7 @@ public final class SanaTransformer2DModel: Sendable {
         x.data.withUnsafeBufferPointer { xp in
             patchify(ws.patches.pointer, xp.baseAddress!, batch: batch, channels: c, height: height, width: width, patch: p)
         }
-        patchEmbed(ws.hidden.pointer, ws.patches.pointer, rows: rows)
+        patchEmbed(ws.hidden.pointer, ws.patches.pointer, rows: rows, items: batch)
         if let scale = config.interpolationScale {
             let pos = positionTables.table(embedDim: e, gridHeight: gh, gridWidth: gw, baseSize: config.sampleSize / p,
                                            interpolationScale: scale)
@@ -181,7 +182,7 @@ public final class SanaTransformer2DModel: Sendable {
 
         // Caption: caption_norm(caption_projection(caption))                          [B, L, E]
         caption.data.withUnsafeBufferPointer { cp in
-            captionProjection(ws.context.pointer, cp.baseAddress!, rows: batch * l, scratch: ws.contextScratch.pointer)
+            captionProjection(ws.context.pointer, cp.baseAddress!, rows: batch * l, items: batch, scratch: ws.contextScratch.pointer)
         }
         rmsNorm(ws.context.pointer, ws.context.pointer, weight: captionNorm.pointer, bias: nil, rows: batch * l, features: e, eps: 1e-5)
         let bias = keyBias(mask: captionMask, batch: batch, keys: l)
@@ -204,7 +205,7 @@ public final class SanaTransformer2DModel: Sendable {
             layerNormModulate(ws.normed.pointer, ws.hidden.pointer, shift: m.baseAddress!, scale: m.baseAddress! + e,
                               modStride: 2 * e, batch: batch, tokens: n, features: e, eps: 1e-6)
         }
-        projOut(ws.outTokens.pointer, ws.normed.pointer, rows: rows)
+        projOut(ws.outTokens.pointer, ws.normed.pointer, rows: rows, items: batch)
 
         // 5. Unpatchify (sana_transformer.py:541-546, same order as DiT's)             [B, Co, H, W]
         var out = Tensor(uninitializedShape: [batch, co, height, width])
@@ -297,18 +298,18 @@ struct SanaTransformerBlock: Sendable {
         layerNormModulate(ws.normed.pointer, ws.hidden.pointer, shift: mod, scale: mod + e, modStride: stride,
                           batch: b, tokens: n, features: e, eps: normEps)
         attn1.project(q: ws.q.pointer, k: ws.k.pointer, v: ws.v.pointer, x: ws.normed.pointer, queryRows: rows,
-                      context: ws.normed.pointer, keyRows: rows)
+                      context: ws.normed.pointer, keyRows: rows, items: b)
         relu(ws.q.pointer, ws.q.pointer, count: rows * e)                // ReLU feature map on q and k
         relu(ws.k.pointer, ws.k.pointer, count: rows * e)
         linearAttention(ws.attended.pointer, ldo: e, q: ws.q.pointer, ldq: e, k: ws.k.pointer, ldk: e, v: ws.v.pointer, ldv: e,
                         inputHeadStride: attn1.headDim, batch: b, tokens: n, heads: attn1.heads, headDim: attn1.headDim,
                         eps: 1e-15, scratch: ws.linearScratch.pointer, scratchCount: ws.linearScratch.count)
-        attn1.toOut(ws.projected.pointer, ws.attended.pointer, rows: rows)
+        attn1.toOut(ws.projected.pointer, ws.attended.pointer, rows: rows, items: b)
         addGated(ws.hidden.pointer, gate: mod + 2 * e, gateStride: stride, ws.projected.pointer, batch: b, tokens: n, features: e)
 
         // 3. Cross-attention on x itself (no norm): x += to_out(SDPA(q(x), k(ctx), v(ctx), mask))
         attn2.project(q: ws.crossQ.pointer, k: ws.crossK.pointer, v: ws.crossV.pointer, x: ws.hidden.pointer, queryRows: rows,
-                      context: ws.context.pointer, keyRows: b * l)
+                      context: ws.context.pointer, keyRows: b * l, items: b)
         attn2.softmaxAttention(ws.projected.pointer, q: ws.crossQ.pointer, k: ws.crossK.pointer, v: ws.crossV.pointer,
                                batch: b, queryTokens: n, keyTokens: l, keyBias: keyBias,
                                attended: ws.crossAttended.pointer, scores: ws.scores)

@@ -17,9 +17,17 @@ final class FeatureMap {
         buffer = FloatBuffer(count: batch * channels * height * width)
     }
 
+    /// A copy of a `[B, C, H, W]` tensor.
+    convenience init(_ t: Tensor) {
+        self.init(batch: t.shape[0], channels: t.shape[1], height: t.shape[2], width: t.shape[3])
+        t.data.withUnsafeBufferPointer { pointer.update(from: $0.baseAddress!, count: t.count) }
+    }
+
     var pointer: UnsafeMutablePointer<Float> { buffer.pointer }
     var spatial: Int { height * width }
     var count: Int { batch * channels * height * width }
+    /// The map as a `[B, C, H, W]` tensor (a copy).
+    var tensor: Tensor { buffer.tensor(shape: [batch, channels, height, width]) }
 }
 
 /// im2col scratch shared by the convolutions of one forward; grows to the largest need (capped per conv).
