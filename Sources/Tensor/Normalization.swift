@@ -96,31 +96,9 @@ func rowStatistics(_ x: UnsafePointer<Float>, _ n: Int, _ eps: Float) -> (Float,
     return (Float(mean), Float(1 / (variance + Double(eps)).squareRoot()))
 }
 
-/// RMS norm over the last dimension (diffusers normalization.py:510-568 `RMSNorm`):
-/// `x · rsqrt(mean(x²) + eps)`, then `· weight` and `+ bias` when given. The mean of squares is accumulated in Double.
-// x: [M, E], weight/bias: [E]? -> y: [M, E] (y may be x)
-public func rmsNorm(
-    _ y: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>,
-    weight: UnsafePointer<Float>?, bias: UnsafePointer<Float>?, rows: Int, features e: Int, eps: Float
-) {
-    parallelFor(rows, grain: max(1, 8192 / max(e, 1))) { range in
-        for r in range {
-            let xr = x + r * e, yr = y + r * e
-            var sq = 0.0
-            for j in 0..<e { sq += Double(xr[j]) * Double(xr[j]) }
-            let rstd = Float(1 / (sq / Double(e) + Double(eps)).squareRoot())
-            for j in 0..<e {
-                var v = xr[j] * rstd
-                if let weight { v *= weight[j] }
-                if let bias { v += bias[j] }
-                yr[j] = v
-            }
-        }
-    }
-}
-
 /// RMS norm across the channels of each pixel of a feature map (DC-AE's `norm(x.movedim(1, -1)).movedim(-1, 1)`,
-/// autoencoder_dc.py:55-57): per (item, pixel) the same as `rmsNorm` over C values `C·S` apart.
+/// autoencoder_dc.py:55-57; diffusers normalization.py:510-568 `RMSNorm`): per (item, pixel), over C values `S` apart,
+/// `x · rsqrt(mean(x²) + eps)`, then `· weight` and `+ bias` when given; the mean of squares accumulated in Double.
 // x: [B, C, S], weight/bias: [C]? -> y: [B, C, S] (y may be x)
 public func rmsNormChannels(
     _ y: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>,

@@ -41,8 +41,8 @@ struct AttentionLayer: Sendable {
         toQ(q, x, rows: queryRows, items: items)
         toK(k, context, rows: keyRows, items: items)
         toV(v, context, rows: keyRows, items: items)
-        if let normQ { rmsNorm(q, q, weight: normQ.pointer, bias: nil, rows: queryRows, features: inner, eps: 1e-5) }
-        if let normK { rmsNorm(k, k, weight: normK.pointer, bias: nil, rows: keyRows, features: inner, eps: 1e-5) }
+        if let normQ { rmsNorm(q, q, weight: normQ.pointer, rows: queryRows, features: inner, eps: 1e-5, offset: 0) }
+        if let normK { rmsNorm(k, k, weight: normK.pointer, rows: keyRows, features: inner, eps: 1e-5, offset: 0) }
     }
 
     /// Softmax attention (AttnProcessor2_0 / SanaAttnProcessor2_0: SDPA, scale 1/√D) with an optional additive key

@@ -184,7 +184,7 @@ public final class SanaTransformer2DModel: Sendable {
         caption.data.withUnsafeBufferPointer { cp in
             captionProjection(ws.context.pointer, cp.baseAddress!, rows: batch * l, items: batch, scratch: ws.contextScratch.pointer)
         }
-        rmsNorm(ws.context.pointer, ws.context.pointer, weight: captionNorm.pointer, bias: nil, rows: batch * l, features: e, eps: 1e-5)
+        rmsNorm(ws.context.pointer, ws.context.pointer, weight: captionNorm.pointer, rows: batch * l, features: e, eps: 1e-5, offset: 0)
         let bias = keyBias(mask: captionMask, batch: batch, keys: l)
 
         // 3. Blocks
