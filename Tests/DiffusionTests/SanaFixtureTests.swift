@@ -8,10 +8,13 @@ import Weights
 // components of Fixtures/sana/ (tools/reference/make_sana_fixtures.py; Fixtures/README.md, "Sana, PixArt and DC-AE").
 
 enum SanaFixtures {
-    static func sana(_ name: String) throws -> SanaTransformer2DModel {
-        try SanaTransformer2DModel(config: ModelFixtures.config(SanaTransformer2DModel.Config.self, "sana/\(name)/config.json"),
-                                   weights: ModelFixtures.store("sana/\(name)/diffusion_pytorch_model.safetensors"))
+    /// The component in sana/<name>/, built by `make(config, weights)`.
+    static func load<C: Decodable, M>(_ name: String, _ make: (C, WeightStore) throws -> M) throws -> M {
+        try make(ModelFixtures.config(C.self, "sana/\(name)/config.json"),
+                 ModelFixtures.store("sana/\(name)/diffusion_pytorch_model.safetensors"))
     }
+
+    static func sana(_ name: String) throws -> SanaTransformer2DModel { try load(name, SanaTransformer2DModel.init) }
 
     static func expected(_ name: String) throws -> SafeTensorsFile { try ModelFixtures.store("expected/\(name).safetensors") }
 }
@@ -103,10 +106,7 @@ enum SanaFixtures {
 }
 
 @Suite struct AutoencoderDCFixtureTests {
-    static func vae(_ name: String) throws -> AutoencoderDC {
-        try AutoencoderDC(config: ModelFixtures.config(AutoencoderDC.Config.self, "sana/\(name)/config.json"),
-                          weights: ModelFixtures.store("sana/\(name)/diffusion_pytorch_model.safetensors"))
-    }
+    static func vae(_ name: String) throws -> AutoencoderDC { try SanaFixtures.load(name, AutoencoderDC.init) }
 
     @Test(arguments: ["dcae-sana", "dcae-in"])
     func decodeMatchesDiffusersIncludingTheQuadraticAttentionSize(name: String) throws {
@@ -172,5 +172,58 @@ enum SanaFixtures {
         let noEncoder = try AutoencoderDC(config: ModelFixtures.config(AutoencoderDC.Config.self, "sana/dcae-sana/config.json"), weights: decodeOnly)
         #expect(!noEncoder.hasEncoder)
         #expect(throws: ModelError.self) { try noEncoder.encode(Tensor(zeros: [1, 3, 16, 16])) }
+    }
+}
+
+@Suite struct PixArtTransformerFixtureTests {
+    static func model(_ name: String) throws -> PixArtTransformer2DModel { try SanaFixtures.load(name, PixArtTransformer2DModel.init) }
+
+    @Test(arguments: ["pixart-sigma-transformer", "pixart-alpha-transformer"])
+    func forwardMatchesDiffusersOnSquareAndNonSquareGrids(name: String) throws {
+        let model = try Self.model(name)
+        let file = try SanaFixtures.expected(name)
+        let caption = try ModelFixtures.tensor(file, "encoder_hidden_states")
+        let mask = try ModelFixtures.tensor(file, "encoder_attention_mask").data
+        let t = try ModelFixtures.tensor(file, "timestep").data
+        let sized = model.config.resolvedAdditionalConditions
+        #expect(sized == (name == "pixart-alpha-transformer"))
+        for (x, out, suffix) in [("x", "out", ""), ("x_8x12", "out_8x12", "_8x12")] {
+            let resolution = sized ? try ModelFixtures.tensor(file, "resolution" + suffix).data : nil
+            let aspect = sized ? try ModelFixtures.tensor(file, "aspect_ratio" + suffix).data : nil
+            let result = try model.forward(ModelFixtures.tensor(file, x), timesteps: t, caption: caption, captionMask: mask,
+                                           resolution: resolution, aspectRatio: aspect)
+            let expected = try ModelFixtures.tensor(file, out)
+            #expect(result.shape == expected.shape)
+            let error = relativeError(result.data, expected.data)
+            #expect(error < 1e-5, "\(name) \(out): relative error \(error)")
+        }
+    }
+
+    @Test func batchRowsAreIndependentAndSizeConditionsAreRequired() throws {
+        let model = try Self.model("pixart-alpha-transformer")
+        let file = try SanaFixtures.expected("pixart-alpha-transformer")
+        let x = try ModelFixtures.tensor(file, "x"), caption = try ModelFixtures.tensor(file, "encoder_hidden_states")
+        let mask = try ModelFixtures.tensor(file, "encoder_attention_mask").data
+        let res = try ModelFixtures.tensor(file, "resolution").data, ar = try ModelFixtures.tensor(file, "aspect_ratio").data
+        let both = try model.forward(x, timesteps: [999, 20], caption: caption, captionMask: mask, resolution: res, aspectRatio: ar)
+        let alone = try model.forward(Tensor(shape: [1, 4, 8, 8], data: Array(x.data[(x.count / 2)...])), timesteps: [20],
+                                      caption: Tensor(shape: [1, 6, 12], data: Array(caption.data[(caption.count / 2)...])),
+                                      captionMask: Array(mask[6...]), resolution: Array(res[2...]), aspectRatio: [ar[1]])
+        #expect(alone.data == Array(both.data[(both.count / 2)...]))
+        let error = #expect(throws: ModelError.self) { try model.forward(x, timesteps: [999, 20], caption: caption, captionMask: mask) }
+        #expect(error?.code == .badInput && error?.message.contains("resolution") == true)
+    }
+
+    @Test func configDefaultsFollowTheClass() throws {
+        let defaults = try JSONDecoder().decode(PixArtTransformer2DModel.Config.self, from: Data("{}".utf8))
+        #expect(defaults.innerDim == 1152 && defaults.sampleSize == 128 && defaults.resolvedAdditionalConditions)
+        #expect(defaults.resolvedInterpolationScale == 2 && defaults.resolvedOutChannels == 8 && defaults.captionChannels == nil)
+        let sigma512 = try JSONDecoder().decode(PixArtTransformer2DModel.Config.self, from: Data(#"{"sample_size": 64, "interpolation_scale": null}"#.utf8))
+        #expect(!sigma512.resolvedAdditionalConditions && sigma512.resolvedInterpolationScale == 1)
+        var config = try ModelFixtures.config(PixArtTransformer2DModel.Config.self, "sana/pixart-sigma-transformer/config.json")
+        config.normType = "ada_norm_zero"
+        let store = try ModelFixtures.store("sana/pixart-sigma-transformer/diffusion_pytorch_model.safetensors")
+        let error = #expect(throws: ModelError.self) { try PixArtTransformer2DModel(config: config, weights: store) }
+        #expect(error?.code == .unsupportedConfig)
     }
 }

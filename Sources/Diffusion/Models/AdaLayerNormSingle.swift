@@ -133,3 +133,52 @@ struct CaptionProjection: Sendable {
         linear2(y, scratch, rows: rows, items: items)
     }
 }
+
+/// Per-block adaLN-single modulation: the block's own `scale_shift_table` `[K, E]` plus the shared `[B, K·E]`
+/// modulation (`scale_shift_table[None] + timestep.reshape(B, K, -1)`, attention.py:989-992,
+/// sana_transformer.py:261-263; K = 2 with the embedded timestep for the output head).
+// table: [K·E], modulation: [B, K·E] (K·E = stride) -> y: [B, K·E]
+func addScaleShiftTable(_ y: UnsafeMutablePointer<Float>, table: WeightView, _ modulation: [Float], batch: Int, stride: Int) {
+    for b in 0..<batch {
+        for j in 0..<stride { y[b * stride + j] = table.pointer[j] + modulation[b * stride + j] }
+    }
+}
+
+/// The output head of PixArt and Sana (pixart_transformer_2d.py:338-361, sana_transformer.py:536-546):
+/// `shift, scale = scale_shift_table + embedded_timestep`, `LN(x, 1e-6)·(1 + scale) + shift`, proj_out, and
+/// the unpatchify `out[b, c, i·p + py, j·p + px] = x[b, i·w + j, (py·p + px)·Co + c]` on the runtime grid.
+struct ModulatedOutputHead: Sendable {
+    let scaleShiftTable: WeightView   // scale_shift_table [2, E]
+    let projOut: LinearLayer          // proj_out [p·p·Co, E]
+    let patch: Int, outChannels: Int
+
+    init(_ store: WeightStore, width e: Int, patch p: Int, outChannels co: Int) throws {
+        scaleShiftTable = try loadWeight(store, "scale_shift_table", shape: [2, e])
+        projOut = try LinearLayer(store, "proj_out", in: e, out: p * p * co)
+        patch = p
+        outChannels = co
+    }
+
+    // hidden: [B, h·w, E], embedded: [B, E] -> [B, Co, h·p, w·p];  normed: [B·h·w, E] scratch
+    func callAsFunction(_ hidden: UnsafePointer<Float>, embedded: [Float], batch: Int, gridHeight gh: Int, gridWidth gw: Int,
+                        normed: UnsafeMutablePointer<Float>) -> Tensor {
+        let e = projOut.inFeatures, n = gh * gw, p = patch, co = outChannels
+        var mod = [Float](repeating: 0, count: batch * 2 * e)
+        var doubled = [Float](repeating: 0, count: batch * 2 * e)   // the embedded timestep under both rows
+        for b in 0..<batch {
+            for part in 0..<2 { for j in 0..<e { doubled[(b * 2 + part) * e + j] = embedded[b * e + j] } }
+        }
+        addScaleShiftTable(&mod, table: scaleShiftTable, doubled, batch: batch, stride: 2 * e)
+        mod.withUnsafeBufferPointer { m in
+            layerNormModulate(normed, hidden, shift: m.baseAddress!, scale: m.baseAddress! + e, modStride: 2 * e,
+                              batch: batch, tokens: n, features: e, eps: 1e-6)
+        }
+        var tokens = [Float](repeating: 0, count: batch * n * p * p * co)
+        projOut(&tokens, normed, rows: batch * n, items: batch)
+        var out = Tensor(uninitializedShape: [batch, co, gh * p, gw * p])
+        out.data.withUnsafeMutableBufferPointer { op in
+            unpatchify(op.baseAddress!, tokens, batch: batch, channels: co, gridHeight: gh, gridWidth: gw, patch: p)
+        }
+        return out
+    }
+}

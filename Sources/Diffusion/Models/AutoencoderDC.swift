@@ -45,33 +45,30 @@ public final class AutoencoderDC: Sendable {
 
         public init(from decoder: Decoder) throws {
             let c = try decoder.container(keyedBy: CodingKeys.self)
-            func value<T: Decodable>(_ key: CodingKeys, _ fallback: T) throws -> T {
-                try c.decodeIfPresent(T.self, forKey: key) ?? fallback
-            }
             // a string, or a list of strings (one per stage)
             func names(_ key: CodingKeys, _ fallback: [String]) throws -> [String] {
                 if let one = try? c.decode(String.self, forKey: key) { return [one] }
-                return try value(key, fallback)
+                return try c.value(key, default: fallback)
             }
-            inChannels = try value(.inChannels, inChannels)
-            latentChannels = try value(.latentChannels, latentChannels)
-            attentionHeadDim = try value(.attentionHeadDim, attentionHeadDim)
+            inChannels = try c.value(.inChannels, default: inChannels)
+            latentChannels = try c.value(.latentChannels, default: latentChannels)
+            attentionHeadDim = try c.value(.attentionHeadDim, default: attentionHeadDim)
             encoderBlockTypes = try names(.encoderBlockTypes, encoderBlockTypes)
             decoderBlockTypes = try names(.decoderBlockTypes, decoderBlockTypes)
-            encoderBlockOutChannels = try value(.encoderBlockOutChannels, encoderBlockOutChannels)
-            decoderBlockOutChannels = try value(.decoderBlockOutChannels, decoderBlockOutChannels)
-            encoderLayersPerBlock = try value(.encoderLayersPerBlock, encoderLayersPerBlock)
-            decoderLayersPerBlock = try value(.decoderLayersPerBlock, decoderLayersPerBlock)
-            encoderQkvMultiscales = try value(.encoderQkvMultiscales, encoderQkvMultiscales)
-            decoderQkvMultiscales = try value(.decoderQkvMultiscales, decoderQkvMultiscales)
-            upsampleBlockType = try value(.upsampleBlockType, upsampleBlockType)
-            downsampleBlockType = try value(.downsampleBlockType, downsampleBlockType)
+            encoderBlockOutChannels = try c.value(.encoderBlockOutChannels, default: encoderBlockOutChannels)
+            decoderBlockOutChannels = try c.value(.decoderBlockOutChannels, default: decoderBlockOutChannels)
+            encoderLayersPerBlock = try c.value(.encoderLayersPerBlock, default: encoderLayersPerBlock)
+            decoderLayersPerBlock = try c.value(.decoderLayersPerBlock, default: decoderLayersPerBlock)
+            encoderQkvMultiscales = try c.value(.encoderQkvMultiscales, default: encoderQkvMultiscales)
+            decoderQkvMultiscales = try c.value(.decoderQkvMultiscales, default: decoderQkvMultiscales)
+            upsampleBlockType = try c.value(.upsampleBlockType, default: upsampleBlockType)
+            downsampleBlockType = try c.value(.downsampleBlockType, default: downsampleBlockType)
             decoderNormTypes = try names(.decoderNormTypes, decoderNormTypes)
             decoderActFns = try names(.decoderActFns, decoderActFns)
-            encoderOutShortcut = try value(.encoderOutShortcut, encoderOutShortcut)
-            decoderInShortcut = try value(.decoderInShortcut, decoderInShortcut)
-            decoderConvActFn = try value(.decoderConvActFn, decoderConvActFn)
-            scalingFactor = try value(.scalingFactor, scalingFactor)
+            encoderOutShortcut = try c.value(.encoderOutShortcut, default: encoderOutShortcut)
+            decoderInShortcut = try c.value(.decoderInShortcut, default: decoderInShortcut)
+            decoderConvActFn = try c.value(.decoderConvActFn, default: decoderConvActFn)
+            scalingFactor = try c.value(.scalingFactor, default: scalingFactor)
         }
 
         /// Image pixels per latent pixel (`spatial_compression_ratio`, autoencoder_dc.py:483).

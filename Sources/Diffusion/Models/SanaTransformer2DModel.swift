@@ -48,32 +48,26 @@ public final class SanaTransformer2DModel: Sendable {
 
         public init(from decoder: Decoder) throws {
             let c = try decoder.container(keyedBy: CodingKeys.self)
-            func value<T: Decodable>(_ key: CodingKeys, _ fallback: T) throws -> T {
-                try c.decodeIfPresent(T.self, forKey: key) ?? fallback
-            }
-            func optional<T: Decodable>(_ key: CodingKeys, _ fallback: T?) throws -> T? {
-                c.contains(key) ? try c.decodeIfPresent(T.self, forKey: key) : fallback
-            }
-            inChannels = try value(.inChannels, inChannels)
-            outChannels = try optional(.outChannels, outChannels)
-            numAttentionHeads = try value(.numAttentionHeads, numAttentionHeads)
-            attentionHeadDim = try value(.attentionHeadDim, attentionHeadDim)
-            numLayers = try value(.numLayers, numLayers)
-            numCrossAttentionHeads = try optional(.numCrossAttentionHeads, numCrossAttentionHeads)
-            crossAttentionHeadDim = try optional(.crossAttentionHeadDim, crossAttentionHeadDim)
-            crossAttentionDim = try optional(.crossAttentionDim, crossAttentionDim)
-            captionChannels = try value(.captionChannels, captionChannels)
-            mlpRatio = try value(.mlpRatio, mlpRatio)
-            attentionBias = try value(.attentionBias, attentionBias)
-            sampleSize = try value(.sampleSize, sampleSize)
-            patchSize = try value(.patchSize, patchSize)
-            normElementwiseAffine = try value(.normElementwiseAffine, normElementwiseAffine)
-            normEps = try value(.normEps, normEps)
-            interpolationScale = try optional(.interpolationScale, interpolationScale)
-            guidanceEmbeds = try value(.guidanceEmbeds, guidanceEmbeds)
-            guidanceEmbedsScale = try value(.guidanceEmbedsScale, guidanceEmbedsScale)
-            qkNorm = try optional(.qkNorm, qkNorm)
-            timestepScale = try value(.timestepScale, timestepScale)
+            inChannels = try c.value(.inChannels, default: inChannels)
+            outChannels = try c.nullable(.outChannels, default: outChannels)
+            numAttentionHeads = try c.value(.numAttentionHeads, default: numAttentionHeads)
+            attentionHeadDim = try c.value(.attentionHeadDim, default: attentionHeadDim)
+            numLayers = try c.value(.numLayers, default: numLayers)
+            numCrossAttentionHeads = try c.nullable(.numCrossAttentionHeads, default: numCrossAttentionHeads)
+            crossAttentionHeadDim = try c.nullable(.crossAttentionHeadDim, default: crossAttentionHeadDim)
+            crossAttentionDim = try c.nullable(.crossAttentionDim, default: crossAttentionDim)
+            captionChannels = try c.value(.captionChannels, default: captionChannels)
+            mlpRatio = try c.value(.mlpRatio, default: mlpRatio)
+            attentionBias = try c.value(.attentionBias, default: attentionBias)
+            sampleSize = try c.value(.sampleSize, default: sampleSize)
+            patchSize = try c.value(.patchSize, default: patchSize)
+            normElementwiseAffine = try c.value(.normElementwiseAffine, default: normElementwiseAffine)
+            normEps = try c.value(.normEps, default: normEps)
+            interpolationScale = try c.nullable(.interpolationScale, default: interpolationScale)
+            guidanceEmbeds = try c.value(.guidanceEmbeds, default: guidanceEmbeds)
+            guidanceEmbedsScale = try c.value(.guidanceEmbedsScale, default: guidanceEmbedsScale)
+            qkNorm = try c.nullable(.qkNorm, default: qkNorm)
+            timestepScale = try c.value(.timestepScale, default: timestepScale)
         }
 
         /// Transformer width E = heads · head dim.
@@ -88,8 +82,7 @@ public final class SanaTransformer2DModel: Sendable {
     let captionProjection: CaptionProjection // caption_projection
     let captionNorm: WeightView              // caption_norm.weight [E], RMSNorm eps 1e-5
     let blocks: [SanaTransformerBlock]
-    let scaleShiftTable: WeightView          // scale_shift_table [2, E]
-    let projOut: LinearLayer                 // proj_out [p·p·Co, E]
+    let outputHead: ModulatedOutputHead      // scale_shift_table [2, E], proj_out [p·p·Co, E]
     private let positionTables = PositionTableCache()
 
     public var inChannels: Int { config.inChannels }
@@ -123,8 +116,7 @@ public final class SanaTransformer2DModel: Sendable {
         blocks = try (0..<config.numLayers).map { l in
             try SanaTransformerBlock(weights, "transformer_blocks.\(l)", config: config, crossHeads: crossHeads, crossHeadDim: crossHeadDim)
         }
-        scaleShiftTable = try loadWeight(weights, "scale_shift_table", shape: [2, e])
-        projOut = try LinearLayer(weights, "proj_out", in: e, out: p * p * config.resolvedOutChannels)
+        outputHead = try ModulatedOutputHead(weights, width: e, patch: p, outChannels: config.resolvedOutChannels)
     }
 
     /// `transformer(x, encoder_hidden_states, timestep, guidance, encoder_attention_mask).sample`
@@ -132,7 +124,7 @@ public final class SanaTransformer2DModel: Sendable {
     /// `guidance` is required exactly when the config has `guidance_embeds` (already times `guidance_embeds_scale`).
     // x: [B, C, H, W], timesteps: [B], caption: [B, L, caption_channels], mask: [B, L]?, guidance: [B]? -> [B, Co, H, W]
     public func forward(_ x: Tensor, timesteps: [Float], caption: Tensor, captionMask: [Float]?, guidance: [Float]? = nil) throws -> Tensor {
-        let p = config.patchSize, c = config.inChannels, co = outChannels, e = config.innerDim
+        let p = config.patchSize, c = config.inChannels, e = config.innerDim
         guard x.shape.count == 4, x.shape[1] == c, x.shape[0] > 0, x.shape[2] > 0, x.shape[3] > 0,
               x.shape[2] % p == 0, x.shape[3] % p == 0 else {
             throw ModelError(.badInput, "Sana input must be [B, \(c), H, W] with H and W multiples of \(p), got \(x.shape)")
@@ -194,25 +186,9 @@ public final class SanaTransformer2DModel: Sendable {
             }
         }
 
-        // 4. Output: shift, scale = scale_shift_table + embedded timestep; LN(1e-6)·(1 + scale) + shift; proj_out
-        var mod = [Float](repeating: 0, count: batch * 2 * e)
-        for b in 0..<batch {
-            for k in 0..<2 {
-                for j in 0..<e { mod[(b * 2 + k) * e + j] = scaleShiftTable.pointer[k * e + j] + cond.embedded[b * e + j] }
-            }
-        }
-        mod.withUnsafeBufferPointer { m in
-            layerNormModulate(ws.normed.pointer, ws.hidden.pointer, shift: m.baseAddress!, scale: m.baseAddress! + e,
-                              modStride: 2 * e, batch: batch, tokens: n, features: e, eps: 1e-6)
-        }
-        projOut(ws.outTokens.pointer, ws.normed.pointer, rows: rows, items: batch)
-
-        // 5. Unpatchify (sana_transformer.py:541-546, same order as DiT's)             [B, Co, H, W]
-        var out = Tensor(uninitializedShape: [batch, co, height, width])
-        out.data.withUnsafeMutableBufferPointer { op in
-            unpatchify(op.baseAddress!, ws.outTokens.pointer, batch: batch, channels: co, gridHeight: gh, gridWidth: gw, patch: p)
-        }
-        return out
+        // 4. Output head: LN(1e-6)·(1 + scale) + shift with the embedded timestep, proj_out, unpatchify  [B, Co, H, W]
+        return outputHead(ws.hidden.pointer, embedded: cond.embedded, batch: batch, gridHeight: gh, gridWidth: gw,
+                          normed: ws.normed.pointer)
     }
 }
 
@@ -224,7 +200,7 @@ enum SanaTimeEmbed: Sendable {
 
 /// Activations of one Sana forward.
 final class SanaWorkspace {
-    let hidden, normed, patches, outTokens: FloatBuffer
+    let hidden, normed, patches: FloatBuffer
     let q, k, v, attended, projected: FloatBuffer
     let context, contextScratch, crossK, crossV, crossQ, crossAttended: FloatBuffer
     let channelMajor, ffOut, ffScratch: FloatBuffer
@@ -242,7 +218,6 @@ final class SanaWorkspace {
         hidden = FloatBuffer(count: rows * e)
         normed = FloatBuffer(count: rows * e)
         patches = FloatBuffer(count: rows * config.inChannels * p * p)
-        outTokens = FloatBuffer(count: rows * p * p * config.resolvedOutChannels)
         q = FloatBuffer(count: rows * e)
         k = FloatBuffer(count: rows * e)
         v = FloatBuffer(count: rows * e)
@@ -288,11 +263,8 @@ struct SanaTransformerBlock: Sendable {
     func callAsFunction(_ ws: SanaWorkspace, modulation t6: [Float], keyBias: UnsafePointer<Float>, gridHeight: Int, gridWidth: Int) {
         let b = ws.batch, n = ws.tokens, l = ws.captionTokens, e = ws.width, rows = b * n
         // 1. shift_msa, scale_msa, gate_msa, shift_mlp, scale_mlp, gate_mlp = scale_shift_table + t6   [B, 6E]
-        let mod = ws.modulation.pointer
-        for i in 0..<b {
-            for j in 0..<(6 * e) { mod[i * 6 * e + j] = scaleShiftTable.pointer[j] + t6[i * 6 * e + j] }
-        }
-        let stride = 6 * e
+        let mod = ws.modulation.pointer, stride = 6 * e
+        addScaleShiftTable(mod, table: scaleShiftTable, t6, batch: b, stride: stride)
 
         // 2. Self-attention: n = LN(x)·(1 + scale_msa) + shift_msa; x += gate_msa · to_out(linear_attn(n))
         layerNormModulate(ws.normed.pointer, ws.hidden.pointer, shift: mod, scale: mod + e, modStride: stride,
