@@ -23,9 +23,13 @@ public enum JSONValue: Sendable, Equatable, Decodable {
         throw DecodingError.dataCorruptedError(in: c, debugDescription: "not a JSON value")
     }
 
-    /// Parses UTF-8 JSON text.
+    /// Parses UTF-8 JSON text. Python's `json.dumps` writes `Infinity`, `-Infinity` and `NaN` (diffusers saves
+    /// DPM-Solver's default `"lambda_min_clipped": -Infinity` that way), which strict JSON rejects: JSON5 reading
+    /// accepts them.
     public static func parse(_ data: Data) throws -> JSONValue {
-        try JSONDecoder().decode(JSONValue.self, from: data)
+        let decoder = JSONDecoder()
+        decoder.allowsJSON5 = true
+        return try decoder.decode(JSONValue.self, from: data)
     }
 
     public var objectValue: [String: JSONValue]? { if case .object(let o) = self { return o } else { return nil } }

@@ -7,8 +7,9 @@ import Weights
 /// guidance embedding), and per block ReLU linear self-attention, masked softmax cross-attention to the projected,
 /// RMS-normalised caption, and the GLUMBConv Mix-FFN. Any grid of whole patches, non-square too.
 ///
-/// `timestep_scale` and `guidance_embeds_scale` are read here but applied by the pipeline, as in diffusers
-/// (pipeline_sana_sprint.py multiplies the timestep and the guidance before calling the transformer).
+/// `timestep_scale` and `guidance_embeds_scale` are read here but applied by the pipelines, as in diffusers
+/// (pipeline_sana.py:914 multiplies the timestep by `timestep_scale`; pipeline_sana_sprint.py multiplies the
+/// guidance by `guidance_embeds_scale`).
 public final class SanaTransformer2DModel: Sendable {
     /// `config.json`: every `__init__` argument (sana_transformer.py:342-365), class defaults for missing keys.
     public struct Config: Decodable, Sendable, Equatable {

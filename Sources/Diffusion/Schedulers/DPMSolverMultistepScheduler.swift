@@ -19,6 +19,10 @@ public struct DPMSolverMultistepScheduler: Scheduler {
         public var lambdaMinClipped: Double? = nil
         public var varianceType: String? = nil
         public var timestepSpacing = "linspace"
+        /// Flow-matching sigmas (Sana): σ_i = shift·s/(1 + (shift − 1)·s) on s = 1 − linspace(1, 1/T, n + 1),
+        /// alpha_t = 1 − σ, sigma_t = σ.
+        public var useFlowSigmas = false
+        public var flowShift = 1.0
         public var predictionType: String { beta.predictionType }
     }
 
@@ -44,8 +48,11 @@ public struct DPMSolverMultistepScheduler: Scheduler {
         p.lambdaMinClipped = try c.optionalDouble("lambda_min_clipped").flatMap { $0.isFinite ? $0 : nil }
         p.varianceType = c.values["variance_type"]?.stringValue
         p.timestepSpacing = try c.string("timestep_spacing", "linspace")
+        p.useFlowSigmas = try c.bool("use_flow_sigmas", false)
+        p.flowShift = try c.double("flow_shift", 1.0)
         try c.requireOff(["use_karras_sigmas", "use_exponential_sigmas", "use_beta_sigmas", "use_lu_lambdas",
-                          "use_flow_sigmas", "use_dynamic_shifting"])
+                          "use_dynamic_shifting"])
+        guard p.flowShift > 0 else { throw SchedulerError(.badConfig, "flow_shift must be positive, got \(p.flowShift)") }
         if p.algorithmType == "deis" { p.algorithmType = "dpmsolver++" }
         if ["logrho", "bh1", "bh2"].contains(p.solverType) { p.solverType = "midpoint" }
         guard p.algorithmType == "dpmsolver++" else {
@@ -107,8 +114,17 @@ public struct DPMSolverMultistepScheduler: Scheduler {
         guard !ts.isEmpty, ts.allSatisfy({ $0 >= 0 && $0 < T }) else {
             throw SchedulerError(.badSteps, "timesteps fall outside 0..<\(T)")
         }
-        let table = TableMath.sigmaTable(ac)
-        var sigmas = TableMath.npInterpIndex(ts.map(Double.init), table).map { Float($0) }
+        var sigmas: [Float]
+        if params.useFlowSigmas {
+            // set_timesteps :465-469: float64 sigmas, timesteps = σ·T truncated by .to(int64)
+            let shift = params.flowShift
+            let flow = TableMath.npLinspace(1, 1 / Double(T), n + 1).map { 1 - $0 }
+                .map { shift * $0 / (1 + (shift - 1) * $0) }.reversed().dropLast()
+            sigmas = flow.map { Float($0) }
+            ts = flow.map { Int(($0 * Double(T)).rounded(.towardZero)) }
+        } else {
+            sigmas = TableMath.npInterpIndex(ts.map(Double.init), TableMath.sigmaTable(ac)).map { Float($0) }
+        }
         sigmas.append(params.finalSigmasType == "sigma_min" ? ((1 - ac[0]) / ac[0]).squareRoot() : 0)
         return SchedulerTables(settings: .dpmpp2m(params), steps: ts.count, timesteps: ts.map { Float($0) },
                                sigmas: sigmas)
@@ -116,9 +132,11 @@ public struct DPMSolverMultistepScheduler: Scheduler {
 
     public mutating func scaleModelInput(_ sample: [Float], timestep: Float) throws -> [Float] { sample }
 
-    /// (alpha_t, sigma_t) of a sigma: alpha = 1 / sqrt(σ² + 1), sigma_t = σ·alpha.
+    /// (alpha_t, sigma_t) of a sigma (_sigma_to_alpha_sigma_t :580-599): alpha = 1 / sqrt(σ² + 1), sigma_t = σ·alpha;
+    /// with flow sigmas alpha = 1 − σ, sigma_t = σ.
     @inline(__always)
-    static func alphaSigma(_ s: Float) -> (Float, Float) {
+    func alphaSigma(_ s: Float) -> (Float, Float) {
+        if params.useFlowSigmas { return (1 - s, s) }
         let a = 1 / (s * s + 1).squareRoot()
         return (a, s * a)
     }
@@ -138,7 +156,7 @@ public struct DPMSolverMultistepScheduler: Scheduler {
         let sig = tables.sigmas
 
         // convert_model_output (dpmsolver++): the x0 prediction.
-        let (a0, s0) = Self.alphaSigma(sig[i])
+        let (a0, s0) = alphaSigma(sig[i])
         let m: [Float]
         switch params.predictionType {
         case "epsilon":
@@ -162,8 +180,8 @@ public struct DPMSolverMultistepScheduler: Scheduler {
         } else {
             order = 3
         }
-        let (aT, sT) = Self.alphaSigma(sig[i + 1])
-        let (aS0, sS0) = Self.alphaSigma(sig[i])
+        let (aT, sT) = alphaSigma(sig[i + 1])
+        let (aS0, sS0) = alphaSigma(sig[i])
         let lT = Self.lambda(aT, sT), lS0 = Self.lambda(aS0, sS0)
         let h = lT - lS0
         let emh: Float = Foundation.exp(-h)
@@ -175,7 +193,7 @@ public struct DPMSolverMultistepScheduler: Scheduler {
             for j in 0..<x.count { out[j] = c0 * x[j] - cD0 * m[j] }
         case 2:
             let m1 = history[params.solverOrder - 2]!
-            let (aS1, sS1) = Self.alphaSigma(sig[i - 1])
+            let (aS1, sS1) = alphaSigma(sig[i - 1])
             let h0 = lS0 - Self.lambda(aS1, sS1)
             let r0 = h0 / h
             let invR0: Float = 1.0 / r0
@@ -194,8 +212,8 @@ public struct DPMSolverMultistepScheduler: Scheduler {
             }
         default:
             let m1 = history[params.solverOrder - 2]!, m2 = history[params.solverOrder - 3]!
-            let (aS1, sS1) = Self.alphaSigma(sig[i - 1])
-            let (aS2, sS2) = Self.alphaSigma(sig[i - 2])
+            let (aS1, sS1) = alphaSigma(sig[i - 1])
+            let (aS2, sS2) = alphaSigma(sig[i - 2])
             let lS1 = Self.lambda(aS1, sS1), lS2 = Self.lambda(aS2, sS2)
             let h0 = lS0 - lS1, h1 = lS1 - lS2
             let r0 = h0 / h, r1 = h1 / h
