@@ -2,6 +2,7 @@ import ArgumentParser
 import Diffusion
 import Foundation
 import Tensor
+import Text
 import Weights
 
 /// `darkroom bench`: the Swift side of the engine benchmark (bench/engine/README.md, "The Darkroom
@@ -10,13 +11,13 @@ import Weights
 /// tensor `out`, and prints `{"times_s": [...]}` as its last stdout line.
 struct Bench: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Time one engine op for bench/engine/run.sh (transformer forward, VAE decode, or sgemm).",
-        discussion: "Run `bench/engine/run.sh --darkroom '<path>/darkroom bench'`; see bench/engine/README.md.")
+        abstract: "Time one engine op for bench/engine/run.sh or bench/text/run.sh (transformer forward, VAE decode, sgemm, text encoder).",
+        discussion: "Run `bench/engine/run.sh --darkroom '<path>/darkroom bench'`; see bench/engine/README.md and bench/text/README.md.")
 
-    enum Op: String, ExpressibleByArgument { case transformer, vaeDecode = "vae-decode", sgemm }
+    enum Op: String, ExpressibleByArgument { case transformer, vaeDecode = "vae-decode", sgemm, textEncoder = "text-encoder" }
 
-    @Option(help: "The pipeline folder (transformer/, vae/).") var model: String?
-    @Option(help: "Inputs written by the harness (x, t, labels | z), F32 safetensors.") var inputs: String?
+    @Option(help: "The pipeline folder (transformer/, vae/); for text-encoder the text_encoder/ folder.") var model: String?
+    @Option(help: "Inputs written by the harness (x, t, labels | z | input_ids, attention_mask), F32 safetensors.") var inputs: String?
     @Option(help: "Where to save the last call's output (tensor `out`).") var save: String?
     @Option(help: "BLAS threads.") var threads: Int?
     @Option(help: "transformer, vae-decode or sgemm.") var op: Op
@@ -41,6 +42,32 @@ struct Bench: AsyncParsableCommand {
                 }
                 return Tensor(shape: [n, n], data: c)
             }
+        case .textEncoder:
+            guard let model, let inputs else { throw CLIError("--op text-encoder needs --model DIR and --inputs FILE") }
+            let loadStart = Date()
+            let encoder: TextEncoder
+            let batchIn: TokenBatch
+            do {
+                encoder = try TextEncoder(folder: URL(fileURLWithPath: model))
+                let file = try SafeTensorsFile(path: inputs)
+                let ids = try file.weight("input_ids"), mask = try file.weight("attention_mask")
+                guard ids.shape.count == 2, ids.shape == mask.shape, ids.shape[0] == batch else {
+                    throw CLIError("inputs input_ids \(ids.shape), attention_mask \(mask.shape) do not hold batch \(batch)")
+                }
+                let n = ids.shape[1]
+                batchIn = withExtendedLifetime((ids, mask)) {
+                    TokenBatch(ids: (0..<batch).map { b in (0..<n).map { Int(ids.pointer[b * n + $0]) } },
+                               mask: (0..<batch).map { b in (0..<n).map { Int(mask.pointer[b * n + $0]) } })
+                }
+            } catch let e as CLIError {
+                throw e
+            } catch {
+                throw CLIError(oneLine("\(error)"))
+            }
+            extra["load_s"] = Date().timeIntervalSince(loadStart)
+            extra["rss_after_load_mib"] = Self.residentMiB()
+            let kernelCount = threads.map { max(1, $0) } ?? kernelThreads
+            call = { try encoder.encode(batchIn, threads: kernelCount) }
         case .transformer, .vaeDecode:
             guard let model, let inputs else { throw CLIError("--op \(op.rawValue) needs --model DIR and --inputs FILE") }
             let loadStart = Date()
@@ -99,9 +126,18 @@ struct Bench: AsyncParsableCommand {
                 throw CLIError(oneLine("cannot write \(save): \(error)"))
             }
         }
+        if op == .textEncoder { extra["rss_after_run_mib"] = Self.residentMiB() }
         var json = "{\"times_s\": [" + times.map { String($0) }.joined(separator: ", ") + "]"
         for (k, v) in extra.sorted(by: { $0.key < $1.key }) { json += ", \"\(k)\": \(v)" }
         json += ", \"blas_threads\": \(blasThreadCount), \"kernel_threads\": \(kernelThreads)}"
         print(json)
+    }
+
+    /// VmRSS of this process in MiB (/proc/self/status), 0 where unknown.
+    static func residentMiB() -> Double {
+        guard let status = try? String(contentsOfFile: "/proc/self/status", encoding: .utf8),
+              let line = status.split(separator: "\n").first(where: { $0.hasPrefix("VmRSS:") }),
+              let kb = Double(line.split(separator: " ").dropFirst().first ?? "") else { return 0 }
+        return kb / 1024
     }
 }

@@ -12,6 +12,11 @@ public struct TokenBatch: Sendable, Equatable {
     public var ids: [[Int]]
     public var mask: [[Int]]
     public var length: Int { ids.first?.count ?? 0 }
+
+    public init(ids: [[Int]], mask: [[Int]]) {
+        self.ids = ids
+        self.mask = mask
+    }
 }
 
 public final class Tokenizer: Sendable {
