@@ -164,17 +164,9 @@ def _centre_fill(alpha: np.ndarray, cx: float, cy: float, radius: float) -> floa
     return float(hi[inside].mean()) if inside.any() else 1.0
 
 
-def classify(img: np.ndarray) -> tuple[str, str, dict]:
-    """(colour, shape, features) of a uint8 [H, W, 3] image; ('none', 'none', ...) when no shape is found."""
-    x = img.astype(np.float64)
-    H, W, _ = x.shape
-    bg = _fit_background(x)
-    diff = x - bg
-    dist = np.linalg.norm(diff, axis=2)
-    comps = _components(dist > FG_DIST, eight=True)
-    if not comps or comps[0].sum() < 4:
-        return "none", "none", {"area": 0}
-    comp = comps[0]
+def colour_and_coverage(x: np.ndarray, bg: np.ndarray, diff: np.ndarray, dist: np.ndarray,
+                        comp: np.ndarray) -> tuple[str, np.ndarray, np.ndarray]:
+    """(palette colour, mean core colour [3], coverage alpha [H, W]) of one foreground component: steps 2-4."""
     d = dist[comp]
     core = comp & (dist >= CORE_FRAC * np.percentile(d, 95))
     mean = x[core].mean(axis=0)
@@ -188,6 +180,20 @@ def classify(img: np.ndarray) -> tuple[str, str, dict]:
     near[:, :-1] |= comp[:, 1:]
     v = mean[None, None, :] - bg
     alpha = np.clip((diff * v).sum(axis=2) / np.maximum((v * v).sum(axis=2), 1.0), 0.0, 1.0) * near
+    return colour, mean, alpha
+
+
+def classify(img: np.ndarray) -> tuple[str, str, dict]:
+    """(colour, shape, features) of a uint8 [H, W, 3] image; ('none', 'none', ...) when no shape is found."""
+    x = img.astype(np.float64)
+    H, W, _ = x.shape
+    bg = _fit_background(x)
+    diff = x - bg
+    dist = np.linalg.norm(diff, axis=2)
+    comps = _components(dist > FG_DIST, eight=True)
+    if not comps or comps[0].sum() < 4:
+        return "none", "none", {"area": 0}
+    colour, mean, alpha = colour_and_coverage(x, bg, diff, dist, comps[0])
     solid = alpha >= 0.5
     holes = _enclosed(solid)
     hole_parts = _components(holes, eight=False)

@@ -267,6 +267,18 @@ def corpus(n: int, seed: int = 0) -> list[str]:
     return out
 
 
+def wrap(text: str, width: int) -> list[str]:
+    """Lines of at most `width` characters (words kept whole), for captions under images."""
+    lines, cur = [], ""
+    for w in text.split():
+        if cur and len(cur) + len(w) + 1 > width:
+            lines.append(cur)
+            cur = w
+        else:
+            cur = (cur + " " + w).strip()
+    return lines + [cur]
+
+
 def preview(seed: int, n: int, scale: int, split: str) -> Image.Image:
     from PIL import ImageFont
 
@@ -282,15 +294,7 @@ def preview(seed: int, n: int, scale: int, split: str) -> Image.Image:
         tile = Image.fromarray(img).resize((W * scale, H * scale), Image.NEAREST)
         x, y = 4 + (k % cols) * (cw + 4), 4 + (k // cols) * (ch + cap_h + 4)
         grid.paste(tile, (x, y))
-        words, lines, cur = sc["caption"].split(), [], ""
-        for w in words:
-            if len(cur) + len(w) + 1 > 22:
-                lines.append(cur)
-                cur = w
-            else:
-                cur = (cur + " " + w).strip()
-        lines.append(cur)
-        for j, line in enumerate(lines[:3]):
+        for j, line in enumerate(wrap(sc["caption"], 22)[:3]):
             dr.text((x, y + ch + 1 + 11 * j), line, fill=(230, 230, 230), font=font)
     return grid
 
