@@ -31,11 +31,79 @@ extension Daemon {
     }
 
     /// One engine batch: every job in it has the same model, size, steps, sampler and guidance on/off.
+    /// The steps, in order: admit the jobs still wanted, announce them, build one sampler request per image,
+    /// denoise (with progress, cancels and the drain deadline), then deliver each job's images and terminal event.
     func run(_ batch: Batcher<Pending>.Batch) {
         let batchID = String(UInt32.random(in: 0...UInt32.max), radix: 36)
         let now = Date()
+        let live = admit(batch.items, batchID: batchID, now: now)
+        guard let first = live.first, let model = engine.models[first.job.model],
+              let samplerName = SamplerName(rawValue: first.job.sampler) else {
+            for p in live {
+                finishFailed(p, JobFailure(.unsupported, "model \(p.job.model) with sampler \(p.job.sampler) is not served here"), [:])
+            }
+            return
+        }
+        let run = BatchRun(id: batchID, started: now, live: live, model: model, sampler: samplerName,
+                           meta: ["batch": "\(batchID)", "class": "\(batch.className)", "model": "\(model.name)"])
+        cond.withLock {
+            runningJobs = Set(live.map(\.job.id))
+            currentBatch = .init(id: batchID, jobs: live.count)
+        }
+        defer {
+            cond.withLock { runningJobs = []; currentBatch = nil }
+            _ = notifier.status(statusLine(.serving))
+        }
+        announce(run)
+        let rows = sampleRows(live)
+        guard let denoised = denoise(run, rows) else { return }
+        if denoised.requeueAll {
+            for p in live { Task { await settle(p.delivery, requeue: true) } }
+            logger.warning("batch stopped at the drain deadline; \(live.count) job(s) requeued", metadata: run.meta.with("event", "requeued"))
+            return
+        }
+        for (j, p) in live.enumerated() { deliver(p, index: j, run, rows, denoised) }
+        let c = schedules.counts
+        let ms = Int(Date().timeIntervalSince(denoised.start) * 1000)
+        logger.info("batch finished in \(ms) ms",
+                    metadata: run.meta.with("event", "batch_done").with("duration_ms", "\(ms)")
+                        .with("schedule_cache", "\(c.hits + c.diskHits) hits, \(c.misses) misses"))
+    }
+
+    /// What every step of one batch shares.
+    struct BatchRun {
+        let id: String
+        let started: Date
+        let live: [Pending]
+        let model: Engine.Model
+        let sampler: SamplerName
+        let meta: Logger.Metadata
+        /// The settings every job of the batch shares (size, steps, sampler).
+        var job0: Job { live[0].job }
+    }
+
+    /// One sampler request per image; rowsOf[j] are job j's request indices, seedsOf[j] its seeds.
+    struct SampleRows {
+        var requests: [SampleRequest] = []
+        var rowsOf: [[Int]] = []
+        var seedsOf: [[UInt64]] = []
+    }
+
+    /// How the denoising went.
+    struct Denoised {
+        let outcomes: [SampleOutcome]
+        let cancelledJobs: Set<Int>
+        let requeueAll: Bool
+        let start: Date
+        let denoiseEnd: Date
+        let decodeEnd: Date
+    }
+
+    /// The jobs still wanted: those from a connection that has since closed are skipped (the broker
+    /// requeued them); cancelled and expired ones end here with `failed`.
+    func admit(_ items: [Pending], batchID: String, now: Date) -> [Pending] {
         var live: [Pending] = []
-        for p in batch.items {
+        for p in items {
             let meta: Logger.Metadata = ["job": "\(p.job.id)", "class": "\(p.className)", "batch": "\(batchID)"]
             if cond.withLock({ p.delivery.connectionSerial <= staleSerial && staleSerial > 0 }) { continue }
             if cancels.isCancelled(p.job.id) {
@@ -48,35 +116,24 @@ extension Daemon {
                 live.append(p)
             }
         }
-        guard let first = live.first, let model = engine.models[first.job.model],
-              let samplerName = SamplerName(rawValue: first.job.sampler) else {
-            for p in live {
-                finishFailed(p, JobFailure(.unsupported, "model \(p.job.model) with sampler \(p.job.sampler) is not served here"), [:])
-            }
-            return
-        }
-        let job0 = first.job
-        let batchMeta: Logger.Metadata = ["batch": "\(batchID)", "class": "\(batch.className)", "model": "\(model.name)"]
-        cond.withLock {
-            runningJobs = Set(live.map(\.job.id))
-            currentBatch = "\(batchID)(\(live.count) jobs)"
-        }
-        defer {
-            cond.withLock { runningJobs = []; currentBatch = "-" }
-            _ = notifier.status(statusLine("serving"))
-        }
-        for p in live {
-            let queued = Int64(now.timeIntervalSince(p.received) * 1000)
-            send(AcceptedEvent(id: p.job.id, worker: workerID, sizeClass: p.className, batch: batchID,
-                               batchSize: live.count, queuedMs: queued).encoded(), p.job)
-        }
-        logger.info("batch started: \(live.count) job(s), \(job0.width)x\(job0.height), \(job0.steps) steps, \(job0.sampler)",
-                    metadata: batchMeta.with("event", "batch_started"))
+        return live
+    }
 
-        // One sampler request per image; rowsOf[j] are job j's request indices.
-        var requests: [SampleRequest] = []
-        var rowsOf: [[Int]] = []
-        var seedsOf: [[UInt64]] = []
+    /// `accepted` for every job, and the batch's start in the log.
+    func announce(_ run: BatchRun) {
+        for p in run.live {
+            let queued = Int64(run.started.timeIntervalSince(p.received) * 1000)
+            send(AcceptedEvent(id: p.job.id, worker: workerID, sizeClass: p.className, batch: run.id,
+                               batchSize: run.live.count, queuedMs: queued).encoded(), p.job)
+        }
+        let job0 = run.job0
+        logger.info("batch started: \(run.live.count) job(s), \(job0.width)x\(job0.height), \(job0.steps) steps, \(job0.sampler)",
+                    metadata: run.meta.with("event", "batch_started"))
+    }
+
+    /// Image i of a job uses seed + i (or row i of its stored noise).
+    func sampleRows(_ live: [Pending]) -> SampleRows {
+        var r = SampleRows()
         for p in live {
             let label: Int
             if case .classLabel(let id, _) = p.job.conditioning { label = id } else { label = 0 }
@@ -94,15 +151,22 @@ extension Daemon {
                 } else {
                     noise = .seed(Int64(bitPattern: seed))
                 }
-                rows.append(requests.count)
+                rows.append(r.requests.count)
                 seeds.append(seed)
-                requests.append(SampleRequest(label: label, guidanceScale: p.job.guidance, noise: noise))
+                r.requests.append(SampleRequest(label: label, guidanceScale: p.job.guidance, noise: noise))
             }
-            rowsOf.append(rows)
-            seedsOf.append(seeds)
+            r.rowsOf.append(rows)
+            r.seedsOf.append(seeds)
         }
+        return r
+    }
 
-        let cacheKey = "\(model.name)|\(model.schedulerFingerprint)|\(samplerName.rawValue)|\(job0.steps)"
+    /// Runs the sampler over every row (scheduler tables from the cache), sending progress at most
+    /// progress_max_hz per job, dropping cancelled jobs' rows and stopping everything at the drain
+    /// deadline. nil: the engine failed, and every job ended with `failed`.
+    func denoise(_ run: BatchRun, _ rows: SampleRows) -> Denoised? {
+        let model = run.model, job0 = run.job0, live = run.live
+        let cacheKey = "\(model.name)|\(model.schedulerFingerprint)|\(run.sampler.rawValue)|\(job0.steps)"
         let start = Date()
         var lastStepAt = start
         var stepTimes: [Double] = []
@@ -112,9 +176,9 @@ extension Daemon {
         var denoiseEnd = start
         let outcomes: [SampleOutcome]
         do {
-            let tables = try schedules.tables(for: cacheKey) { try model.pipeline.schedulerTables(samplerName, steps: job0.steps) }
+            let tables = try schedules.tables(for: cacheKey) { try model.pipeline.schedulerTables(run.sampler, steps: job0.steps) }
             outcomes = try model.pipeline.generate(
-                requests: requests, steps: job0.steps, sampler: samplerName, height: job0.height, width: job0.width,
+                requests: rows.requests, steps: job0.steps, sampler: run.sampler, height: job0.height, width: job0.width,
                 tables: tables
             ) { [self] progress in
                 let t = Date()
@@ -125,13 +189,13 @@ extension Daemon {
                 var drop = Set<Int>()
                 if abort {
                     requeueAll = true
-                    return Set(requests.indices)
+                    return Set(rows.requests.indices)
                 }
                 let perStep = stepTimes.suffix(5).reduce(0, +) / Double(min(stepTimes.count, 5))
                 for (j, p) in live.enumerated() where !cancelledJobs.contains(j) {
                     if cancels.isCancelled(p.job.id) {
                         cancelledJobs.insert(j)
-                        drop.formUnion(rowsOf[j])
+                        drop.formUnion(rows.rowsOf[j])
                         continue
                     }
                     let last = progress.step == progress.steps
@@ -140,7 +204,7 @@ extension Daemon {
                     guard last || (due && !tooSoon) else { continue }
                     lastSent[j] = t
                     var preview: [UInt8]?
-                    if p.job.preview, let img = progress.preview(rowsOf[j][0]) {
+                    if p.job.preview, let img = progress.preview(rows.rowsOf[j][0]) {
                         preview = try? PNG.encodeRGB(width: img.width, height: img.height, pixels: img.pixels)
                     }
                     let eta = Int64(perStep * Double(progress.steps - progress.step) * 1000)
@@ -150,65 +214,60 @@ extension Daemon {
                 return drop
             }
         } catch {
-            logger.error("engine failed: \(error)", metadata: batchMeta.with("event", "engine_error"))
+            logger.error("engine failed: \(error)", metadata: run.meta.with("event", "engine_error"))
             for p in live {
-                finishFailed(p, JobFailure(.internal, "the engine failed on this batch: \(error)"), batchMeta.with("job", p.job.id))
+                finishFailed(p, JobFailure(.internal, "the engine failed on this batch: \(error)"), run.meta.with("job", p.job.id))
             }
+            return nil
+        }
+        return Denoised(outcomes: outcomes, cancelledJobs: cancelledJobs, requeueAll: requeueAll, start: start,
+                        denoiseEnd: denoiseEnd, decodeEnd: Date())
+    }
+
+    /// Job j's images, its stored seed if asked for, and `completed` (or `failed`).
+    func deliver(_ p: Pending, index j: Int, _ run: BatchRun, _ rows: SampleRows, _ d: Denoised) {
+        let meta = run.meta.with("job", p.job.id)
+        if d.cancelledJobs.contains(j) {
+            finishFailed(p, JobFailure(.cancelled, "job \(p.job.id) was cancelled while running"), meta)
             return
         }
-        let decodeEnd = Date()
-        if requeueAll {
-            for p in live { Task { await settle(p.delivery, requeue: true) } }
-            logger.warning("batch stopped at the drain deadline; \(live.count) job(s) requeued", metadata: batchMeta.with("event", "requeued"))
+        let encodeStart = Date()
+        var noiseRows: [Float] = []
+        var sent = 0
+        for (i, r) in rows.rowsOf[j].enumerated() {
+            guard let img = d.outcomes[r].image else { continue }
+            noiseRows += img.initialNoise
+            do {
+                send(try ImageEvent(job: p.job, index: i, seed: rows.seedsOf[j][i], rgb: img.rgb.pixels).encoded(), p.job)
+                sent += 1
+            } catch {
+                logger.error("PNG encoding failed: \(error)", metadata: meta)
+            }
+        }
+        guard sent == p.job.count else {
+            finishFailed(p, JobFailure(.internal, "only \(sent) of \(p.job.count) images could be produced"), meta)
             return
         }
-        for (j, p) in live.enumerated() {
-            let meta = batchMeta.with("job", p.job.id)
-            if cancelledJobs.contains(j) {
-                finishFailed(p, JobFailure(.cancelled, "job \(p.job.id) was cancelled while running"), meta)
-                continue
+        if let name = p.job.saveSeedAs {
+            let pipeline = run.model.pipeline
+            let s = pipeline.decoder.scale
+            let shape = [p.job.count, pipeline.denoiser.inChannels, p.job.height / s, p.job.width / s]
+            do {
+                try seeds.save(name: name, noise: noiseRows, shape: shape, seed: rows.seedsOf[j].first, model: run.model.name,
+                               width: p.job.width, height: p.job.height)
+                logger.info("stored seed \(name)", metadata: meta.with("event", "seed_saved"))
+            } catch {
+                finishFailed(p, JobFailure(.internal, "the images were made but the seed could not be stored: \(error)"), meta)
+                return
             }
-            let encodeStart = Date()
-            var noiseRows: [Float] = []
-            var sent = 0
-            for (i, r) in rowsOf[j].enumerated() {
-                guard let img = outcomes[r].image else { continue }
-                noiseRows += img.initialNoise
-                do {
-                    send(try ImageEvent(job: p.job, index: i, seed: seedsOf[j][i], rgb: img.rgb.pixels).encoded(), p.job)
-                    sent += 1
-                } catch {
-                    logger.error("PNG encoding failed: \(error)", metadata: meta)
-                }
-            }
-            guard sent == p.job.count else {
-                finishFailed(p, JobFailure(.internal, "only \(sent) of \(p.job.count) images could be produced"), meta)
-                continue
-            }
-            if let name = p.job.saveSeedAs {
-                let s = model.pipeline.decoder.scale
-                let shape = [p.job.count, model.pipeline.denoiser.inChannels, p.job.height / s, p.job.width / s]
-                do {
-                    try seeds.save(name: name, noise: noiseRows, shape: shape, seed: seedsOf[j].first, model: model.name,
-                                   width: p.job.width, height: p.job.height)
-                    logger.info("stored seed \(name)", metadata: meta.with("event", "seed_saved"))
-                } catch {
-                    finishFailed(p, JobFailure(.internal, "the images were made but the seed could not be stored: \(error)"), meta)
-                    continue
-                }
-            }
-            let end = Date()
-            let ms = { (a: Date, b: Date) in Int64(max(0, b.timeIntervalSince(a)) * 1000) }
-            let timings = Timings(queue: ms(p.received, now), denoise: ms(start, denoiseEnd), decode: ms(denoiseEnd, decodeEnd),
-                                  encode: ms(encodeStart, end), total: ms(p.received, end))
-            logger.info("completed", metadata: meta.with("event", "completed").with("duration_ms", "\(timings.total)"))
-            terminal(CompletedEvent(id: p.job.id, seeds: seedsOf[j], timings: timings).encoded(), for: p.delivery, jobID: p.job.id,
-                     replyTo: p.job.replyTo, correlationID: p.job.correlationID, metadata: meta)
         }
-        let c = schedules.counts
-        logger.info("batch finished in \(Int(Date().timeIntervalSince(start) * 1000)) ms",
-                    metadata: batchMeta.with("event", "batch_done").with("duration_ms", "\(Int(Date().timeIntervalSince(start) * 1000))")
-                        .with("schedule_cache", "\(c.hits + c.diskHits) hits, \(c.misses) misses"))
+        let end = Date()
+        let ms = { (a: Date, b: Date) in Int64(max(0, b.timeIntervalSince(a)) * 1000) }
+        let timings = Timings(queue: ms(p.received, run.started), denoise: ms(d.start, d.denoiseEnd),
+                              decode: ms(d.denoiseEnd, d.decodeEnd), encode: ms(encodeStart, end), total: ms(p.received, end))
+        logger.info("completed", metadata: meta.with("event", "completed").with("duration_ms", "\(timings.total)"))
+        terminal(CompletedEvent(id: p.job.id, seeds: rows.seedsOf[j], timings: timings).encoded(), for: p.delivery, jobID: p.job.id,
+                 replyTo: p.job.replyTo, correlationID: p.job.correlationID, metadata: meta)
     }
 
     func finishFailed(_ p: Pending, _ failure: JobFailure, _ meta: Logger.Metadata) {
