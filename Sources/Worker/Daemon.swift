@@ -46,7 +46,8 @@ public final class Daemon: @unchecked Sendable {
     var abortRunning = false
     var engineDone = false
     var runningJobs: Set<String> = []
-    var currentBatch = "-"
+    /// The batch the engine runs now (nil: idle).
+    var currentBatch: ServiceStatus.Batch?
     var done = 0
     var failed = 0
     var staleSerial: UInt64 = 0
@@ -108,10 +109,10 @@ public final class Daemon: @unchecked Sendable {
         logger.info("serving", metadata: ["class": "\(classes.map(\.name).joined(separator: ","))",
                                           "model": "\(engine.models.keys.sorted().joined(separator: ","))",
                                           "event": "ready"])
-        _ = notifier.ready(status: statusLine("serving"))
+        _ = notifier.ready(status: statusLine(.serving))
 
         await waitForStop()
-        _ = notifier.stopping(status: statusLine("draining"))
+        _ = notifier.stopping(status: statusLine(.draining))
         logger.info("stopping: no new jobs, draining the running batch", metadata: ["event": "stopping"])
         await drain()
         watchdog.cancel()
@@ -145,7 +146,7 @@ public final class Daemon: @unchecked Sendable {
             cond.broadcast()
             return changes
         }
-        _ = notifier.status(statusLine("serving"))
+        _ = notifier.status(statusLine(.serving))
         let applied = changes.filter(\.reloadable).map(\.key)
         let ignored = changes.filter { !$0.reloadable }.map(\.key)
         logger.notice("configuration reloaded", metadata: [
@@ -164,7 +165,7 @@ public final class Daemon: @unchecked Sendable {
                 if cond.withLock({ stopRequested }) { throw error }
                 logger.error("cannot connect to the broker, retrying in \(String(format: "%.1f", delay)) s: \(error)",
                              metadata: ["event": "broker_down"])
-                _ = notifier.status(statusLine("waiting for the broker"))
+                _ = notifier.status(statusLine(.waiting("waiting for the broker")))
                 try? await Task.sleep(for: .seconds(delay))
                 delay = min(delay * 2, Double(config.broker.reconnectMaxBackoff))
             }
@@ -251,32 +252,35 @@ public final class Daemon: @unchecked Sendable {
                                  metadata: ["event": "watchdog"])
                 }
             }
-            let status = statusLine(cond.withLock { stopping } ? "draining" : "serving")
+            let status = statusLine(cond.withLock { stopping } ? .draining : .serving)
             if status != lastStatus, notifier.status(status) { lastStatus = status }
         }
     }
 
-    /// The STATUS= line (ServiceStatus): state, classes, jobs done/failed, the running batch, schedule-cache
-    /// hits. `state` is what the caller is doing: "serving", "draining" or another note (e.g. "waiting for
-    /// the broker"); serving while the client is between connections shows as reconnecting.
-    func statusLine(_ state: String) -> String {
-        let (classes, d, f, batch, running) = cond.withLock {
-            (config.consumedClasses.map(\.name), done, failed, currentBatch, runningJobs.count)
+    /// What the worker is doing, for the STATUS= line.
+    enum Activity: Equatable {
+        /// Taking jobs (shown as reconnecting while the client is between connections).
+        case serving
+        /// Finishing the running batch before exit.
+        case draining
+        /// Not serving yet, with a note saying why (e.g. "waiting for the broker").
+        case waiting(String)
+    }
+
+    /// The STATUS= line (ServiceStatus): state, classes, jobs done/failed, the running batch, schedule-cache hits.
+    func statusLine(_ activity: Activity) -> String {
+        let (classes, d, f, batch) = cond.withLock {
+            (config.consumedClasses.map(\.name), done, failed, currentBatch)
         }
         let c = schedules.counts
-        var status = ServiceStatus(state: .consuming, classes: classes, jobsDone: d, jobsFailed: f,
+        var status = ServiceStatus(state: .consuming, classes: classes, jobsDone: d, jobsFailed: f, batch: batch,
                                    scheduleCacheHits: c.hits + c.diskHits, scheduleCacheMisses: c.misses)
-        switch state {
-        case "serving": status.state = client.isConnected ? .consuming : .reconnecting
-        case "draining": status.state = .draining
-        default:
+        switch activity {
+        case .serving: status.state = client.isConnected ? .consuming : .reconnecting
+        case .draining: status.state = .draining
+        case .waiting(let note):
             status.state = client.isConnected ? .consuming : .connecting
-            status.note = state
-        }
-        if batch != "-" {
-            // currentBatch reads "<id>(<n> jobs)".
-            let id = batch.split(separator: "(").first.map(String.init) ?? batch
-            status.batch = ServiceStatus.Batch(id: id, jobs: running)
+            status.note = note
         }
         return status.description
     }
