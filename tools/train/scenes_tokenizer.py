@@ -2,7 +2,7 @@
 converted to a Gemma-layout tokenizer.json with `tokenizers` and saved as a GemmaTokenizerFast.
 
 Why not `GemmaTokenizerFast(vocab_file=...)`: in transformers 5.x that silently builds a tokenizer with only the
-special tokens (every prompt becomes <unk>; /work/shared/design/field-notes.md, "Tokenizer trap"). So the
+special tokens (every prompt becomes <unk>; docs/engine.md §8.1, "Tokenizer trap"). So the
 tokenizer.json is built as transformers' own GemmaConverter lays it out (transformers 5.24
 convert_slow_tokenizer.py, class GemmaConverter): BPE from SentencePieceExtractor (vocab + merges), byte_fallback,
 fuse_unk, normalizer Replace(" ", "\u2581"), no pre-tokenizer, post-processor "<bos> $A", decoder
@@ -80,7 +80,7 @@ def build(out_dir: str) -> None:
                              unk_token="<unk>", pad_token="<pad>", mask_token=None, add_bos_token=True, add_eos_token=False)
     if len(tok) != VOCAB_SIZE:
         raise SystemExit(f"tokenizer vocab is {len(tok)} after conversion, expected {VOCAB_SIZE} (the "
-                         "transformers-5 trap: see field-notes.md)")
+                         "transformers-5 trap: see docs/engine.md §8.1)")
     import sentencepiece as spm
 
     sp = spm.SentencePieceProcessor(model_file=spm_path)
