@@ -36,7 +36,7 @@ let package = Package(
         // The engine.
         .target(name: "Tensor", dependencies: ["COpenBLAS"], swiftSettings: optimised),
         .target(name: "Weights", dependencies: ["Core", "Tensor"], swiftSettings: optimised),
-        .target(name: "Diffusion", dependencies: ["Core", "Tensor", "Weights"], swiftSettings: optimised),
+        .target(name: "Diffusion", dependencies: ["Core", "Tensor", "Text", "Weights"], swiftSettings: optimised),
         .target(name: "Text", dependencies: ["Core", "Tensor", "Weights"], swiftSettings: optimised),
 
         // The wire contract, configuration, and the worker.

@@ -22,8 +22,20 @@ import torch
 torch.set_num_threads(1)
 
 import diffusers  # noqa: E402
-from diffusers import AutoencoderDC, PixArtTransformer2DModel, SanaTransformer2DModel  # noqa: E402
+from diffusers import (  # noqa: E402
+    AutoencoderDC,
+    AutoencoderKL,
+    DPMSolverMultistepScheduler,
+    PixArtSigmaPipeline,
+    PixArtTransformer2DModel,
+    SanaPipeline,
+    SanaSprintPipeline,
+    SanaTransformer2DModel,
+    SCMScheduler,
+)
+from diffusers.utils.pil_utils import numpy_to_pil  # noqa: E402
 from safetensors.torch import save_file  # noqa: E402
+from transformers import Gemma2Model, GemmaTokenizerFast, T5EncoderModel, T5TokenizerFast  # noqa: E402
 
 diffusers.utils.logging.set_verbosity_error()
 diffusers.utils.logging.disable_progress_bar()
@@ -257,6 +269,137 @@ def dcae_case(w: Writer, name: str, config: dict, seed: int) -> None:
     }
 
 
+# --------------------------------------------------------------------------------------------------------------------
+# Whole text-to-image pipelines: the text fixtures' tiny tokenizers and encoders (Tests/TextTests/Fixtures) with tiny
+# random transformers and autoencoders, saved with save_pretrained and run by the stock diffusers pipelines.
+
+PIPE_PIXART = dict(  # PixArt-Σ-shaped, caption = the T5 fixture's d_model 32
+    num_attention_heads=2, attention_head_dim=8, in_channels=4, out_channels=8, num_layers=2, cross_attention_dim=16,
+    caption_channels=32, sample_size=8, patch_size=2, interpolation_scale=1, use_additional_conditions=False,
+    norm_type="ada_norm_single", num_embeds_ada_norm=1000,
+)
+PIPE_VAE = dict(  # the latent-dit fixture's AutoencoderKL shape (x4)
+    in_channels=3, out_channels=3, down_block_types=["DownEncoderBlock2D"] * 3, up_block_types=["UpDecoderBlock2D"] * 3,
+    block_out_channels=[16, 32, 32], layers_per_block=1, latent_channels=4, norm_num_groups=8, sample_size=32,
+)
+PIPE_PIXART_SCHEDULER = dict(  # PixArt-Σ's scheduler_config.json
+    algorithm_type="dpmsolver++", beta_end=0.02, beta_schedule="linear", beta_start=0.0001, lower_order_final=True,
+    num_train_timesteps=1000, prediction_type="epsilon", solver_order=2, solver_type="midpoint",
+    timestep_spacing="linspace",
+)
+PIPE_SANA = dict(SANA, caption_channels=48, in_channels=8, out_channels=8)   # Gemma fixture hidden 48; DC-AE latent 8
+PIPE_SPRINT = dict(SANA_SPRINT, caption_channels=48, in_channels=8, out_channels=8)
+PIPE_SANA_SCHEDULER = dict(  # Sana_600M's scheduler_config.json
+    algorithm_type="dpmsolver++", beta_end=0.02, beta_schedule="linear", beta_start=0.0001, final_sigmas_type="zero",
+    flow_shift=3.0, lower_order_final=True, num_train_timesteps=1000, prediction_type="flow_prediction", solver_order=2,
+    solver_type="midpoint", timestep_spacing="linspace", use_flow_sigmas=True,
+)
+
+
+def randomized(cls, config: dict, seed: int):
+    model = cls(**config)
+    randomize(model, seed)
+    return model.eval()
+
+
+def text_parts(root: str, kind: str):
+    text = os.path.join(root, "..", "..", "TextTests", "Fixtures")
+    if kind == "t5":
+        tok = T5TokenizerFast.from_pretrained(os.path.join(text, "tokenizers", "t5"))
+        enc = T5EncoderModel.from_pretrained(os.path.join(text, "encoders", "t5-f32")).eval()
+    else:
+        tok = GemmaTokenizerFast.from_pretrained(os.path.join(text, "tokenizers", "gemma"))
+        enc = Gemma2Model.from_pretrained(os.path.join(text, "encoders", "gemma2-f32")).eval()
+    assert len(tok) > 100, "tokenizer lost its vocabulary (see field notes)"
+    return tok, enc
+
+
+def save_pipeline(pipe, folder: str, cls):
+    if os.path.exists(folder):
+        shutil.rmtree(folder)
+    pipe.save_pretrained(folder, safe_serialization=True)
+    loaded = cls.from_pretrained(folder)
+    loaded.set_progress_bar_config(disable=True)
+    return loaded
+
+
+@torch.no_grad()
+def pipeline_case(w: Writer, pipe, name: str, folder: str, *, prompts, seeds, steps, guidance, height, width,
+                  negative=None, sprint_steps=None) -> None:
+    kwargs = dict(prompt=prompts, generator=[gen(s) for s in seeds], height=height, width=width, output_type="pt",
+                  use_resolution_binning=False, guidance_scale=guidance)
+    if isinstance(pipe, PixArtSigmaPipeline):
+        kwargs.update(clean_caption=False, num_inference_steps=steps, negative_prompt=negative or "")
+    elif isinstance(pipe, SanaPipeline):
+        kwargs.update(num_inference_steps=steps, negative_prompt=negative or "")
+    else:
+        kwargs.update(num_inference_steps=steps)
+        if steps != 2:
+            kwargs.update(intermediate_timesteps=None)
+    captured = {}
+    original = pipe.vae.decode
+
+    def decode(z, *a, **k):  # the scaled latents the pipeline decodes
+        captured["decoder_input"] = z.clone()
+        return original(z, *a, **k)
+
+    pipe.vae.decode = decode
+    image = pipe(**kwargs).images  # [B, 3, H, W] in [0, 1]
+    pipe.vae.decode = original
+    C = pipe.transformer.config.in_channels
+    scale = 2 ** (len(pipe.vae.config.block_out_channels) - 1) if hasattr(pipe.vae.config, "block_out_channels") \
+        else 2 ** (len(pipe.vae.config.encoder_block_out_channels) - 1)
+    init = torch.cat([torch.randn(1, C, height // scale, width // scale, generator=gen(s)) for s in seeds])
+    hwc = image.permute(0, 2, 3, 1).float().numpy()
+    u8 = (hwc * 255).round()
+    for i in range(len(prompts)):
+        numpy_to_pil(hwc[i:i + 1])[0].save(os.path.join(w.root, "expected", f"{name}-{i}.png"), optimize=False)
+    w.save(f"{name}.safetensors", {"latents_init": init, "decoder_input": captured["decoder_input"], "image": image,
+                                   "image_u8_hwc": torch.from_numpy(u8)},
+           f"{type(pipe).__name__} sana/{os.path.basename(folder)}: a whole image")
+    w.manifest["pipelines"][name] = {
+        "folder": f"sana/{os.path.basename(folder)}", "class": type(pipe).__name__, "prompts": prompts,
+        "negative_prompt": negative, "seeds": seeds, "steps": steps, "guidance_scale": guidance, "height": height,
+        "width": width, "use_resolution_binning": False, "clamped_fraction": float(((image == 0) | (image == 1)).float().mean()),
+    }
+
+
+def build_pipelines(w: Writer) -> None:
+    w.manifest["pipelines"] = {}
+    tok, enc = text_parts(w.root, "t5")
+    folder = os.path.join(w.root, "sana", "pixart-sigma-pipeline")
+    pipe = PixArtSigmaPipeline(tokenizer=tok, text_encoder=enc,
+                               transformer=randomized(PixArtTransformer2DModel, PIPE_PIXART, 8001),
+                               vae=randomized(AutoencoderKL, PIPE_VAE, 8002),
+                               scheduler=DPMSolverMultistepScheduler(**PIPE_PIXART_SCHEDULER))
+    pipe = save_pipeline(pipe, folder, PixArtSigmaPipeline)
+    pipeline_case(w, pipe, "pixart-sigma-2prompts", folder, prompts=["a red circle", "Blue square ON green"],
+                  seeds=[1, 2], steps=6, guidance=4.5, height=32, width=32)
+    pipeline_case(w, pipe, "pixart-sigma-negative-32x48", folder, prompts=["a yellow star"], seeds=[3], steps=5,
+                  guidance=3.0, height=32, width=48, negative="blurry, dark")
+
+    tok, enc = text_parts(w.root, "gemma")
+    vae = randomized(AutoencoderDC, DCAE_SANA, 8102)
+    folder = os.path.join(w.root, "sana", "sana-pipeline")
+    pipe = SanaPipeline(tokenizer=tok, text_encoder=enc, transformer=randomized(SanaTransformer2DModel, PIPE_SANA, 8101),
+                        vae=vae, scheduler=DPMSolverMultistepScheduler(**PIPE_SANA_SCHEDULER))
+    pipe = save_pipeline(pipe, folder, SanaPipeline)
+    pipeline_case(w, pipe, "sana-2prompts", folder, prompts=["a red circle", "Blue square ON green"], seeds=[4, 5],
+                  steps=6, guidance=4.5, height=32, width=32)
+    pipeline_case(w, pipe, "sana-negative-32x64", folder, prompts=["a yellow star"], seeds=[6], steps=5, guidance=3.0,
+                  height=32, width=64, negative="blurry, dark")
+
+    folder = os.path.join(w.root, "sana", "sprint-pipeline")
+    pipe = SanaSprintPipeline(tokenizer=tok, text_encoder=enc,
+                              transformer=randomized(SanaTransformer2DModel, PIPE_SPRINT, 8201), vae=vae,
+                              scheduler=SCMScheduler())
+    pipe = save_pipeline(pipe, folder, SanaSprintPipeline)
+    pipeline_case(w, pipe, "sprint-2steps", folder, prompts=["a red circle", "Blue square ON green"], seeds=[7, 8],
+                  steps=2, guidance=4.5, height=32, width=32)
+    pipeline_case(w, pipe, "sprint-1step-32x64", folder, prompts=["a yellow star"], seeds=[9], steps=1, guidance=4.5,
+                  height=32, width=64)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--out", required=True)
@@ -271,10 +414,13 @@ def main() -> None:
     pixart_case(w, "pixart-alpha-transformer", PIXART_ALPHA, 6101)
     dcae_case(w, "dcae-sana", DCAE_SANA, 7001)
     dcae_case(w, "dcae-in", DCAE_IN, 7101)
+    build_pipelines(w)
     with open(os.path.join(w.root, "sana-manifest.json"), "w") as f:
         json.dump(w.manifest, f, indent=1, sort_keys=True)
     for k, v in w.manifest["components"].items():
         print(k, {kk: vv for kk, vv in v.items() if "rel" in kk or "alone" in kk})
+    for k, v in w.manifest["pipelines"].items():
+        print(k, v["clamped_fraction"])
 
 
 if __name__ == "__main__":

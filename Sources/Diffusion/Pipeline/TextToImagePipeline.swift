@@ -1,0 +1,376 @@
+// Text-to-image pipelines over a diffusers folder: PixArt-Σ / PixArt-α (T5 + PixArtTransformer2DModel + AutoencoderKL +
+// DPM-Solver), Sana (Gemma2 + SanaTransformer2DModel + AutoencoderDC + flow DPM-Solver) and Sana Sprint (the same with
+// SCMScheduler and a guidance embedding). Ports of diffusers 0.42.1 pipelines/pixart_alpha/pipeline_pixart_sigma.py
+// (`encode_prompt` :263-380, `__call__` :680-905), pipelines/sana/pipeline_sana.py (`_get_gemma_prompt_embeds`
+// :222-278, `encode_prompt` :280-400, `__call__` :690-985) and pipelines/sana/pipeline_sana_sprint.py (`__call__`
+// :560-860). The registry is model_index.json's `_class_name`.
+//
+// Batching: each request has its own prompt, negative prompt, guidance and generator; one forward per step holds the
+// conditional rows of every request and the unconditional rows of those with guidance > 1. Every model runs its
+// linears one batch item at a time, so a request gets the bits it would get alone.
+import Foundation
+import Tensor
+import Text
+import Weights
+
+/// One text-to-image request.
+public struct TextRequest: Sendable, Equatable {
+    public var prompt: String
+    /// Ignored without classifier-free guidance (guidance ≤ 1) and by Sana Sprint.
+    public var negativePrompt: String
+    public var guidanceScale: Double
+    /// `torch.Generator().manual_seed(seed)`: the initial noise, then (Sprint) each step's noise.
+    public var seed: Int64
+
+    public init(prompt: String, negativePrompt: String = "", guidanceScale: Double = 4.5, seed: Int64) {
+        self.prompt = prompt
+        self.negativePrompt = negativePrompt
+        self.guidanceScale = guidanceScale
+        self.seed = seed
+    }
+}
+
+public final class TextToImagePipeline: Sendable {
+    /// The pipeline classes this engine runs, by model_index.json `_class_name`.
+    public enum Family: String, Sendable, CaseIterable {
+        case pixArtSigma = "PixArtSigmaPipeline"
+        case pixArtAlpha = "PixArtAlphaPipeline"
+        case sana = "SanaPipeline"
+        case sanaSprint = "SanaSprintPipeline"
+
+        /// `max_sequence_length` default of `__call__` (120 for PixArt-α, 300 otherwise).
+        public var defaultMaxSequenceLength: Int { self == .pixArtAlpha ? 120 : 300 }
+    }
+
+    enum Transformer: Sendable {
+        case pixArt(PixArtTransformer2DModel)
+        case sana(SanaTransformer2DModel)
+    }
+
+    enum Autoencoder: Sendable {
+        case kl(AutoencoderKL)
+        case dc(AutoencoderDC)
+    }
+
+    public let family: Family
+    public let folder: PipelineFolder
+    let tokenizer: Tokenizer
+    let textEncoder: TextEncoder
+    let transformer: Transformer
+    let vae: Autoencoder
+    public let schedulerConfig: SchedulerConfig
+
+    /// Loads a folder whose `_class_name` is one of `Family`. Any problem (unsupported class, missing tokenizer,
+    /// weights that do not fit) is one error naming the component.
+    public init(folder: PipelineFolder) throws {
+        guard let family = Family(rawValue: folder.className) else {
+            throw PipelineError(.unsupportedComponent, "\(folder.className.isEmpty ? "no _class_name" : folder.className) is not a text-to-image pipeline this engine runs (\(Family.allCases.map(\.rawValue).joined(separator: ", ")))")
+        }
+        self.family = family
+        self.folder = folder
+        let url = folder.url
+        do {
+            tokenizer = try Tokenizer(folder: url.appendingPathComponent("tokenizer"))
+        } catch {
+            throw PipelineError(.badConfig, "tokenizer: \(error)")
+        }
+        do {
+            textEncoder = try TextEncoder(folder: url.appendingPathComponent("text_encoder"))
+        } catch {
+            throw PipelineError(.badConfig, "text_encoder: \(error)")
+        }
+        let t = folder.transformer
+        func component<T>(_ name: String, _ body: () throws -> T) throws -> T {
+            do { return try body() } catch let e as ModelError { throw PipelineError(.badConfig, "\(name): \(e.message)") }
+        }
+        switch family {
+        case .pixArtSigma, .pixArtAlpha:
+            guard t.className == "PixArtTransformer2DModel" else {
+                throw PipelineError(.unsupportedComponent, "transformer: \(t.className) is not supported by \(family.rawValue) (PixArtTransformer2DModel)")
+            }
+            let model = try component("transformer") {
+                try PixArtTransformer2DModel(config: t.decodeConfig(PixArtTransformer2DModel.Config.self), weights: t.openWeights())
+            }
+            transformer = .pixArt(model)
+        case .sana, .sanaSprint:
+            guard t.className == "SanaTransformer2DModel" else {
+                throw PipelineError(.unsupportedComponent, "transformer: \(t.className) is not supported by \(family.rawValue) (SanaTransformer2DModel)")
+            }
+            let model = try component("transformer") {
+                try SanaTransformer2DModel(config: t.decodeConfig(SanaTransformer2DModel.Config.self), weights: t.openWeights())
+            }
+            guard model.config.guidanceEmbeds == (family == .sanaSprint) else {
+                throw PipelineError(.badConfig, "transformer: guidance_embeds \(model.config.guidanceEmbeds) does not fit \(family.rawValue)")
+            }
+            transformer = .sana(model)
+        }
+        guard let v = folder.vae else { throw PipelineError(.badModelIndex, "\(family.rawValue) needs a vae/ component") }
+        switch v.className {
+        case "AutoencoderKL":
+            vae = .kl(try component("vae") { try AutoencoderKL(config: v.decodeConfig(AutoencoderKL.Config.self), weights: v.openWeights()) })
+        case "AutoencoderDC":
+            vae = .dc(try component("vae") { try AutoencoderDC(config: v.decodeConfig(AutoencoderDC.Config.self), weights: v.openWeights()) })
+        default:
+            throw PipelineError(.unsupportedComponent, "vae: \(v.className) is not supported (AutoencoderKL, AutoencoderDC)")
+        }
+        schedulerConfig = folder.scheduler
+        let expected = family == .sanaSprint ? "SCMScheduler" : "DPMSolverMultistepScheduler"
+        guard folder.scheduler.className == expected else {
+            throw PipelineError(.unsupportedComponent, "scheduler: \(folder.scheduler.className ?? "none") is not supported by \(family.rawValue) (\(expected))")
+        }
+        guard textEncoder.hiddenSize == captionChannels else {
+            throw PipelineError(.badConfig, "text_encoder hidden size \(textEncoder.hiddenSize) ≠ transformer caption_channels \(captionChannels)")
+        }
+        guard latentChannels == inChannels else {
+            throw PipelineError(.badConfig, "vae latent channels \(latentChannels) ≠ transformer in_channels \(inChannels)")
+        }
+    }
+
+    public convenience init(url: URL) throws { try self.init(folder: PipelineFolder(url: url)) }
+
+    var inChannels: Int {
+        switch transformer {
+        case .pixArt(let m): return m.inChannels
+        case .sana(let m): return m.inChannels
+        }
+    }
+    var outChannels: Int {
+        switch transformer {
+        case .pixArt(let m): return m.outChannels
+        case .sana(let m): return m.outChannels
+        }
+    }
+    var captionChannels: Int {
+        switch transformer {
+        case .pixArt(let m): return m.captionChannels
+        case .sana(let m): return m.captionChannels
+        }
+    }
+    var patchSize: Int {
+        switch transformer {
+        case .pixArt(let m): return m.patchSize
+        case .sana(let m): return m.patchSize
+        }
+    }
+    var latentChannels: Int {
+        switch vae {
+        case .kl(let v): return v.config.latentChannels
+        case .dc(let v): return v.config.latentChannels
+        }
+    }
+    /// `vae_scale_factor`: image pixels per latent pixel.
+    public var vaeScale: Int {
+        switch vae {
+        case .kl(let v): return v.config.spatialScale
+        case .dc(let v): return v.config.spatialScale
+        }
+    }
+
+    // MARK: prompts
+
+    /// `_text_preprocessing(clean_caption=False)`: lower-cased, surrounding white space removed.
+    static func preprocess(_ text: String) -> String { text.lowercased().trimmingCharacters(in: .whitespacesAndNewlines) }
+
+    /// Caption embeddings and mask of some texts, `tokenizer(texts, padding="max_length", max_length, truncation=True)`
+    /// then the encoder's last hidden state. Rows are `[L, H]` each.
+    func encode(_ texts: [String], maxLength: Int) throws -> (embeddings: [[Float]], masks: [[Float]]) {
+        let batch = try tokenizer.encode(texts, maxLength: maxLength, padding: .maxLength, truncation: true, side: .right)
+        let hidden = try textEncoder.encode(batch)                     // [B, L, H]
+        let row = batch.length * textEncoder.hiddenSize
+        return ((0..<texts.count).map { Array(hidden.data[($0 * row)..<(($0 + 1) * row)]) },
+                batch.mask.map { $0.map(Float.init) })
+    }
+
+    /// The positive caption of each request: PixArt `encode_prompt` (max_sequence_length tokens), Sana
+    /// `_get_gemma_prompt_embeds` with the complex human instruction prefixed, then `select_index = [0] + the last
+    /// max_sequence_length − 1` positions.
+    func positiveCaptions(_ prompts: [String], maxSequenceLength msl: Int, instruction: [String]?) throws -> (embeddings: [[Float]], masks: [[Float]]) {
+        let texts = prompts.map(Self.preprocess)
+        switch family {
+        case .pixArtSigma, .pixArtAlpha:
+            return try encode(texts, maxLength: msl)
+        case .sana, .sanaSprint:
+            guard let instruction, !instruction.isEmpty else { return try select(encode(texts, maxLength: msl), msl) }
+            let chi = instruction.joined(separator: "\n")
+            let chiTokens = tokenizer.encode(chi).count
+            return try select(encode(texts.map { chi + $0 }, maxLength: chiTokens + msl - 2), msl)
+        }
+    }
+
+    /// `prompt_embeds[:, [0] + list(range(-msl + 1, 0))]` (pipeline_sana.py encode_prompt).
+    func select(_ e: (embeddings: [[Float]], masks: [[Float]]), _ msl: Int) -> (embeddings: [[Float]], masks: [[Float]]) {
+        let h = textEncoder.hiddenSize
+        let embeddings = zip(e.embeddings, e.masks).map { emb, mask -> [Float] in
+            let l = mask.count
+            let rows = [0] + Array((l - msl + 1)..<l)
+            return rows.flatMap { emb[($0 * h)..<(($0 + 1) * h)] }
+        }
+        let masks = e.masks.map { mask -> [Float] in
+            let l = mask.count
+            return ([0] + Array((l - msl + 1)..<l)).map { mask[$0] }
+        }
+        return (embeddings, masks)
+    }
+
+    // MARK: generation
+
+    /// What `__call__` does for each request at `height × width` (multiples of the VAE scale × patch size; Sana
+    /// and Sprint: of 32). `binning` (diffusers' `use_resolution_binning`) is not implemented: pass false.
+    /// - maxSequenceLength: nil = the family's default. complexHumanInstruction: Sana's default when nil; [] = none.
+    public func generate(_ requests: [TextRequest], steps: Int, height: Int, width: Int, binning: Bool,
+                         maxSequenceLength: Int? = nil, complexHumanInstruction: [String]? = nil,
+                         intermediateTimestep: Double? = 1.3, maxTimestep: Double = 1.57080) throws -> [GeneratedImage] {
+        guard !binning else {
+            throw PipelineError(.badRequest, "resolution binning is not implemented; ask for it off (the image is generated at the requested size)")
+        }
+        guard !requests.isEmpty else { return [] }
+        let s = vaeScale, multiple = (family == .sana || family == .sanaSprint) ? max(32, s * patchSize) : s * patchSize
+        guard height > 0, width > 0, height % multiple == 0, width % multiple == 0 else {
+            throw PipelineError(.badRequest, "image size \(width)×\(height) must be a positive multiple of \(multiple)")
+        }
+        guard steps >= 1 else { throw PipelineError(.badRequest, "steps must be at least 1") }
+        let msl = maxSequenceLength ?? family.defaultMaxSequenceLength
+        guard msl >= 2 else { throw PipelineError(.badRequest, "max_sequence_length must be at least 2") }
+        let h = height / s, w = width / s, c = inChannels, count = c * h * w
+
+        // 1. Captions: positives for every request, negatives for those with guidance (not Sprint)
+        let instruction = complexHumanInstruction ?? Self.complexHumanInstruction
+        let pos = try positiveCaptions(requests.map(\.prompt), maxSequenceLength: msl, instruction: instruction)
+        let guided = family == .sanaSprint ? [] : requests.indices.filter { requests[$0].guidanceScale > 1 }
+        let neg = guided.isEmpty ? (embeddings: [[Float]](), masks: [[Float]]())
+            : try encode(guided.map { Self.preprocess(requests[$0].negativePrompt) }, maxLength: pos.masks[0].count)
+        let captionRows = pos.embeddings + neg.embeddings, maskRows = pos.masks + neg.masks
+        let l = pos.masks[0].count
+        let caption = Tensor(shape: [captionRows.count, l, textEncoder.hiddenSize], data: captionRows.flatMap { $0 })
+        let mask = maskRows.flatMap { $0 }
+
+        // 2. Initial noise: randn((1, C, h, w), generator=gen(seed)) per request
+        var generators = requests.map { TorchGenerator(seed: $0.seed) }
+        var x = generators.indices.map { generators[$0].randn(count: count) }
+
+        // 3. Denoising
+        let final: [[Float]]
+        if family == .sanaSprint {
+            final = try sprintLoop(&x, &generators, requests: requests, steps: steps, caption: caption, mask: mask, h: h, w: w,
+                                   intermediate: steps == 2 ? intermediateTimestep : nil, maxTimestep: maxTimestep)
+        } else {
+            final = try dpmLoop(x, requests: requests, guided: guided, steps: steps, caption: caption, mask: mask, h: h, w: w)
+        }
+
+        // 4. Decode latents / scaling_factor, (x / 2 + 0.5).clamp(0, 1)
+        let decoded = try decode(Tensor(shape: [requests.count, c, h, w], data: final.flatMap { $0 }))
+        let imageCount = 3 * height * width
+        return requests.indices.map { i in
+            let img = ImageConversion.unitRange(Array(decoded.data[(i * imageCount)..<((i + 1) * imageCount)]))
+            return GeneratedImage(rgb: ImageConversion.rgb8(chw: img, height: height, width: width), image: img,
+                                  latents: final[i], initialNoise: [])
+        }
+    }
+
+    /// The PixArt / Sana loop: CFG-batched transformer, `uncond + g·(text − uncond)`, the learned-sigma split,
+    /// `scheduler.step` (DPM-Solver) per request.
+    func dpmLoop(_ start: [[Float]], requests: [TextRequest], guided: [Int], steps: Int, caption: Tensor, mask: [Float],
+                 h: Int, w: Int) throws -> [[Float]] {
+        var x = start
+        let base = try DPMSolverMultistepScheduler(config: schedulerConfig).tables(steps: steps)
+        var schedulers = try requests.map { _ in try DPMSolverMultistepScheduler(tables: base) }
+        let c = inChannels, co = outChannels, plane = h * w, count = c * plane
+        let rows = requests.count + guided.count
+        let timestepScale: Float
+        if case .sana(let m) = transformer { timestepScale = Float(m.config.timestepScale) } else { timestepScale = 1 }
+        for t in base.timesteps {
+            var input = [Float]()
+            input.reserveCapacity(rows * count)
+            for r in requests.indices { input += x[r] }
+            for r in guided { input += x[r] }
+            let out = try forward(Tensor(shape: [rows, c, h, w], data: input),
+                                  timesteps: Array(repeating: t * timestepScale, count: rows), caption: caption, mask: mask,
+                                  guidance: nil, height: h, width: w)
+            let outRow = co * plane
+            for r in requests.indices {
+                var mo = Array(out.data[(r * outRow)..<(r * outRow + count)])   // learned sigma: first C channels
+                if let j = guided.firstIndex(of: r) {
+                    let uncond = (requests.count + j) * outRow, g = Float(requests[r].guidanceScale)
+                    for q in 0..<count {
+                        let u = out.data[uncond + q]
+                        mo[q] = u + g * (out.data[r * outRow + q] - u)
+                    }
+                }
+                x[r] = try schedulers[r].step(modelOutput: mo, timestep: t, sample: x[r])
+            }
+        }
+        return x
+    }
+
+    /// The Sana Sprint loop (pipeline_sana_sprint.py:760-845): latents·σ_d, TrigFlow's input scaling, the guidance
+    /// embedding, the SCM step with the request's own noise; the image is decoded from `denoised / σ_d`.
+    func sprintLoop(_ x: inout [[Float]], _ generators: inout [TorchGenerator], requests: [TextRequest], steps: Int,
+                    caption: Tensor, mask: [Float], h: Int, w: Int, intermediate: Double?, maxTimestep: Double) throws -> [[Float]] {
+        guard case .sana(let model) = transformer else { preconditionFailure("Sprint runs a Sana transformer") }
+        var scheduler = try SCMScheduler(config: schedulerConfig)
+        try scheduler.setTimesteps(steps, maxTimesteps: maxTimestep, intermediateTimesteps: intermediate)
+        let sd = Float(scheduler.params.sigmaData), count = inChannels * h * w
+        let guidance = requests.map { Float($0.guidanceScale) * Float(model.config.guidanceEmbedsScale) }
+        for r in x.indices { x[r] = x[r].map { $0 * sd } }
+        var schedulers = requests.map { _ in scheduler }
+        var denoised = x
+        for t in scheduler.timesteps.dropLast() {
+            let st = Foundation.sin(t) / (Foundation.cos(t) + Foundation.sin(t))   // scm_timestep
+            let norm = (st * st + (1 - st) * (1 - st)).squareRoot()
+            var input = [Float]()
+            input.reserveCapacity(requests.count * count)
+            for r in requests.indices { input += x[r].map { ($0 / sd) * norm } }
+            let out = try forward(Tensor(shape: [requests.count, inChannels, h, w], data: input),
+                                  timesteps: Array(repeating: st, count: requests.count), caption: caption, mask: mask,
+                                  guidance: guidance, height: h, width: w)
+            let a = 1 - 2 * st, b = 1 - 2 * st + 2 * st * st
+            for r in requests.indices {
+                let lmi = input[(r * count)..<((r + 1) * count)], f = out.data[(r * count)..<((r + 1) * count)]
+                let pred = zip(lmi, f).map { ((a * $0 + b * $1) / norm) * sd }
+                let noise = generators[r].randn(count: count)
+                let step = try schedulers[r].step(modelOutput: pred, timestep: t, sample: x[r], noise: noise)
+                x[r] = step.prevSample
+                denoised[r] = step.denoised
+            }
+        }
+        return denoised.map { $0.map { $0 / sd } }
+    }
+
+    func forward(_ x: Tensor, timesteps: [Float], caption: Tensor, mask: [Float], guidance: [Float]?, height: Int, width: Int) throws -> Tensor {
+        switch transformer {
+        case .pixArt(let m):
+            var resolution: [Float]? = nil, aspect: [Float]? = nil
+            if m.config.resolvedAdditionalConditions {   // PixArt-α: the image size and aspect ratio per row
+                let H = height * vaeScale, W = width * vaeScale
+                resolution = (0..<x.shape[0]).flatMap { _ in [Float(H), Float(W)] }
+                aspect = Array(repeating: Float(Double(H) / Double(W)), count: x.shape[0])
+            }
+            return try m.forward(x, timesteps: timesteps, caption: caption, captionMask: mask, resolution: resolution, aspectRatio: aspect)
+        case .sana(let m):
+            return try m.forward(x, timesteps: timesteps, caption: caption, captionMask: mask, guidance: guidance)
+        }
+    }
+
+    /// `vae.decode(latents / scaling_factor)` (a float32 division, as both pipelines write it).
+    func decode(_ z: Tensor) throws -> Tensor {
+        switch vae {
+        case .kl(let v):
+            let sf = Float(v.config.scalingFactor)
+            return try v.decode(Tensor(shape: z.shape, data: z.data.map { $0 / sf }))
+        case .dc(let v):
+            return try DCAEDecoder(vae: v).decode(z)
+        }
+    }
+
+    /// Sana's default `complex_human_instruction` (pipeline_sana.py `__call__`; the same in Sprint).
+    public static let complexHumanInstruction = [
+        "Given a user prompt, generate an 'Enhanced prompt' that provides detailed visual descriptions suitable for image generation. Evaluate the level of detail in the user prompt:",
+        "- If the prompt is simple, focus on adding specifics about colors, shapes, sizes, textures, and spatial relationships to create vivid and concrete scenes.",
+        "- If the prompt is already detailed, refine and enhance the existing details slightly without overcomplicating.",
+        "Here are examples of how to transform or refine prompts:",
+        "- User Prompt: A cat sleeping -> Enhanced: A small, fluffy white cat curled up in a round shape, sleeping peacefully on a warm sunny windowsill, surrounded by pots of blooming red flowers.",
+        "- User Prompt: A busy city street -> Enhanced: A bustling city street scene at dusk, featuring glowing street lamps, a diverse crowd of people in colorful clothing, and a double-decker bus passing by towering glass skyscrapers.",
+        "Please generate only the enhanced description for the prompt below and avoid including any additional commentary or evaluations:",
+        "User Prompt: ",
+    ]
+}
