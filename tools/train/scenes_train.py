@@ -7,6 +7,9 @@ Stages (each skipped when its output exists; each resumable from checkpoints und
                  latents perturbed with Gaussian noise (0.1 x their std) before decoding, so the decoder
                  tolerates the small errors of generated latents. EMA weights are kept and used. At the end:
                  scaling_factor = 1 / std of the EMA encoder's latents, PSNR on held-out renders (other seed).
+  2b. dec        the decoder fine-tuned with the encoder frozen (same loss): sharper decoding, and the latent
+                 space, scaling_factor and so the transformer's data unchanged, so it may also run beside
+                 stage 3 (`--only dec`). The export takes its decoder when it has finished.
   3. dit         Gemma2Model + SanaTransformer2DModel trained together by the flow-matching loss only, in the
                  frozen AE's latent space (x0 = latent * scaling_factor):
                      x_t = (1 - s) x0 + s noise, target v = noise - x0, transformer(x_t, t = 1000 s, text) ~ v
@@ -27,6 +30,7 @@ in the checkpoints).
     tools/train/scenes.sh                    # the whole run, then exports models/tiny-scenes
     tools/train/scenes.sh --resume           # continue an interrupted run
     tools/train/scenes.sh --export-only      # re-export from the last checkpoints (e.g. an unfinished run)
+    tools/train/scenes.sh --only dec --threads 1 & tools/train/scenes.sh --only dit   # stages 2b and 3 side by side
 """
 from __future__ import annotations
 
@@ -71,19 +75,24 @@ def parse_args() -> argparse.Namespace:
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--fp32", action="store_true", help="no bf16 autocast")
     ap.add_argument("--ckpt-minutes", type=float, default=4.0)
-    ap.add_argument("--ae-steps", type=int, default=700)
-    ap.add_argument("--ae-batch", type=int, default=24, help="64x64 images per AE step")
+    ap.add_argument("--ae-steps", type=int, default=450)
+    ap.add_argument("--ae-batch", type=int, default=12, help="64x64 images per AE step")
     ap.add_argument("--ae-lr", type=float, default=1e-3)
-    ap.add_argument("--dit-steps", type=int, default=1400)
-    ap.add_argument("--dit-batch", type=int, default=64, help="64x64 images per transformer step")
-    ap.add_argument("--dit-lr", type=float, default=8e-4)
+    ap.add_argument("--dec-steps", type=int, default=600, help="decoder fine-tuning steps (encoder frozen)")
+    ap.add_argument("--dec-batch", type=int, default=12)
+    ap.add_argument("--dec-lr", type=float, default=5e-4)
+    ap.add_argument("--only", choices=["tokenizer", "ae", "dec", "dit"], default=None,
+                    help="run one stage (e.g. the decoder fine-tuning beside the transformer)")
+    ap.add_argument("--dit-steps", type=int, default=800)
+    ap.add_argument("--dit-batch", type=int, default=16, help="64x64 images per transformer step")
+    ap.add_argument("--dit-lr", type=float, default=6e-4)
     ap.add_argument("--warmup", type=int, default=100)
     ap.add_argument("--min-lr-frac", type=float, default=0.1)
     ap.add_argument("--ema", type=float, default=0.995)
     ap.add_argument("--caption-dropout", type=float, default=0.1)
     ap.add_argument("--uniform", type=float, default=0.1, help="fraction of sigmas drawn uniformly")
     ap.add_argument("--scheduler-shift", type=float, default=3.0, help="shift of the exported scheduler")
-    ap.add_argument("--sample-every", type=int, default=700, help="preview grid every N transformer steps")
+    ap.add_argument("--sample-every", type=int, default=400, help="preview grid every N transformer steps")
     ap.add_argument("--resume", action="store_true")
     ap.add_argument("--export-only", action="store_true")
     ap.add_argument("--no-export", action="store_true")
@@ -225,12 +234,49 @@ def finish_ae(a: argparse.Namespace, ema, step: int, elapsed: float) -> None:
         json.dump(stats, f, indent=2)
 
 
-def load_ae(a: argparse.Namespace):
+def train_dec(a: argparse.Namespace) -> None:
+    """Decoder fine-tuning with the encoder frozen: the latent space (and so the transformer's training data and
+    scaling_factor) stays exactly as it is, only decoding gets sharper. Same loss and latent noise as stage 2."""
+    if os.path.exists(os.path.join(a.state, "dec_final.pt")):
+        return
+    vae, stats = load_ae(a, decoder=False)
+    vae.decoder.requires_grad_(True)
+    opt = torch.optim.AdamW(vae.decoder.parameters(), lr=a.dec_lr, betas=(0.9, 0.99), weight_decay=0.0)
+    run = Run("dec", a, vae, opt, torch.Generator().manual_seed(a.seed + 31), a.dec_steps, a.dec_lr, a.dec_batch)
+    print(f"dec: {M.n_params(vae.decoder) / 1e6:.2f}M decoder parameters, {a.dec_steps} steps", flush=True)
+    run.start()
+    vae.encoder.eval()
+    while run.step < a.dec_steps:
+        _, _, imgs, _ = run.batch()
+        x = to_x(imgs)
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=not a.fp32):
+            with torch.no_grad():
+                z = vae.encode(x).latent
+            if run.step % 10 == 9:
+                z = z + 0.1 * z.float().std() * torch.randn(z.shape, generator=run.gen).to(z.dtype)
+            y = vae.decode(z).sample
+        y = y.float()
+        run.update((y - x).abs().mean() + (y - x).pow(2).mean())
+    run.checkpoint()
+    stats = dict(stats, dec_steps=run.step, dec_minutes=round(run.elapsed / 60, 1),
+                 psnr_heldout_db_before_dec=stats["psnr_heldout_db"], psnr_heldout_db=psnr(run.ema, a.seed + 1000, 64))
+    print(f"dec: done, {json.dumps(stats)}", flush=True)
+    save_ckpt(os.path.join(a.state, "dec_final.pt"), {"decoder": run.ema.decoder.state_dict(), "stats": stats})
+
+
+def load_ae(a: argparse.Namespace, decoder: bool = True):
+    """The EMA autoencoder of stage 2, with the fine-tuned decoder of stage 2b when there is one (decoder=True)."""
     st = torch.load(os.path.join(a.state, "ae_final.pt"), weights_only=False)
     vae = M.build_vae()
     vae.load_state_dict(st["ema"])
-    vae.register_to_config(scaling_factor=st["stats"]["scaling_factor"])
-    return vae.eval().requires_grad_(False), st["stats"]
+    stats = st["stats"]
+    dec = os.path.join(a.state, "dec_final.pt")
+    if decoder and os.path.exists(dec):
+        d = torch.load(dec, weights_only=False)
+        vae.decoder.load_state_dict(d["decoder"])
+        stats = d["stats"]
+    vae.register_to_config(scaling_factor=stats["scaling_factor"])
+    return vae.eval().requires_grad_(False), stats
 
 
 def load_tokenizer(a: argparse.Namespace):
@@ -272,7 +318,7 @@ def train_dit(a: argparse.Namespace) -> None:
                             lr=a.dit_lr, betas=(0.9, 0.99))
     run = Run("dit", a, net, opt, torch.Generator().manual_seed(a.seed + 21), a.dit_steps, a.dit_lr, a.dit_batch)
     if a.export_only:
-        export(a, run.ema, vae, tok, run.step, run.elapsed)
+        export(a, run.ema, tok, run.step, run.elapsed)
         return
     print(f"dit: text encoder {M.n_params(net.te) / 1e6:.2f}M, transformer {M.n_params(net.tr) / 1e6:.2f}M "
           f"parameters, {a.dit_steps} steps", flush=True)
@@ -302,7 +348,7 @@ def train_dit(a: argparse.Namespace) -> None:
     run.checkpoint()
     print(f"dit: done, {run.step} steps in {run.elapsed / 60:.1f} min", flush=True)
     if not a.no_export:
-        export(a, run.ema, vae, tok, run.step, run.elapsed)
+        export(a, run.ema, tok, run.step, run.elapsed)
 
 
 @torch.no_grad()
@@ -337,10 +383,11 @@ def preview(a, ema, vae, tok, scale, path) -> None:
     print(f"wrote {path} ({time.time() - t:.0f} s)", flush=True)
 
 
-def export(a: argparse.Namespace, ema: DiT, vae, tok, step: int, elapsed: float) -> None:
+def export(a: argparse.Namespace, ema: DiT, tok, step: int, elapsed: float) -> None:
     import diffusers
     from diffusers import FlowMatchEulerDiscreteScheduler, SanaPipeline
 
+    vae, ae_stats = load_ae(a)  # with the fine-tuned decoder (stage 2b) when it has finished
     te = M.build_text_encoder()
     te.load_state_dict(ema.te.state_dict())
     tr = M.build_transformer()
@@ -351,8 +398,8 @@ def export(a: argparse.Namespace, ema: DiT, vae, tok, step: int, elapsed: float)
         for sub in ("tokenizer", "text_encoder", "transformer", "vae", "scheduler"):
             shutil.rmtree(os.path.join(a.out, sub), ignore_errors=True)
     pipe.save_pretrained(a.out, safe_serialization=True)
-    with open(os.path.join(a.state, "ae_stats.json")) as f:
-        ae_stats = json.load(f)
+    with open(os.path.join(a.out, "ae_stats.json"), "w") as f:
+        json.dump(ae_stats, f, indent=2)
     darkroom = {
         "name": "tiny-scenes",
         "kind": "text-to-image",
@@ -368,14 +415,15 @@ def export(a: argparse.Namespace, ema: DiT, vae, tok, step: int, elapsed: float)
         "vocabulary": {"colours": scenes.COLOUR_NAMES, "shapes": scenes.SHAPES, "sizes": list(scenes.SIZES),
                        "backgrounds": list(scenes.BACKGROUNDS)},
         "training": {"script": "tools/train/scenes.sh", "seed": a.seed, "ae_steps": ae_stats["steps"],
-                     "ae_minutes": ae_stats["minutes"], "transformer_steps": step,
+                     "ae_minutes": ae_stats["minutes"], "decoder_steps": ae_stats.get("dec_steps", 0),
+                     "decoder_minutes": ae_stats.get("dec_minutes", 0), "transformer_steps": step,
                      "transformer_minutes": round(elapsed / 60, 1), "planned_transformer_steps": a.dit_steps,
                      "finished": step >= a.dit_steps},
     }
     with open(os.path.join(a.out, "darkroom.json"), "w") as f:
         json.dump(darkroom, f, indent=2)
         f.write("\n")
-    for name in ("ae_loss.csv", "dit_loss.csv", "ae_stats.json"):
+    for name in ("ae_loss.csv", "dec_loss.csv", "dit_loss.csv"):
         src = os.path.join(a.state, name)
         if os.path.exists(src):
             shutil.copyfile(src, os.path.join(a.out, name))
@@ -395,9 +443,14 @@ def main() -> None:
     os.makedirs(a.state, exist_ok=True)
     if not os.path.exists(os.path.join(a.state, "tokenizer", "tokenizer.json")):
         scenes_tokenizer.build(os.path.join(a.state, "tokenizer"))
-    if not a.export_only:
+    if a.only == "tokenizer":
+        return
+    if a.only in (None, "ae") and not a.export_only:
         train_ae(a)
-    train_dit(a)
+    if a.only in (None, "dec") and not a.export_only:
+        train_dec(a)
+    if a.only in (None, "dit"):
+        train_dit(a)
 
 
 if __name__ == "__main__":
