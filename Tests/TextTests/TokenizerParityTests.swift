@@ -55,7 +55,7 @@ func expectSameIDs(_ got: [[Int]], _ want: [[Int]], texts: [String], _ label: St
     }
 
     @Test(arguments: ["bpe-legacy-merges", "unigram-byte-fallback", "t5-field-notes", "unigram-first-nfkc-split",
-                      "unigram-never-lowercase"])
+                      "unigram-never-lowercase", "bpe-added-strip-single-word"])
     func variantsMatchTokenizers(name: String) throws {
         let dir = TextFixtures.tokenizers.appendingPathComponent("variants")
         let tok = try Tokenizer(file: dir.appendingPathComponent("\(name).json"))
@@ -63,5 +63,33 @@ func expectSameIDs(_ got: [[Int]], _ want: [[Int]], texts: [String], _ label: St
         let all = TextFixtures.texts
         let texts = Array(all.prefix(expected["count"] as! Int)) + all.suffix(expected["long"] as! Int)
         expectSameIDs(texts.map { tok.encode($0) }, expected["ids"] as! [[Int]], texts: texts, name)
+    }
+}
+
+@Suite struct TokenizerOptionsTests {
+    /// tokenizer_config.json's truncation_side and padding_side; .longest padding; no pad token.
+    @Test func sidesAndLongestPadding() throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("tok-sides-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: dir) }
+        try FileManager.default.copyItem(at: TextFixtures.tokenizers.appendingPathComponent("gemma/tokenizer.json"),
+                                         to: dir.appendingPathComponent("tokenizer.json"))
+        try Data(#"{"pad_token": "<pad>", "padding_side": "right", "truncation_side": "left", "tokenizer_class": "GemmaTokenizer"}"#.utf8)
+            .write(to: dir.appendingPathComponent("tokenizer_config.json"))
+        let tok = try Tokenizer(folder: dir)
+        #expect(tok.paddingSide == .right && tok.truncationSide == .left && tok.padID == 0)
+        let text = "a red circle over a blue square next to a green triangle"
+        let full = tok.encode(text, addSpecialTokens: false)
+        let cut = try tok.encode([text], maxLength: 5)
+        #expect(cut.ids[0] == [2] + full.suffix(4))  // <bos> + the last four
+        let longest = try tok.encode(["red", text], maxLength: nil, padding: .longest, truncation: false)
+        #expect(longest.length == full.count + 1 && longest.mask[0].filter { $0 == 1 }.count == tok.encode("red").count)
+        #expect(longest.ids[0].last == 0 && longest.mask[0].last == 0)
+        #expect(throws: TextError.self) { try tok.encode([text], maxLength: 1) }  // no room beside <bos>
+
+        try Data(#"{"tokenizer_class": "GemmaTokenizer"}"#.utf8).write(to: dir.appendingPathComponent("tokenizer_config.json"))
+        let bare = try Tokenizer(folder: dir)
+        #expect(bare.paddingSide == .left && bare.padID == nil)  // Gemma's class default; no pad token named
+        #expect(throws: TextError.self) { try bare.encode(["red"], maxLength: 8) }
     }
 }

@@ -10,7 +10,8 @@ Writes into Tests/TextTests/Fixtures/tokenizers/ (see ../README.md there):
                 wrapped with T5TokenizerFast (its 100 <extra_id_N> added tokens) and saved
   variants/     tokenizer.json files exercising what the two above do not (merges as "a b" strings and
                 ignore_merges, Unigram byte_fallback, NFC/NFKC/Lowercase/Strip/Prepend, WhitespaceSplit, Split,
-                Sequence, Metaspace prepend_scheme first/never, split false)
+                Sequence, Metaspace prepend_scheme first/never, split false, added tokens with lstrip/rstrip,
+                single_word and normalized content)
   cases.json    the test strings (>= 5,000: ASCII, accents, CJK, emoji, combining marks, control characters, runs
                 of spaces and tabs, special-token text, empty, 10,000-character inputs)
   expected-*.json  for each tokenizer: ids of every string with special tokens (AutoTokenizer(text)), without
@@ -106,7 +107,9 @@ def test_strings(rng: random.Random) -> list[str]:
            "red circle", "A red circle over a blue square.", "tabs\tand\t\tspaces   mixed \t ",
            "<bos>red circle", "red<eos>", "<pad><pad>", "<mask> is special", "a <start_of_turn>user hi<end_of_turn>",
            "</s>", "x </s> y", "<extra_id_1> z", "<unk>", "▁already▁metaspaced", "e\u0301e\u0301", "\u00e9\u00e9",
-           "ｈｅｌｌｏ", "①②③", "ﬁne", "😀😀😀", "👨‍👩‍👧‍👦 family", "🇫🇷🇯🇵", "\x00\x01\x02", "\r\n\r\n"]
+           "ｈｅｌｌｏ", "①②③", "ﬁne", "😀😀😀", "👨‍👩‍👧‍👦 family", "🇫🇷🇯🇵", "\x00\x01\x02", "\r\n\r\n",
+           "a  <start_of_image>  b", "<start_of_image>\t<start_of_image>", "cat catalog bobcat cat_ cat. (cat) écat",
+           "red red  red\tred"]
     out += SPECIAL_TEXT + OTHER + EMOJI + ACCENTED + CONTROL
     for line in corpus_lines(rng, 1500):
         out.append(line)
@@ -278,6 +281,12 @@ def main() -> None:
     ])
     never.add_tokens([AddedToken("circle", normalized=True), AddedToken("RED", normalized=False)])
     variants["unigram-never-lowercase"] = never
+
+    strip = Tokenizer.from_str(gemma.to_str())
+    strip.add_tokens([AddedToken("<start_of_image>", lstrip=True, rstrip=True, normalized=False),
+                      AddedToken("cat", single_word=True, normalized=False),
+                      AddedToken("red▁", normalized=True)])
+    variants["bpe-added-strip-single-word"] = strip
 
     for name, tok in variants.items():
         tok.save(os.path.join(out, "variants", f"{name}.json"))

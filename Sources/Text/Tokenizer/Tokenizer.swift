@@ -41,6 +41,9 @@ public final class Tokenizer: Sendable {
     /// Default padding side (tokenizer.json `padding.direction`, tokenizer_config.json `padding_side`, else
     /// the class's: left for Gemma, right otherwise).
     public let paddingSide: PaddingSide
+    /// Which end truncation cuts (tokenizer.json `truncation.direction`, tokenizer_config.json
+    /// `truncation_side`, else right, transformers' default).
+    public let truncationSide: PaddingSide
     /// Ids in the model vocabulary plus added tokens (the largest id + 1).
     public let vocabSize: Int
     /// Added tokens (special or not), content → id.
@@ -114,6 +117,11 @@ public final class Tokenizer: Sendable {
             pad = added[padToken] ?? idToToken.first(where: { $0.value == padToken })?.key
         }
         padID = pad
+        if let direction = spec["truncation"]?.objectValue?["direction"]?.stringValue {
+            truncationSide = direction == "Left" ? .left : .right
+        } else {
+            truncationSide = PaddingSide(rawValue: configObject["truncation_side"]?.stringValue ?? "right") ?? .right
+        }
         if let direction = padding?["direction"]?.stringValue {
             paddingSide = direction == "Left" ? .left : .right
         } else if let side = configObject["padding_side"]?.stringValue, let s = PaddingSide(rawValue: side) {
@@ -137,8 +145,8 @@ public final class Tokenizer: Sendable {
 
     /// What a pipeline calls: `tokenizer(texts, padding="max_length", max_length=L, truncation=True)`.
     /// - padding `.maxLength` pads every row to `maxLength`, `.longest` to the longest row, `.none` not at all.
-    /// - truncation keeps the first `maxLength` ids (counting special tokens), as transformers' default
-    ///   truncation_side "right".
+    /// - truncation keeps the first `maxLength` ids (counting special tokens) — the last with truncation side
+    ///   left.
     public enum Padding: Sendable { case none, longest, maxLength }
 
     public func encode(_ texts: [String], maxLength: Int?, padding: Padding = .maxLength, truncation: Bool = true,
@@ -151,7 +159,10 @@ public final class Tokenizer: Sendable {
         }
         var rows: [[Int]] = texts.map { text in
             var ids = encodeSequence(text)
-            if truncation, let maxLength, ids.count > maxLength - special { ids.removeLast(ids.count - (maxLength - special)) }
+            if truncation, let maxLength, ids.count > maxLength - special {
+                let cut = ids.count - (maxLength - special)
+                if truncationSide == .left { ids.removeFirst(cut) } else { ids.removeLast(cut) }
+            }
             return addSpecialTokens ? (postProcessor?.apply(ids) ?? ids) : ids
         }
         var masks = rows.map { [Int](repeating: 1, count: $0.count) }
