@@ -167,3 +167,32 @@ public func repeatChannels(
         }
     }
 }
+
+/// Bilinear resize, `F.interpolate(x, size=(Ho, Wo), mode="bilinear", align_corners=False)` without antialiasing
+/// (torch UpSampleBilinear2d on CPU): per axis `src = max(scale·(dst + 0.5) − 0.5, 0)` with `scale = Float(in) / Float(out)`,
+/// `i0 = Int(src)`, `i1 = i0 + (i0 < in − 1 ? 1 : 0)`, `λ1 = src − i0`, `λ0 = 1 − λ1`; output
+/// `λ0h·(λ0w·x[i0h, i0w] + λ1w·x[i0h, i1w]) + λ1h·(λ0w·x[i1h, i0w] + λ1w·x[i1h, i1w])`.
+// x: [P, H, W] (P = B·C planes) -> y: [P, Ho, Wo]
+public func resizeBilinear(
+    _ y: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>, planes: Int, height h: Int, width w: Int,
+    outHeight ho: Int, outWidth wo: Int
+) {
+    func axis(_ n: Int, _ out: Int, _ j: Int) -> (Int, Int, Float, Float) {
+        let scale = Float(n) / Float(out)
+        let src = Swift.max(scale * (Float(j) + 0.5) - 0.5, 0)
+        let i0 = Int(src), i1 = i0 + (i0 < n - 1 ? 1 : 0)
+        let l1 = Swift.min(Swift.max(src - Float(i0), 0), 1)
+        return (i0, i1, 1 - l1, l1)
+    }
+    parallelFor(planes * ho, grain: max(1, 4096 / max(wo, 1))) { range in
+        for row in range {
+            let p = row / ho, oy = row % ho
+            let (y0, y1, a0, a1) = axis(h, ho, oy)
+            let top = x + (p * h + y0) * w, bottom = x + (p * h + y1) * w, dst = y + row * wo
+            for ox in 0..<wo {
+                let (x0, x1, b0, b1) = axis(w, wo, ox)
+                dst[ox] = a0 * (b0 * top[x0] + b1 * top[x1]) + a1 * (b0 * bottom[x0] + b1 * bottom[x1])
+            }
+        }
+    }
+}

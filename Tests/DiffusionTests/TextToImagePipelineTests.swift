@@ -12,24 +12,27 @@ enum T2IFixtures {
         try TextToImagePipeline(url: ModelFixtures.root.appendingPathComponent("sana/\(name)"))
     }
 
-    /// (case, folder, prompts, negative, seeds, steps, guidance, height, width)
-    static let cases: [(String, String, [String], String, [Int64], Int, Double, Int, Int)] = [
-        ("pixart-sigma-2prompts", "pixart-sigma-pipeline", ["a red circle", "Blue square ON green"], "", [1, 2], 6, 4.5, 32, 32),
-        ("pixart-sigma-negative-32x48", "pixart-sigma-pipeline", ["a yellow star"], "blurry, dark", [3], 5, 3.0, 32, 48),
-        ("sana-2prompts", "sana-pipeline", ["a red circle", "Blue square ON green"], "", [4, 5], 6, 4.5, 32, 32),
-        ("sana-negative-32x64", "sana-pipeline", ["a yellow star"], "blurry, dark", [6], 5, 3.0, 32, 64),
-        ("sprint-2steps", "sprint-pipeline", ["a red circle", "Blue square ON green"], "", [7, 8], 2, 4.5, 32, 32),
-        ("sprint-1step-32x64", "sprint-pipeline", ["a yellow star"], "", [9], 1, 4.5, 32, 64),
+    /// (case, folder, prompts, negative, seeds, steps, guidance, height, width, binning)
+    static let cases: [(String, String, [String], String, [Int64], Int, Double, Int, Int, Bool)] = [
+        ("pixart-sigma-2prompts", "pixart-sigma-pipeline", ["a red circle", "Blue square ON green"], "", [1, 2], 6, 4.5, 32, 32, false),
+        ("pixart-sigma-negative-32x48", "pixart-sigma-pipeline", ["a yellow star"], "blurry, dark", [3], 5, 3.0, 32, 48, false),
+        ("sana-2prompts", "sana-pipeline", ["a red circle", "Blue square ON green"], "", [4, 5], 6, 4.5, 32, 32, false),
+        ("sana-negative-32x64", "sana-pipeline", ["a yellow star"], "blurry, dark", [6], 5, 3.0, 32, 64, false),
+        ("sprint-2steps", "sprint-pipeline", ["a red circle", "Blue square ON green"], "", [7, 8], 2, 4.5, 32, 32, false),
+        ("sprint-1step-32x64", "sprint-pipeline", ["a yellow star"], "", [9], 1, 4.5, 32, 64, false),
+        // binning: generated at the 256 bin (304×208) / 512 bin (352×704), resized back
+        ("pixart-sigma-binning-48x32", "pixart-sigma-pipeline", ["a green triangle"], "", [10], 3, 4.5, 48, 32, true),
+        ("sana-binning-32x64", "sana-pipeline", ["a green triangle"], "", [11], 3, 4.5, 32, 64, true),
     ]
 }
 
 @Suite struct TextToImagePipelineTests {
-    @Test(arguments: 0..<6)
+    @Test(arguments: 0..<8)
     func imagesMatchDiffusersWithinOneLevel(index: Int) throws {
-        let (name, folder, prompts, negative, seeds, steps, guidance, height, width) = T2IFixtures.cases[index]
+        let (name, folder, prompts, negative, seeds, steps, guidance, height, width, binning) = T2IFixtures.cases[index]
         let pipe = try T2IFixtures.pipeline(folder)
         let requests = zip(prompts, seeds).map { TextRequest(prompt: $0, negativePrompt: negative, guidanceScale: guidance, seed: $1) }
-        let images = try pipe.generate(requests, steps: steps, height: height, width: width, binning: false)
+        let images = try pipe.generate(requests, steps: steps, height: height, width: width, binning: binning)
         let file = try ModelFixtures.store("expected/\(name).safetensors")
         let expectedU8 = try ModelFixtures.tensor(file, "image_u8_hwc").data, expected = try ModelFixtures.tensor(file, "image").data
         let per = 3 * height * width
@@ -69,7 +72,22 @@ enum T2IFixtures {
 
         let pipe = try T2IFixtures.pipeline("sana-pipeline")
         let request = [TextRequest(prompt: "x", seed: 1)]
-        #expect(throws: PipelineError.self) { try pipe.generate(request, steps: 2, height: 32, width: 32, binning: true) }
         #expect(throws: PipelineError.self) { try pipe.generate(request, steps: 2, height: 32, width: 48, binning: false) }
+        // Sprint bins only at sample_size 32 (diffusers: "Invalid sample size"); this folder's is 8
+        let sprint = try T2IFixtures.pipeline("sprint-pipeline")
+        let noBins = #expect(throws: PipelineError.self) { try sprint.generate(request, steps: 1, height: 32, width: 32, binning: true) }
+        #expect(noBins?.message.contains("sample_size 8") == true)
+    }
+
+    @Test func binsFollowClassifyHeightWidthBin() throws {
+        #expect(ResolutionBins.classify(height: 48, width: 32, bins: ResolutionBins.bins256) == (304, 208))
+        #expect(ResolutionBins.classify(height: 32, width: 64, bins: ResolutionBins.bins512) == (352, 704))
+        #expect(ResolutionBins.classify(height: 1024, width: 1024, bins: ResolutionBins.bins1024) == (1024, 1024))
+        #expect(ResolutionBins.bins256.count == 33 && ResolutionBins.bins2048.count == 40 && ResolutionBins.bins4096.count == 40)
+        // first entries of diffusers' ASPECT_RATIO_512/1024/4096_BIN: '0.25': [256, 1024], [512, 2048], [2048, 8192]
+        #expect(ResolutionBins.bins512[0] == ResolutionBin(ratio: 0.25, height: 256, width: 1024))
+        #expect(ResolutionBins.bins1024[2] == ResolutionBin(ratio: 0.32, height: 576, width: 1792))
+        #expect(ResolutionBins.bins4096[1] == ResolutionBin(ratio: 0.26, height: 2048, width: 7936))
+        #expect(try T2IFixtures.pipeline("pixart-sigma-pipeline").resolutionBins() == ResolutionBins.bins256)
     }
 }

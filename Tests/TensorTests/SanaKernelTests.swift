@@ -212,3 +212,37 @@ extension Naive {
         })
     }
 }
+
+@Suite struct ResizeKernelTests {
+    /// torch's align_corners=False bilinear, written from its definition in Double.
+    static func naive(_ x: [Float], planes: Int, h: Int, w: Int, ho: Int, wo: Int) -> [Double] {
+        func axis(_ n: Int, _ out: Int, _ j: Int) -> (Int, Int, Double) {
+            let src = max(Double(n) / Double(out) * (Double(j) + 0.5) - 0.5, 0)
+            let i0 = min(Int(src.rounded(.down)), n - 1)
+            return (i0, min(i0 + 1, n - 1), src - Double(i0))
+        }
+        var y = [Double]()
+        for p in 0..<planes {
+            for oy in 0..<ho {
+                let (y0, y1, ly) = axis(h, ho, oy)
+                for ox in 0..<wo {
+                    let (x0, x1, lx) = axis(w, wo, ox)
+                    func at(_ r: Int, _ c: Int) -> Double { Double(x[(p * h + r) * w + c]) }
+                    y.append((1 - ly) * ((1 - lx) * at(y0, x0) + lx * at(y0, x1)) + ly * ((1 - lx) * at(y1, x0) + lx * at(y1, x1)))
+                }
+            }
+        }
+        return y
+    }
+
+    @Test(arguments: [(8, 12, 4, 6), (4, 6, 9, 13), (16, 16, 5, 7), (3, 5, 3, 5)])
+    func matchesTorchBilinearWithoutAlignCorners(shape: (Int, Int, Int, Int)) {
+        let (h, w, ho, wo) = shape
+        var rng = TestRandom(seed: UInt64(h * 100 + w + ho))
+        let x = rng.values(2 * h * w)
+        var y = [Float](repeating: .nan, count: 2 * ho * wo)
+        resizeBilinear(&y, x, planes: 2, height: h, width: w, outHeight: ho, outWidth: wo)
+        expectClose(y, Self.naive(x, planes: 2, h: h, w: w, ho: ho, wo: wo))
+        if (h, w) == (ho, wo) { #expect(y == x) }
+    }
+}

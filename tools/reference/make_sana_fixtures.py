@@ -275,7 +275,7 @@ def dcae_case(w: Writer, name: str, config: dict, seed: int) -> None:
 
 PIPE_PIXART = dict(  # PixArt-Σ-shaped, caption = the T5 fixture's d_model 32
     num_attention_heads=2, attention_head_dim=8, in_channels=4, out_channels=8, num_layers=2, cross_attention_dim=16,
-    caption_channels=32, sample_size=8, patch_size=2, interpolation_scale=1, use_additional_conditions=False,
+    caption_channels=32, sample_size=32, patch_size=2, interpolation_scale=1, use_additional_conditions=False,
     norm_type="ada_norm_single", num_embeds_ada_norm=1000,
 )
 PIPE_VAE = dict(  # the latent-dit fixture's AutoencoderKL shape (x4)
@@ -287,7 +287,8 @@ PIPE_PIXART_SCHEDULER = dict(  # PixArt-Σ's scheduler_config.json
     num_train_timesteps=1000, prediction_type="epsilon", solver_order=2, solver_type="midpoint",
     timestep_spacing="linspace",
 )
-PIPE_SANA = dict(SANA, caption_channels=48, in_channels=8, out_channels=8)   # Gemma fixture hidden 48; DC-AE latent 8
+PIPE_SANA = dict(SANA, caption_channels=48, in_channels=8, out_channels=8, sample_size=16)  # Gemma hidden 48; latent 8;
+# sample_size 16 = the 512 bins (PixArt's 32 = the 256 bins)
 PIPE_SPRINT = dict(SANA_SPRINT, caption_channels=48, in_channels=8, out_channels=8)
 PIPE_SANA_SCHEDULER = dict(  # Sana_600M's scheduler_config.json
     algorithm_type="dpmsolver++", beta_end=0.02, beta_schedule="linear", beta_start=0.0001, final_sigmas_type="zero",
@@ -325,9 +326,9 @@ def save_pipeline(pipe, folder: str, cls):
 
 @torch.no_grad()
 def pipeline_case(w: Writer, pipe, name: str, folder: str, *, prompts, seeds, steps, guidance, height, width,
-                  negative=None, sprint_steps=None) -> None:
+                  negative=None, binning=False) -> None:
     kwargs = dict(prompt=prompts, generator=[gen(s) for s in seeds], height=height, width=width, output_type="pt",
-                  use_resolution_binning=False, guidance_scale=guidance)
+                  use_resolution_binning=binning, guidance_scale=guidance)
     if isinstance(pipe, PixArtSigmaPipeline):
         kwargs.update(clean_caption=False, num_inference_steps=steps, negative_prompt=negative or "")
     elif isinstance(pipe, SanaPipeline):
@@ -349,7 +350,8 @@ def pipeline_case(w: Writer, pipe, name: str, folder: str, *, prompts, seeds, st
     C = pipe.transformer.config.in_channels
     scale = 2 ** (len(pipe.vae.config.block_out_channels) - 1) if hasattr(pipe.vae.config, "block_out_channels") \
         else 2 ** (len(pipe.vae.config.encoder_block_out_channels) - 1)
-    init = torch.cat([torch.randn(1, C, height // scale, width // scale, generator=gen(s)) for s in seeds])
+    gh, gw = captured["decoder_input"].shape[2] * scale, captured["decoder_input"].shape[3] * scale  # the bin
+    init = torch.cat([torch.randn(1, C, gh // scale, gw // scale, generator=gen(s)) for s in seeds])
     hwc = image.permute(0, 2, 3, 1).float().numpy()
     u8 = (hwc * 255).round()
     for i in range(len(prompts)):
@@ -360,7 +362,7 @@ def pipeline_case(w: Writer, pipe, name: str, folder: str, *, prompts, seeds, st
     w.manifest["pipelines"][name] = {
         "folder": f"sana/{os.path.basename(folder)}", "class": type(pipe).__name__, "prompts": prompts,
         "negative_prompt": negative, "seeds": seeds, "steps": steps, "guidance_scale": guidance, "height": height,
-        "width": width, "use_resolution_binning": False, "clamped_fraction": float(((image == 0) | (image == 1)).float().mean()),
+        "width": width, "use_resolution_binning": binning, "generated_size": [gh, gw], "clamped_fraction": float(((image == 0) | (image == 1)).float().mean()),
     }
 
 
@@ -377,6 +379,8 @@ def build_pipelines(w: Writer) -> None:
                   seeds=[1, 2], steps=6, guidance=4.5, height=32, width=32)
     pipeline_case(w, pipe, "pixart-sigma-negative-32x48", folder, prompts=["a yellow star"], seeds=[3], steps=5,
                   guidance=3.0, height=32, width=48, negative="blurry, dark")
+    pipeline_case(w, pipe, "pixart-sigma-binning-48x32", folder, prompts=["a green triangle"], seeds=[10], steps=3,
+                  guidance=4.5, height=48, width=32, binning=True)
 
     tok, enc = text_parts(w.root, "gemma")
     vae = randomized(AutoencoderDC, DCAE_SANA, 8102)
@@ -388,6 +392,8 @@ def build_pipelines(w: Writer) -> None:
                   steps=6, guidance=4.5, height=32, width=32)
     pipeline_case(w, pipe, "sana-negative-32x64", folder, prompts=["a yellow star"], seeds=[6], steps=5, guidance=3.0,
                   height=32, width=64, negative="blurry, dark")
+    pipeline_case(w, pipe, "sana-binning-32x64", folder, prompts=["a green triangle"], seeds=[11], steps=3, guidance=4.5,
+                  height=32, width=64, binning=True)
 
     folder = os.path.join(w.root, "sana", "sprint-pipeline")
     pipe = SanaSprintPipeline(tokenizer=tok, text_encoder=enc,
@@ -420,7 +426,7 @@ def main() -> None:
     for k, v in w.manifest["components"].items():
         print(k, {kk: vv for kk, vv in v.items() if "rel" in kk or "alone" in kk})
     for k, v in w.manifest["pipelines"].items():
-        print(k, v["clamped_fraction"])
+        print(k, v["generated_size"], v["clamped_fraction"])
 
 
 if __name__ == "__main__":

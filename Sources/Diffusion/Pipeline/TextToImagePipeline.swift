@@ -214,24 +214,25 @@ public final class TextToImagePipeline: Sendable {
 
     // MARK: generation
 
-    /// What `__call__` does for each request at `height × width` (multiples of the VAE scale × patch size; Sana
-    /// and Sprint: of 32). `binning` (diffusers' `use_resolution_binning`) is not implemented: pass false.
+    /// What `__call__` does for each request at `height × width`. With `binning` (diffusers' `use_resolution_binning`,
+    /// its default) the image is generated at the bin closest in aspect ratio (`resolutionBins`) and resized back
+    /// (bilinear, centre crop: `resize_and_crop_tensor`); without it the size must be a multiple of the VAE scale ×
+    /// patch size (Sana and Sprint: of 32).
     /// - maxSequenceLength: nil = the family's default. complexHumanInstruction: Sana's default when nil; [] = none.
     public func generate(_ requests: [TextRequest], steps: Int, height: Int, width: Int, binning: Bool,
                          maxSequenceLength: Int? = nil, complexHumanInstruction: [String]? = nil,
                          intermediateTimestep: Double? = 1.3, maxTimestep: Double = 1.57080) throws -> [GeneratedImage] {
-        guard !binning else {
-            throw PipelineError(.badRequest, "resolution binning is not implemented; ask for it off (the image is generated at the requested size)")
-        }
         guard !requests.isEmpty else { return [] }
+        guard height > 0, width > 0 else { throw PipelineError(.badRequest, "image size \(width)×\(height) must be positive") }
+        let (genHeight, genWidth) = binning ? ResolutionBins.classify(height: height, width: width, bins: try resolutionBins()) : (height, width)
         let s = vaeScale, multiple = (family == .sana || family == .sanaSprint) ? max(32, s * patchSize) : s * patchSize
-        guard height > 0, width > 0, height % multiple == 0, width % multiple == 0 else {
-            throw PipelineError(.badRequest, "image size \(width)×\(height) must be a positive multiple of \(multiple)")
+        guard genHeight % multiple == 0, genWidth % multiple == 0 else {
+            throw PipelineError(.badRequest, "image size \(genWidth)×\(genHeight) must be a multiple of \(multiple)")
         }
         guard steps >= 1 else { throw PipelineError(.badRequest, "steps must be at least 1") }
         let msl = maxSequenceLength ?? family.defaultMaxSequenceLength
         guard msl >= 2 else { throw PipelineError(.badRequest, "max_sequence_length must be at least 2") }
-        let h = height / s, w = width / s, c = inChannels, count = c * h * w
+        let h = genHeight / s, w = genWidth / s, c = inChannels, count = c * h * w
 
         // 1. Captions: positives for every request, negatives for those with guidance (not Sprint)
         let instruction = complexHumanInstruction ?? Self.complexHumanInstruction
@@ -257,14 +258,58 @@ public final class TextToImagePipeline: Sendable {
             final = try dpmLoop(x, requests: requests, guided: guided, steps: steps, caption: caption, mask: mask, h: h, w: w)
         }
 
-        // 4. Decode latents / scaling_factor, (x / 2 + 0.5).clamp(0, 1)
-        let decoded = try decode(Tensor(shape: [requests.count, c, h, w], data: final.flatMap { $0 }))
+        // 4. Decode latents / scaling_factor, resize back from the bin, (x / 2 + 0.5).clamp(0, 1)
+        var decoded = try decode(Tensor(shape: [requests.count, c, h, w], data: final.flatMap { $0 }))
+        if (genHeight, genWidth) != (height, width) {
+            decoded = Self.resizeAndCrop(decoded, height: height, width: width)
+        }
         let imageCount = 3 * height * width
         return requests.indices.map { i in
             let img = ImageConversion.unitRange(Array(decoded.data[(i * imageCount)..<((i + 1) * imageCount)]))
             return GeneratedImage(rgb: ImageConversion.rgb8(chw: img, height: height, width: width), image: img,
                                   latents: final[i], initialNoise: [])
         }
+    }
+
+    /// The bins `__call__` picks by the transformer's sample_size (pipeline_pixart_sigma.py:744-755,
+    /// pipeline_pixart_alpha.py:802-811, pipeline_sana.py:809-820, pipeline_sana_sprint.py:686-690).
+    public func resolutionBins() throws -> [ResolutionBin] {
+        let size: Int
+        switch transformer {
+        case .pixArt(let m): size = m.config.sampleSize
+        case .sana(let m): size = m.config.sampleSize
+        }
+        let table: [Family: [Int: [ResolutionBin]]] = [
+            .pixArtSigma: [256: ResolutionBins.bins2048, 128: ResolutionBins.bins1024, 64: ResolutionBins.bins512, 32: ResolutionBins.bins256],
+            .pixArtAlpha: [128: ResolutionBins.bins1024, 64: ResolutionBins.bins512, 32: ResolutionBins.bins256],
+            .sana: [128: ResolutionBins.bins4096, 64: ResolutionBins.bins2048, 32: ResolutionBins.bins1024, 16: ResolutionBins.bins512],
+            .sanaSprint: [32: ResolutionBins.bins1024],
+        ]
+        guard let bins = table[family]?[size] else {
+            throw PipelineError(.badRequest, "\(family.rawValue) has no resolution bins for transformer sample_size \(size); ask for binning off")
+        }
+        return bins
+    }
+
+    /// `resize_and_crop_tensor` (image_processor.py:1441-1475): scale by the larger of the two ratios (sizes
+    /// truncated), bilinear, then the centre crop.
+    // x: [B, 3, H, W] -> [B, 3, height, width]
+    static func resizeAndCrop(_ x: Tensor, height: Int, width: Int) -> Tensor {
+        let b = x.shape[0], c = x.shape[1], h = x.shape[2], w = x.shape[3]
+        let ratio = max(Double(height) / Double(h), Double(width) / Double(w))
+        let rw = Int(Double(w) * ratio), rh = Int(Double(h) * ratio)
+        var resized = [Float](repeating: 0, count: b * c * rh * rw)
+        x.data.withUnsafeBufferPointer { resizeBilinear(&resized, $0.baseAddress!, planes: b * c, height: h, width: w, outHeight: rh, outWidth: rw) }
+        let x0 = (rw - width) / 2, y0 = (rh - height) / 2
+        var out = [Float]()
+        out.reserveCapacity(b * c * height * width)
+        for p in 0..<(b * c) {
+            for yy in 0..<height {
+                let row = (p * rh + y0 + yy) * rw + x0
+                out += resized[row..<(row + width)]
+            }
+        }
+        return Tensor(shape: [b, c, height, width], data: out)
     }
 
     /// The PixArt / Sana loop: CFG-batched transformer, `uncond + g·(text − uncond)`, the learned-sigma split,
