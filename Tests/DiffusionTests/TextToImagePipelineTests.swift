@@ -16,6 +16,8 @@ enum T2IFixtures {
     static let cases: [(String, String, [String], String, [Int64], Int, Double, Int, Int, Bool)] = [
         ("pixart-sigma-2prompts", "pixart-sigma-pipeline", ["a red circle", "Blue square ON green"], "", [1, 2], 6, 4.5, 32, 32, false),
         ("pixart-sigma-negative-32x48", "pixart-sigma-pipeline", ["a yellow star"], "blurry, dark", [3], 5, 3.0, 32, 48, false),
+        // PixArt-α: max_sequence_length 120, resolution (32, 48) and aspect ratio 32/48 as transformer conditions
+        ("pixart-alpha-negative-32x48", "pixart-alpha-pipeline", ["a red circle", "a yellow star"], "blurry", [12, 13], 4, 4.5, 32, 48, false),
         ("sana-2prompts", "sana-pipeline", ["a red circle", "Blue square ON green"], "", [4, 5], 6, 4.5, 32, 32, false),
         ("sana-negative-32x64", "sana-pipeline", ["a yellow star"], "blurry, dark", [6], 5, 3.0, 32, 64, false),
         ("sprint-2steps", "sprint-pipeline", ["a red circle", "Blue square ON green"], "", [7, 8], 2, 4.5, 32, 32, false),
@@ -27,7 +29,7 @@ enum T2IFixtures {
 }
 
 @Suite struct TextToImagePipelineTests {
-    @Test(arguments: 0..<8)
+    @Test(arguments: 0..<9)
     func imagesMatchDiffusersWithinOneLevel(index: Int) throws {
         let (name, folder, prompts, negative, seeds, steps, guidance, height, width, binning) = T2IFixtures.cases[index]
         let pipe = try T2IFixtures.pipeline(folder)

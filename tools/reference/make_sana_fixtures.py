@@ -26,6 +26,7 @@ from diffusers import (  # noqa: E402
     AutoencoderDC,
     AutoencoderKL,
     DPMSolverMultistepScheduler,
+    PixArtAlphaPipeline,
     PixArtSigmaPipeline,
     PixArtTransformer2DModel,
     SanaPipeline,
@@ -278,6 +279,10 @@ PIPE_PIXART = dict(  # PixArt-Σ-shaped, caption = the T5 fixture's d_model 32
     caption_channels=32, sample_size=32, patch_size=2, interpolation_scale=1, use_additional_conditions=False,
     norm_type="ada_norm_single", num_embeds_ada_norm=1000,
 )
+PIPE_PIXART_ALPHA = dict(  # PixArt-α-1024-shaped: sample_size 128 turns on the resolution/aspect conditions
+    num_attention_heads=3, attention_head_dim=8, in_channels=4, out_channels=8, num_layers=2, cross_attention_dim=24,
+    caption_channels=32, sample_size=128, patch_size=2, norm_type="ada_norm_single", num_embeds_ada_norm=1000,
+)
 PIPE_VAE = dict(  # the latent-dit fixture's AutoencoderKL shape (x4)
     in_channels=3, out_channels=3, down_block_types=["DownEncoderBlock2D"] * 3, up_block_types=["UpDecoderBlock2D"] * 3,
     block_out_channels=[16, 32, 32], layers_per_block=1, latent_channels=4, norm_num_groups=8, sample_size=32,
@@ -329,7 +334,7 @@ def pipeline_case(w: Writer, pipe, name: str, folder: str, *, prompts, seeds, st
                   negative=None, binning=False) -> None:
     kwargs = dict(prompt=prompts, generator=[gen(s) for s in seeds], height=height, width=width, output_type="pt",
                   use_resolution_binning=binning, guidance_scale=guidance)
-    if isinstance(pipe, PixArtSigmaPipeline):
+    if isinstance(pipe, (PixArtSigmaPipeline, PixArtAlphaPipeline)):
         kwargs.update(clean_caption=False, num_inference_steps=steps, negative_prompt=negative or "")
     elif isinstance(pipe, SanaPipeline):
         kwargs.update(num_inference_steps=steps, negative_prompt=negative or "")
@@ -381,6 +386,15 @@ def build_pipelines(w: Writer) -> None:
                   guidance=3.0, height=32, width=48, negative="blurry, dark")
     pipeline_case(w, pipe, "pixart-sigma-binning-48x32", folder, prompts=["a green triangle"], seeds=[10], steps=3,
                   guidance=4.5, height=48, width=32, binning=True)
+
+    folder = os.path.join(w.root, "sana", "pixart-alpha-pipeline")
+    pipe = PixArtAlphaPipeline(tokenizer=tok, text_encoder=enc,
+                               transformer=randomized(PixArtTransformer2DModel, PIPE_PIXART_ALPHA, 8301),
+                               vae=randomized(AutoencoderKL, PIPE_VAE, 8302),
+                               scheduler=DPMSolverMultistepScheduler(**PIPE_PIXART_SCHEDULER))
+    pipe = save_pipeline(pipe, folder, PixArtAlphaPipeline)
+    pipeline_case(w, pipe, "pixart-alpha-negative-32x48", folder, prompts=["a red circle", "a yellow star"], seeds=[12, 13],
+                  steps=4, guidance=4.5, height=32, width=48, negative="blurry")
 
     tok, enc = text_parts(w.root, "gemma")
     vae = randomized(AutoencoderDC, DCAE_SANA, 8102)
