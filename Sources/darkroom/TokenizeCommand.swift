@@ -9,7 +9,7 @@ struct TokenizeCommand: AsyncParsableCommand {
         abstract: "Print a prompt's token ids and pieces (special tokens included, no padding).")
 
     @OptionGroup var local: LocalOptions
-    @Option(name: .long, help: "A pipeline folder (its tokenizer/), a tokenizer folder, a tokenizer.json, or a model name under model_dir.")
+    @Option(name: .long, help: "A pipeline folder (its tokenizer/), a tokenizer folder (tokenizer.json or spiece.model), such a file, or a model name under model_dir.")
     var model: String?
     @Flag(name: .long, help: "One JSON object {\"ids\": [...], \"tokens\": [...]} instead of a table.")
     var json = false
@@ -41,14 +41,19 @@ struct TokenizeCommand: AsyncParsableCommand {
         let fm = FileManager.default
         do {
             if url.pathExtension == "json" { return try Tokenizer(file: url) }
-            if fm.fileExists(atPath: url.appendingPathComponent("tokenizer/tokenizer.json").path) {
-                return try Tokenizer(folder: url.appendingPathComponent("tokenizer"))
+            if url.pathExtension == "model" { return try Tokenizer(sentencePiece: url) }
+            for sub in ["tokenizer/", ""] where hasTokenizer(url.appendingPathComponent(sub)) {
+                return try Tokenizer(folder: url.appendingPathComponent(sub))
             }
-            if fm.fileExists(atPath: url.appendingPathComponent("tokenizer.json").path) { return try Tokenizer(folder: url) }
         } catch {
             throw CLIError(oneLine("cannot load the tokenizer in \(path): \(error)"))
         }
-        throw CLIError("no tokenizer at \(path): expected tokenizer/tokenizer.json (a pipeline folder), tokenizer.json, or a .json file")
+        throw CLIError("no tokenizer at \(path): expected tokenizer/ (a pipeline folder) or a folder with tokenizer.json or spiece.model, or such a file")
+    }
+
+    /// Whether `folder` holds tokenizer.json or spiece.model.
+    static func hasTokenizer(_ folder: URL) -> Bool {
+        ["tokenizer.json", "spiece.model"].contains { FileManager.default.fileExists(atPath: folder.appendingPathComponent($0).path) }
     }
 }
 
@@ -57,7 +62,7 @@ enum TextReport {
     static func lines(_ path: String) throws -> [String] {
         let url = URL(fileURLWithPath: path)
         var out: [String] = []
-        if FileManager.default.fileExists(atPath: url.appendingPathComponent("tokenizer/tokenizer.json").path) {
+        if TokenizeCommand.hasTokenizer(url.appendingPathComponent("tokenizer")) {
             let t = try TokenizeCommand.open(path)
             let pad = t.padID.map { "pad id \($0) (\(t.token($0) ?? "?")), padding \(t.paddingSide.rawValue)" } ?? "no pad token"
             out.append("tokenizer: \(t.modelType) from tokenizer/\(t.name), \(t.vocabSize) ids (\(t.addedTokens.count) added tokens), "

@@ -48,6 +48,20 @@ import Weights
         }
     }
 
+    @Test(arguments: [100_000, 40, 0])
+    func truncatedSentencePieceModel(keep: Int) throws {
+        let folder = try scratchCopy("t5-spiece", from: TextFixtures.tokenizers)
+        defer { try? FileManager.default.removeItem(at: folder.deletingLastPathComponent()) }
+        let model = folder.appendingPathComponent("spiece.model")
+        try Data(try Data(contentsOf: model).prefix(keep)).write(to: model)
+        do {
+            _ = try Tokenizer(folder: folder)
+            Issue.record("loaded a spiece.model cut to \(keep) bytes")
+        } catch {
+            oneLine(error, naming: "spiece.model")
+        }
+    }
+
     @Test func missingTokenizerFile() throws {
         let dir = FileManager.default.temporaryDirectory.appendingPathComponent("text-none-\(UUID().uuidString)")
         #expect(throws: TextError.self) { try Tokenizer(folder: dir) }

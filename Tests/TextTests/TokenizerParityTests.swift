@@ -30,7 +30,7 @@ func expectSameIDs(_ got: [[Int]], _ want: [[Int]], texts: [String], _ label: St
 }
 
 @Suite struct TokenizerParityTests {
-    @Test(arguments: ["gemma", "t5"])
+    @Test(arguments: ["gemma", "t5", "t5-spiece"])
     func everyStringMatchesTransformers(name: String) throws {
         let tok = try Tokenizer(folder: TextFixtures.tokenizers.appendingPathComponent(name))
         let expected = try TextFixtures.json(TextFixtures.tokenizers.appendingPathComponent("expected-\(name).json"))

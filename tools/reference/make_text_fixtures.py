@@ -12,9 +12,10 @@ Writes into Tests/TextTests/Fixtures/tokenizers/ (see ../README.md there):
                 ignore_merges, Unigram byte_fallback, NFC/NFKC/Lowercase/Strip/Prepend, WhitespaceSplit, Split,
                 Sequence, Metaspace prepend_scheme first/never, split false, added tokens with lstrip/rstrip,
                 single_word and normalized content)
+  t5-spiece/    the same T5 Unigram as PixArt's tokenizer/ ships it: spiece.model + tokenizer_config.json only
   cases.json    the test strings (>= 5,000: ASCII, accents, CJK, emoji, combining marks, control characters, runs
                 of spaces and tabs, special-token text, empty, 10,000-character inputs)
-  expected-*.json  for each tokenizer: ids of every string with special tokens (AutoTokenizer(text)), without
+  expected-*.json  for each tokenizer (gemma, t5, t5-spiece): ids of every string with special tokens (AutoTokenizer(text)), without
                 (add_special_tokens=False) for a subset, and padded/truncated ids + attention masks for a subset
 
 Every expectation from transformers is also checked equal to the raw `tokenizers` encoding. Deterministic (seeded).
@@ -168,9 +169,10 @@ def t5_tokenizer(proto: model_pb2.ModelProto) -> Tokenizer:
 def expectations(folder: str, texts: list[str], padded: list[dict]) -> dict:
     """ids of every text through AutoTokenizer (checked equal to raw tokenizers), plus padded subsets."""
     hf = AutoTokenizer.from_pretrained(folder)
-    raw = Tokenizer.from_file(os.path.join(folder, "tokenizer.json"))
     ids = hf(texts)["input_ids"]
-    assert ids == [e.ids for e in raw.encode_batch(texts)], folder
+    if os.path.exists(os.path.join(folder, "tokenizer.json")):
+        raw = Tokenizer.from_file(os.path.join(folder, "tokenizer.json"))
+        assert ids == [e.ids for e in raw.encode_batch(texts)], folder
     plain = hf(texts[:1000], add_special_tokens=False)["input_ids"]
     out = {"vocab_size": len(hf), "ids": ids, "ids_no_special": plain, "padded": []}
     for p in padded:
@@ -225,6 +227,14 @@ def main() -> None:
     # as the variant t5-field-notes (checked against `tokenizers` over every string).
     loaded = AutoTokenizer.from_pretrained(os.path.join(out, "t5"))
     loaded.backend_tokenizer.save(os.path.join(out, "t5", "tokenizer.json"))
+    # What PixArt's tokenizer/ folders ship: the SentencePiece model alone (spiece.model), no tokenizer.json;
+    # transformers converts it when it loads (its <extra_id_N> count down from the top id, as in T5).
+    os.makedirs(os.path.join(out, "t5-spiece"))
+    shutil.copy(os.path.join(work, "t5.model"), os.path.join(out, "t5-spiece", "spiece.model"))
+    with open(os.path.join(out, "t5-spiece", "tokenizer_config.json"), "w") as f:
+        json.dump({"tokenizer_class": "T5Tokenizer", "extra_ids": 100, "eos_token": "</s>", "unk_token": "<unk>",
+                   "pad_token": "<pad>", "model_max_length": 512}, f, indent=2)
+    assert len(AutoTokenizer.from_pretrained(os.path.join(out, "t5-spiece"))) == 900
     for name in ("gemma", "t5"):
         spec = json.load(open(os.path.join(out, name, "tokenizer.json")))
         assert spec["model"]["vocab"] and len(spec["model"]["vocab"]) > 700, name
@@ -233,7 +243,7 @@ def main() -> None:
     json.dump({"texts": texts}, open(os.path.join(out, "cases.json"), "w"), ensure_ascii=True)
     padded = [dict(max_length=24, side="right", count=600), dict(max_length=24, side="left", count=600),
               dict(max_length=300, side="right", count=50), dict(max_length=3, side="right", count=50)]
-    for name in ("gemma", "t5"):
+    for name in ("gemma", "t5", "t5-spiece"):
         exp = expectations(os.path.join(out, name), texts, padded)
         json.dump(exp, open(os.path.join(out, f"expected-{name}.json"), "w"), separators=(",", ":"))
         print(name, "vocab", exp["vocab_size"], "strings", len(texts),

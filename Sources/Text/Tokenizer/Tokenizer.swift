@@ -49,17 +49,38 @@ public final class Tokenizer: Sendable {
     /// Added tokens (special or not), content → id.
     public let addedTokens: [String: Int]
 
-    /// `folder` holds tokenizer.json and, optionally, tokenizer_config.json (a diffusers `tokenizer/` folder).
+    /// `folder` holds tokenizer.json and, optionally, tokenizer_config.json (a diffusers `tokenizer/` folder) — or,
+    /// as PixArt's folders do, a T5 `spiece.model` without tokenizer.json (read as transformers converts it).
     public convenience init(folder: URL) throws {
-        let config = folder.appendingPathComponent("tokenizer_config.json")
-        try self.init(file: folder.appendingPathComponent("tokenizer.json"),
-                      config: FileManager.default.fileExists(atPath: config.path) ? config : nil)
+        let configURL = folder.appendingPathComponent("tokenizer_config.json")
+        let config = FileManager.default.fileExists(atPath: configURL.path) ? configURL : nil
+        let json = folder.appendingPathComponent("tokenizer.json")
+        let spiece = folder.appendingPathComponent("spiece.model")
+        if !FileManager.default.fileExists(atPath: json.path), FileManager.default.fileExists(atPath: spiece.path) {
+            try self.init(sentencePiece: spiece, config: config)
+        } else {
+            try self.init(file: json, config: config)
+        }
     }
 
-    public init(file: URL, config configURL: URL? = nil) throws {
-        name = file.lastPathComponent
-        let spec = try readJSONObject(file)
-        let configObject = try configURL.map(readJSONObject) ?? [:]
+    public convenience init(file: URL, config configURL: URL? = nil) throws {
+        try self.init(spec: try readJSONObject(file), name: file.lastPathComponent, config: try configURL.map(readJSONObject) ?? [:])
+    }
+
+    /// A T5 SentencePiece model (`spiece.model`) with tokenizer_config.json's `extra_ids` (default 100).
+    public convenience init(sentencePiece url: URL, config configURL: URL? = nil) throws {
+        let name = url.lastPathComponent
+        guard let data = FileManager.default.contents(atPath: url.path) else {
+            throw TextError(.unreadable, file: name, "cannot read \(url.path)")
+        }
+        let config = try configURL.map(readJSONObject) ?? [:]
+        let model = try SentencePieceModel(Array(data), file: name)
+        let extra = config["extra_ids"]?.intValue ?? 100
+        try self.init(spec: try model.t5Spec(extraIDs: extra, file: name), name: name, config: config)
+    }
+
+    init(spec: [String: JSONValue], name: String, config configObject: [String: JSONValue]) throws {
+        self.name = name
         let file = name
         guard let m = spec["model"]?.objectValue else {
             throw TextError(.badTokenizer, file: file, "no \"model\" object")
