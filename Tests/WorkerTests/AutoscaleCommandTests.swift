@@ -4,26 +4,6 @@ import Autoscale
 import Foundation
 import TestSupport
 import Testing
-/// A stand-in systemctl (this machine has no systemd as PID 1): `list-units` prints the units listed in
-/// the state file that match the pattern, start/stop edit the file; every call is logged.
-private let stubSystemctl = """
-    #!/usr/bin/env bash
-    state=${STUB_STATE:?}; log=${STUB_LOG:?}
-    echo "$*" >>"$log"
-    case "$1" in
-      list-units)
-        pattern=${!#}
-        while read -r unit; do
-          [ -n "$unit" ] || continue
-          case "$unit" in $pattern) echo "$unit loaded active running Darkroom worker" ;; esac
-        done <"$state" ;;
-      start) shift; for u in "$@"; do [ "$u" = --no-block ] || grep -qx "$u" "$state" || echo "$u" >>"$state"; done ;;
-      stop) shift; for u in "$@"; do [ "$u" = --no-block ] || { grep -vx "$u" "$state" >"$state.new" || true; mv "$state.new" "$state"; }; done ;;
-      daemon-reload|enable|disable) ;;
-      *) echo "stub systemctl: unexpected $*" >&2; exit 1 ;;
-    esac
-
-    """
 
 @Suite("darkroom autoscale against the broker")
 struct AutoscaleCommandTests {
@@ -48,9 +28,8 @@ struct AutoscaleCommandTests {
         defer { try? FileManager.default.removeItem(atPath: dir) }
         for i in 0..<9 { try await client.submit(job("as-\(i)"), toClass: "small", id: "as-\(i)") }
 
-        let systemctl = dir + "/systemctl", active = dir + "/active", calls = dir + "/calls"
-        try stubSystemctl.write(toFile: systemctl, atomically: true, encoding: .utf8)
-        #expect(chmod(systemctl, 0o755) == 0)
+        // The stand-in systemctl that ops/tests/scale.sh uses too (this machine has no systemd as PID 1).
+        let systemctl = repoRoot + "/ops/tests/stub-systemctl", active = dir + "/active", calls = dir + "/calls"
         try "darkroom@small-1.service\n".write(toFile: active, atomically: true, encoding: .utf8)
         try "".write(toFile: calls, atomically: true, encoding: .utf8)
         let env = [

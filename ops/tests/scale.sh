@@ -10,26 +10,8 @@ state=$work/active
 log=$work/calls
 : >"$state"; : >"$log"
 
-# The stand-in: list-units prints active units matching the glob; start/stop edit the list.
-cat >"$work/systemctl" <<'STUB'
-#!/usr/bin/env bash
-state=${STUB_STATE:?}; log=${STUB_LOG:?}
-echo "$*" >>"$log"
-case "$1" in
-  list-units)
-    pattern=${!#}
-    while read -r unit; do
-      [ -n "$unit" ] || continue
-      case "$unit" in $pattern) echo "$unit loaded active running Darkroom worker" ;; esac
-    done <"$state" ;;
-  start) shift; for u in "$@"; do [ "$u" = --no-block ] || grep -qx "$u" "$state" || echo "$u" >>"$state"; done ;;
-  stop) shift; for u in "$@"; do [ "$u" = --no-block ] || { grep -vx "$u" "$state" >"$state.new" || true; mv "$state.new" "$state"; }; done ;;
-  daemon-reload|enable|disable) ;;
-  *) echo "stub systemctl: unexpected $*" >&2; exit 1 ;;
-esac
-STUB
-chmod +x "$work/systemctl"
-export SYSTEMCTL=$work/systemctl STUB_STATE=$state STUB_LOG=$log
+# The stand-in (ops/tests/stub-systemctl): list-units prints active units matching the glob; start/stop edit the list.
+export SYSTEMCTL=$top/ops/tests/stub-systemctl STUB_STATE=$state STUB_LOG=$log
 scale() { "$top/ops/scale" --unit-dir "$work/units" --class-dir "$work/classes" "$@"; }
 fail() { echo "FAIL: $*" >&2; exit 1; }
 active() { sort "$state" | tr '\n' ' '; }
