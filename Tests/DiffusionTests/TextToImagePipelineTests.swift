@@ -34,7 +34,7 @@ enum T2IFixtures {
         let (name, folder, prompts, negative, seeds, steps, guidance, height, width, binning) = T2IFixtures.cases[index]
         let pipe = try T2IFixtures.pipeline(folder)
         let requests = zip(prompts, seeds).map { TextRequest(prompt: $0, negativePrompt: negative, guidanceScale: guidance, seed: $1) }
-        let images = try pipe.generate(requests, steps: steps, height: height, width: width, binning: binning)
+        let images = try pipe.generate(requests, steps: steps, height: height, width: width, binning: binning).map { try #require($0.image) }
         let file = try ModelFixtures.store("expected/\(name).safetensors")
         let expectedU8 = try ModelFixtures.tensor(file, "image_u8_hwc").data, expected = try ModelFixtures.tensor(file, "image").data
         let per = 3 * height * width
@@ -55,7 +55,26 @@ enum T2IFixtures {
         let both = try pipe.generate(requests, steps: 3, height: 32, width: 32, binning: false)
         for (i, r) in requests.enumerated() {
             let alone = try pipe.generate([r], steps: 3, height: 32, width: 32, binning: false)
-            #expect(alone[0].image == both[i].image)
+            #expect(alone[0].image?.image == both[i].image?.image && alone[0].image != nil)
+        }
+    }
+
+    @Test func aDroppedRequestStopsAndTheOthersKeepTheirImage() throws {
+        for folder in ["sana-pipeline", "sprint-pipeline"] {
+            let pipe = try T2IFixtures.pipeline(folder)
+            let steps = 2
+            let requests = [TextRequest(prompt: "a red circle", guidanceScale: 4.5, seed: 4),
+                            TextRequest(prompt: "Blue square ON green", guidanceScale: 4.5, seed: 5)]
+            let solo = try pipe.generate([requests[1]], steps: steps, height: 32, width: 32, binning: false)
+            var seen: [Int] = []
+            let outcomes = try pipe.generate(requests, steps: steps, height: 32, width: 32, binning: false) { progress in
+                seen.append(progress.step)
+                #expect(progress.latents.keys.sorted() == progress.active)
+                return progress.step == 1 ? [0] : []
+            }
+            #expect(seen == [1, 2])
+            if case .cancelled(let after) = outcomes[0] { #expect(after == 1) } else { Issue.record("request 0 was not dropped") }
+            #expect(outcomes[1].image?.image == solo[0].image?.image && outcomes[1].image != nil, "\(folder)")
         }
     }
 
@@ -91,5 +110,35 @@ enum T2IFixtures {
         #expect(ResolutionBins.bins1024[2] == ResolutionBin(ratio: 0.32, height: 576, width: 1792))
         #expect(ResolutionBins.bins4096[1] == ResolutionBin(ratio: 0.26, height: 2048, width: 7936))
         #expect(try T2IFixtures.pipeline("pixart-sigma-pipeline").resolutionBins() == ResolutionBins.bins256)
+    }
+}
+
+@Suite struct PipelineRegistryTests {
+    @Test func classNameDecidesThePipeline() throws {
+        let root = ModelFixtures.root
+        guard case .classConditional(let dit) = try LoadedPipeline.load(root.appendingPathComponent("latent-dit")) else {
+            Issue.record("latent-dit is not class-conditional"); return
+        }
+        #expect(dit.classCount == 1000)
+        for (folder, family) in [("pixart-sigma-pipeline", TextToImagePipeline.Family.pixArtSigma), ("pixart-alpha-pipeline", .pixArtAlpha),
+                                 ("sana-pipeline", .sana), ("sprint-pipeline", .sanaSprint)] {
+            let loaded = try LoadedPipeline.load(root.appendingPathComponent("sana/\(folder)"))
+            guard case .textToImage(let pipe) = loaded else { Issue.record("\(folder) is not text-to-image"); continue }
+            #expect(pipe.family == family && loaded.readsText)
+        }
+        #expect(LoadedPipeline.classNames == ["DiTPipeline", "PixArtSigmaPipeline", "PixArtAlphaPipeline", "SanaPipeline", "SanaSprintPipeline"])
+    }
+
+    @Test func anUnknownClassIsRefusedWithOneLine() throws {
+        let tmp = try TempDir()
+        let copy = tmp.path("sd")
+        try FileManager.default.copyItem(at: ModelFixtures.root.appendingPathComponent("latent-dit"), to: copy)
+        let index = copy.appendingPathComponent("model_index.json")
+        var text = try String(contentsOf: index, encoding: .utf8)
+        text = text.replacingOccurrences(of: "\"DiTPipeline\"", with: "\"StableDiffusionPipeline\"")
+        try text.write(to: index, atomically: true, encoding: .utf8)
+        let error = #expect(throws: PipelineError.self) { try LoadedPipeline.load(copy) }
+        #expect(error?.code == .unsupportedComponent && error?.message.contains("StableDiffusionPipeline is not supported") == true)
+        #expect(error?.message.contains("\n") == false)
     }
 }

@@ -221,7 +221,8 @@ public final class TextToImagePipeline: Sendable {
     /// - maxSequenceLength: nil = the family's default. complexHumanInstruction: Sana's default when nil; [] = none.
     public func generate(_ requests: [TextRequest], steps: Int, height: Int, width: Int, binning: Bool,
                          maxSequenceLength: Int? = nil, complexHumanInstruction: [String]? = nil,
-                         intermediateTimestep: Double? = 1.3, maxTimestep: Double = 1.57080) throws -> [GeneratedImage] {
+                         intermediateTimestep: Double? = 1.3, maxTimestep: Double = 1.57080,
+                         callback: ((SamplerProgress) -> Set<Int>)? = nil) throws -> [SampleOutcome] {
         guard !requests.isEmpty else { return [] }
         guard height > 0, width > 0 else { throw PipelineError(.badRequest, "image size \(width)×\(height) must be positive") }
         let (genHeight, genWidth) = binning ? ResolutionBins.classify(height: height, width: width, bins: try resolutionBins()) : (height, width)
@@ -240,34 +241,57 @@ public final class TextToImagePipeline: Sendable {
         let guided = family == .sanaSprint ? [] : requests.indices.filter { requests[$0].guidanceScale > 1 }
         let neg = guided.isEmpty ? (embeddings: [[Float]](), masks: [[Float]]())
             : try encode(guided.map { Self.preprocess(requests[$0].negativePrompt) }, maxLength: pos.masks[0].count)
-        let captionRows = pos.embeddings + neg.embeddings, maskRows = pos.masks + neg.masks
-        let l = pos.masks[0].count
-        let caption = Tensor(shape: [captionRows.count, l, textEncoder.hiddenSize], data: captionRows.flatMap { $0 })
-        let mask = maskRows.flatMap { $0 }
+        var captions = Captions(length: pos.masks[0].count, width: textEncoder.hiddenSize, positive: pos, negative: [:])
+        for (j, r) in guided.enumerated() { captions.negative[r] = (neg.embeddings[j], neg.masks[j]) }
 
         // 2. Initial noise: randn((1, C, h, w), generator=gen(seed)) per request
         var generators = requests.map { TorchGenerator(seed: $0.seed) }
         var x = generators.indices.map { generators[$0].randn(count: count) }
 
-        // 3. Denoising
-        let final: [[Float]]
-        if family == .sanaSprint {
-            final = try sprintLoop(&x, &generators, requests: requests, steps: steps, caption: caption, mask: mask, h: h, w: w,
-                                   intermediate: steps == 2 ? intermediateTimestep : nil, maxTimestep: maxTimestep)
-        } else {
-            final = try dpmLoop(x, requests: requests, guided: guided, steps: steps, caption: caption, mask: mask, h: h, w: w)
+        // 3. Denoising; the callback's drops leave the batch after the step
+        var droppedAt: [Int: Int] = [:]
+        let report = { (step: Int, steps: Int, t: Float, latents: [[Float]], live: [Int]) -> Set<Int> in
+            guard let callback else { return [] }
+            let drop = callback(SamplerProgress(step: step, steps: steps, timestep: t, active: live,
+                                                latents: Dictionary(uniqueKeysWithValues: live.map { ($0, latents[$0]) }),
+                                                channels: c, height: h, width: w, isLatent: true))
+            for r in live where drop.contains(r) { droppedAt[r] = step }
+            return drop
         }
+        let (final, live) = family == .sanaSprint
+            ? try sprintLoop(&x, &generators, requests: requests, steps: steps, captions: captions, h: h, w: w,
+                             intermediate: steps == 2 ? intermediateTimestep : nil, maxTimestep: maxTimestep, report: report)
+            : try dpmLoop(&x, requests: requests, steps: steps, captions: captions, h: h, w: w, report: report)
 
         // 4. Decode latents / scaling_factor, resize back from the bin, (x / 2 + 0.5).clamp(0, 1)
-        var decoded = try decode(Tensor(shape: [requests.count, c, h, w], data: final.flatMap { $0 }))
+        var outcomes = requests.indices.map { SampleOutcome.cancelled(afterStep: droppedAt[$0] ?? 0) }
+        guard !live.isEmpty else { return outcomes }
+        var decoded = try decode(Tensor(shape: [live.count, c, h, w], data: live.flatMap { final[$0] }))
         if (genHeight, genWidth) != (height, width) {
             decoded = Self.resizeAndCrop(decoded, height: height, width: width)
         }
         let imageCount = 3 * height * width
-        return requests.indices.map { i in
+        for (i, r) in live.enumerated() {
             let img = ImageConversion.unitRange(Array(decoded.data[(i * imageCount)..<((i + 1) * imageCount)]))
-            return GeneratedImage(rgb: ImageConversion.rgb8(chw: img, height: height, width: width), image: img,
-                                  latents: final[i], initialNoise: [])
+            outcomes[r] = .image(GeneratedImage(rgb: ImageConversion.rgb8(chw: img, height: height, width: width), image: img,
+                                                latents: final[r], initialNoise: []))
+        }
+        return outcomes
+    }
+
+    /// Each request's caption rows `[L, H]` and masks `[L]`: positive, and negative for those with guidance.
+    struct Captions {
+        let length: Int, width: Int
+        let positive: (embeddings: [[Float]], masks: [[Float]])
+        var negative: [Int: ([Float], [Float])]
+
+        /// The caption tensor and mask of a forward's rows: `cond` positives, then `uncond` negatives.
+        // -> caption [rows, L, H], mask [rows·L]
+        func rows(cond: [Int], uncond: [Int]) -> (Tensor, [Float]) {
+            var data = [Float](), mask = [Float]()
+            for r in cond { data += positive.embeddings[r]; mask += positive.masks[r] }
+            for r in uncond { data += negative[r]!.0; mask += negative[r]!.1 }
+            return (Tensor(shape: [cond.count + uncond.count, length, width], data: data), mask)
         }
     }
 
@@ -314,71 +338,79 @@ public final class TextToImagePipeline: Sendable {
 
     /// The PixArt / Sana loop: CFG-batched transformer, `uncond + g·(text − uncond)`, the learned-sigma split,
     /// `scheduler.step` (DPM-Solver) per request.
-    func dpmLoop(_ start: [[Float]], requests: [TextRequest], guided: [Int], steps: Int, caption: Tensor, mask: [Float],
-                 h: Int, w: Int) throws -> [[Float]] {
-        var x = start
+    /// `report(step, steps, t, latents, live)` returns the requests to drop. Returns the samples and who is left.
+    func dpmLoop(_ x: inout [[Float]], requests: [TextRequest], steps: Int, captions: Captions,
+                 h: Int, w: Int, report: (Int, Int, Float, [[Float]], [Int]) -> Set<Int>) throws -> ([[Float]], [Int]) {
+        var live = Array(requests.indices)
         let base = try DPMSolverMultistepScheduler(config: schedulerConfig).tables(steps: steps)
         var schedulers = try requests.map { _ in try DPMSolverMultistepScheduler(tables: base) }
         let c = inChannels, co = outChannels, plane = h * w, count = c * plane
-        let rows = requests.count + guided.count
         let timestepScale: Float
         if case .sana(let m) = transformer { timestepScale = Float(m.config.timestepScale) } else { timestepScale = 1 }
-        for t in base.timesteps {
+        for (k, t) in base.timesteps.enumerated() where !live.isEmpty {
+            let cfg = live.filter { captions.negative[$0] != nil }
+            let rows = live.count + cfg.count
             var input = [Float]()
             input.reserveCapacity(rows * count)
-            for r in requests.indices { input += x[r] }
-            for r in guided { input += x[r] }
+            for r in live + cfg { input += x[r] }
+            let (caption, mask) = captions.rows(cond: live, uncond: cfg)
             let out = try forward(Tensor(shape: [rows, c, h, w], data: input),
                                   timesteps: Array(repeating: t * timestepScale, count: rows), caption: caption, mask: mask,
                                   guidance: nil, height: h, width: w)
             let outRow = co * plane
-            for r in requests.indices {
-                var mo = Array(out.data[(r * outRow)..<(r * outRow + count)])   // learned sigma: first C channels
-                if let j = guided.firstIndex(of: r) {
-                    let uncond = (requests.count + j) * outRow, g = Float(requests[r].guidanceScale)
+            for (i, r) in live.enumerated() {
+                var mo = Array(out.data[(i * outRow)..<(i * outRow + count)])   // learned sigma: first C channels
+                if let j = cfg.firstIndex(of: r) {
+                    let uncond = (live.count + j) * outRow, g = Float(requests[r].guidanceScale)
                     for q in 0..<count {
                         let u = out.data[uncond + q]
-                        mo[q] = u + g * (out.data[r * outRow + q] - u)
+                        mo[q] = u + g * (out.data[i * outRow + q] - u)
                     }
                 }
                 x[r] = try schedulers[r].step(modelOutput: mo, timestep: t, sample: x[r])
             }
+            let drop = report(k + 1, base.steps, t, x, live)
+            live.removeAll { drop.contains($0) }
         }
-        return x
+        return (x, live)
     }
 
     /// The Sana Sprint loop (pipeline_sana_sprint.py:760-845): latents·σ_d, TrigFlow's input scaling, the guidance
     /// embedding, the SCM step with the request's own noise; the image is decoded from `denoised / σ_d`.
-    func sprintLoop(_ x: inout [[Float]], _ generators: inout [TorchGenerator], requests: [TextRequest], steps: Int,
-                    caption: Tensor, mask: [Float], h: Int, w: Int, intermediate: Double?, maxTimestep: Double) throws -> [[Float]] {
+    func sprintLoop(_ x: inout [[Float]], _ generators: inout [TorchGenerator], requests: [TextRequest],
+                    steps: Int, captions: Captions, h: Int, w: Int, intermediate: Double?, maxTimestep: Double,
+                    report: (Int, Int, Float, [[Float]], [Int]) -> Set<Int>) throws -> ([[Float]], [Int]) {
+        var live = Array(requests.indices)
         guard case .sana(let model) = transformer else { preconditionFailure("Sprint runs a Sana transformer") }
         var scheduler = try SCMScheduler(config: schedulerConfig)
         try scheduler.setTimesteps(steps, maxTimesteps: maxTimestep, intermediateTimesteps: intermediate)
         let sd = Float(scheduler.params.sigmaData), count = inChannels * h * w
-        let guidance = requests.map { Float($0.guidanceScale) * Float(model.config.guidanceEmbedsScale) }
         for r in x.indices { x[r] = x[r].map { $0 * sd } }
         var schedulers = requests.map { _ in scheduler }
         var denoised = x
-        for t in scheduler.timesteps.dropLast() {
+        for (k, t) in scheduler.timesteps.dropLast().enumerated() where !live.isEmpty {
             let st = Foundation.sin(t) / (Foundation.cos(t) + Foundation.sin(t))   // scm_timestep
             let norm = (st * st + (1 - st) * (1 - st)).squareRoot()
             var input = [Float]()
-            input.reserveCapacity(requests.count * count)
-            for r in requests.indices { input += x[r].map { ($0 / sd) * norm } }
-            let out = try forward(Tensor(shape: [requests.count, inChannels, h, w], data: input),
-                                  timesteps: Array(repeating: st, count: requests.count), caption: caption, mask: mask,
+            input.reserveCapacity(live.count * count)
+            for r in live { input += x[r].map { ($0 / sd) * norm } }
+            let guidance = live.map { Float(requests[$0].guidanceScale) * Float(model.config.guidanceEmbedsScale) }
+            let (caption, mask) = captions.rows(cond: live, uncond: [])
+            let out = try forward(Tensor(shape: [live.count, inChannels, h, w], data: input),
+                                  timesteps: Array(repeating: st, count: live.count), caption: caption, mask: mask,
                                   guidance: guidance, height: h, width: w)
             let a = 1 - 2 * st, b = 1 - 2 * st + 2 * st * st
-            for r in requests.indices {
-                let lmi = input[(r * count)..<((r + 1) * count)], f = out.data[(r * count)..<((r + 1) * count)]
+            for (i, r) in live.enumerated() {
+                let lmi = input[(i * count)..<((i + 1) * count)], f = out.data[(i * count)..<((i + 1) * count)]
                 let pred = zip(lmi, f).map { ((a * $0 + b * $1) / norm) * sd }
-                let noise = generators[r].randn(count: count)
-                let step = try schedulers[r].step(modelOutput: pred, timestep: t, sample: x[r], noise: noise)
+                let step = try schedulers[r].step(modelOutput: pred, timestep: t, sample: x[r], noise: generators[r].randn(count: count))
                 x[r] = step.prevSample
                 denoised[r] = step.denoised
             }
+            let drop = report(k + 1, steps, t, x, live)
+            live.removeAll { drop.contains($0) }
         }
-        return denoised.map { $0.map { $0 / sd } }
+        return (denoised.map { $0.map { $0 / sd } }, live)
     }
 
     func forward(_ x: Tensor, timesteps: [Float], caption: Tensor, mask: [Float], guidance: [Float]?, height: Int, width: Int) throws -> Tensor {
