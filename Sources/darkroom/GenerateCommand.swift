@@ -1,4 +1,5 @@
 import ArgumentParser
+import Core
 import Config
 import Diffusion
 import Foundation
@@ -22,9 +23,15 @@ struct Generate: AsyncParsableCommand {
     @OptionGroup var options: JobOptions
     @Option(name: .customLong("seeds-dir"), help: "Seed store folder (default: the config's seeds_dir).") var seedsDir: String?
     @Option(name: .shortAndLong, help: "Output PNG path.") var output = "out.png"
+    @Flag(name: .customLong("no-binning"), help: "Text models: generate at exactly the requested size (diffusers' use_resolution_binning=False).")
+    var noBinning = false
 
     func run() async throws {
         let cfg = try local.load()
+        if let (name, path) = Self.textModel(self.model, config: cfg) {
+            try generateText(name: name, path: path)
+            return
+        }
         let model = try LocalModel.load(self.model, config: cfg)
         let job = try resolve(model)
         let pipeline = model.pipeline
@@ -52,36 +59,12 @@ struct Generate: AsyncParsableCommand {
                           noise: stored.map { .latents($0[i % $0.count]) } ?? .seed(Int64(bitPattern: s)))
         }
 
-        var bar = ProgressBar()
         let start = Date()
-        let outcomes: [SampleOutcome]
-        do {
-            outcomes = try pipeline.generate(requests: requests, steps: job.steps, sampler: samplerName,
-                                             height: job.height, width: job.width) { progress in
-                let elapsed = Date().timeIntervalSince(start)
-                let eta = elapsed / Double(progress.step) * Double(progress.steps - progress.step)
-                bar.update(step: progress.step, steps: progress.steps, etaMs: Int64(eta * 1000))
-                return []
-            }
-        } catch {
-            bar.finish()
-            throw CLIError(oneLine("generation failed: \(error)"))
+        let outcomes = try Self.withProgress(start) { callback in
+            try pipeline.generate(requests: requests, steps: job.steps, sampler: samplerName,
+                                  height: job.height, width: job.width, callback: callback)
         }
-        bar.finish()
-
-        var noise: [Float] = []
-        for (i, outcome) in outcomes.enumerated() {
-            guard let image = outcome.image else { throw CLIError("image \(i) was not produced") }
-            noise += image.initialNoise
-            let png = try ImageEvent(job: job, index: i, seed: seeds[i], rgb: image.rgb.pixels).png
-            let path = Self.path(output, index: i, count: job.count)
-            do {
-                try Data(png).write(to: URL(fileURLWithPath: path))
-            } catch {
-                throw CLIError("cannot write \(path): \(error.localizedDescription)")
-            }
-            print(path)
-        }
+        let noise = try writeImages(outcomes, job: job, seeds: seeds)
         if let name = job.saveSeedAs, let store {
             let s = pipeline.decoder.scale
             let shape = [job.count, pipeline.denoiser.inChannels, job.height / s, job.width / s]
@@ -155,6 +138,40 @@ struct Generate: AsyncParsableCommand {
         let n = want.reduce(1, *)
         let rows = (0..<shape[0]).map { Array(loaded.noise[($0 * n)..<(($0 + 1) * n)]) }
         return (rows, UInt64(loaded.entry.seed) ?? 0)
+    }
+
+    /// Runs `body` with a callback that draws the progress bar; a failure becomes one line.
+    static func withProgress(_ start: Date, _ body: (@escaping (SamplerProgress) -> Set<Int>) throws -> [SampleOutcome]) throws -> [SampleOutcome] {
+        let bar = Locked(ProgressBar())
+        defer { bar.withLock { $0.finish() } }
+        do {
+            return try body { progress in
+                let elapsed = Date().timeIntervalSince(start)
+                let eta = elapsed / Double(progress.step) * Double(progress.steps - progress.step)
+                bar.withLock { $0.update(step: progress.step, steps: progress.steps, etaMs: Int64(eta * 1000)) }
+                return []
+            }
+        } catch {
+            throw CLIError(oneLine("generation failed: \(error)"))
+        }
+    }
+
+    /// Writes image i of the job as `output` (or `output-<i>.png`) with its parameters; returns the initial noise rows.
+    func writeImages(_ outcomes: [SampleOutcome], job: Job, seeds: [UInt64]) throws -> [Float] {
+        var noise: [Float] = []
+        for (i, outcome) in outcomes.enumerated() {
+            guard let image = outcome.image else { throw CLIError("image \(i) was not produced") }
+            noise += image.initialNoise
+            let png = try ImageEvent(job: job, index: i, seed: seeds[i], rgb: image.rgb.pixels).png
+            let path = Self.path(output, index: i, count: job.count)
+            do {
+                try Data(png).write(to: URL(fileURLWithPath: path))
+            } catch {
+                throw CLIError("cannot write \(path): \(error.localizedDescription)")
+            }
+            print(path)
+        }
+        return noise
     }
 
     /// `out.png` for one image; `out-<i>.png` for several.

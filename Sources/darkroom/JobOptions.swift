@@ -7,6 +7,8 @@ struct JobOptions: ParsableArguments {
     var prompt: String?
     @Option(name: .customLong("class-id"), help: "Class id of a class-conditional model, instead of --prompt. [class_id]")
     var classID: Int64?
+    @Option(name: .customLong("negative-prompt"), help: "Negative prompt of a text model (used with guidance > 1). [negative_prompt]")
+    var negativePrompt: String?
     @Option(help: "Width in pixels. [width]") var width: Int64?
     @Option(help: "Height in pixels. [height]") var height: Int64?
     @Option(help: "Denoising steps. [steps]") var steps: Int64?
@@ -24,6 +26,7 @@ struct JobOptions: ParsableArguments {
     func apply(to r: inout JobRequest) {
         if let prompt { r.prompt = prompt }
         if let classID { r.classID = classID }
+        if let negativePrompt { r.negativePrompt = negativePrompt }
         if let width { r.width = width }
         if let height { r.height = height }
         if let steps { r.steps = steps }
@@ -38,7 +41,8 @@ struct JobOptions: ParsableArguments {
     /// The contract's field names in a message turned into these flags (`field "class_id"` -> `--class-id`).
     static func flagNames(in message: String) -> String {
         var message = message
-        for (field, flag) in [("class_id", "class-id"), ("seed_ref", "seed-ref"), ("save_seed_as", "save-seed-as")]
+        for (field, flag) in [("class_id", "class-id"), ("negative_prompt", "negative-prompt"), ("seed_ref", "seed-ref"),
+                              ("save_seed_as", "save-seed-as")]
             + ["width", "height", "steps", "guidance", "count", "prompt", "sampler", "seed"].map({ ($0, $0) }) {
             message = message.replacingOccurrences(of: "field \"\(field)\"", with: "--\(flag)")
         }

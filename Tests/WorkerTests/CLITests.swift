@@ -259,3 +259,52 @@ struct CLITests {
     }
 }
 
+
+@Suite("darkroom generate on text-to-image folders")
+struct TextCLITests {
+    @Test("Sana: --prompt, no negative, --no-binning: diffusers' image (sana-2prompts row 0) within 1/255, with parameters")
+    func sanaMatchesDiffusers() throws {
+        let dir = try cliTempDir()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let r = try runCLI(["generate", "--model", fixtureModels + "/sana/sana-pipeline", "--prompt", "a red circle", "--seed", "4",
+                            "--steps", "6", "--guidance", "4.5", "--width", "32", "--height", "32", "--no-binning", "-o", "out.png"], in: dir)
+        #expect(r.code == 0, "stderr: \(r.stderr)")
+        let got = try cliPNG(dir + "/out.png"), want = try cliPNG(cliExpected + "/sana-2prompts-0.png")
+        #expect(got.width == 32 && got.height == 32 && got.pixels.count == want.pixels.count)
+        let worst = zip(got.pixels, want.pixels).map { abs(Int($0) - Int($1)) }.max() ?? 255
+        #expect(worst <= 1, "largest channel difference \(worst)/255")
+        let text = got.text("parameters") ?? ""
+        #expect(text.hasPrefix("a red circle\n"), "\(text)")
+        for field in ["Steps: 6", "Sampler: dpmpp_2m", "CFG scale: 4.5", "Seed: 4,", "Size: 32x32", "Model: sana-pipeline"] {
+            #expect(text.contains(field), "parameters lack \(field): \(text)")
+        }
+        #expect(r.stderr.contains("6/6"), "progress: \(r.stderr)")
+    }
+
+    @Test("PixArt-Σ with --negative-prompt, non-square: diffusers' image (pixart-sigma-negative-32x48) within 1/255")
+    func pixArtNegativePromptMatchesDiffusers() throws {
+        let dir = try cliTempDir()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let r = try runCLI(["generate", "--model", fixtureModels + "/sana/pixart-sigma-pipeline", "--prompt", "a yellow star",
+                            "--negative-prompt", "blurry, dark", "--seed", "3", "--steps", "5", "--guidance", "3",
+                            "--width", "48", "--height", "32", "--no-binning", "-o", "out.png"], in: dir)
+        #expect(r.code == 0, "stderr: \(r.stderr)")
+        let got = try cliPNG(dir + "/out.png"), want = try cliPNG(cliExpected + "/pixart-sigma-negative-32x48-0.png")
+        #expect(got.width == 48 && got.height == 32 && got.pixels.count == want.pixels.count)
+        let worst = zip(got.pixels, want.pixels).map { abs(Int($0) - Int($1)) }.max() ?? 255
+        #expect(worst <= 1, "largest channel difference \(worst)/255")
+        #expect((got.text("parameters") ?? "").contains("Negative prompt: blurry, dark"))
+    }
+
+    @Test("a text model refuses a missing prompt, a class id and seed store flags in one line")
+    func textModelErrorsAreOneLine() throws {
+        let dir = try cliTempDir()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let model = fixtureModels + "/sana/sprint-pipeline"
+        expectOneLineError(try runCLI(["generate", "--model", model, "--seed", "1", "-o", "x.png"], in: dir), mentions: ["prompt"])
+        expectOneLineError(try runCLI(["generate", "--model", model, "--class-id", "1", "--seed", "1", "-o", "x.png"], in: dir),
+                           mentions: ["class-id"])
+        expectOneLineError(try runCLI(["generate", "--model", model, "--prompt", "a", "--seed-ref", "s", "-o", "x.png"], in: dir),
+                           mentions: ["--seed-ref"])
+    }
+}

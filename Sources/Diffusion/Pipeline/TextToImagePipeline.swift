@@ -166,6 +166,20 @@ public final class TextToImagePipeline: Sendable {
         }
     }
 
+    /// Image sides must be multiples of this without binning (VAE scale × patch; Sana and Sprint: at least 32).
+    public var sizeMultiple: Int {
+        let m = vaeScale * patchSize
+        return (family == .sana || family == .sanaSprint) ? max(32, m) : m
+    }
+
+    /// `__call__`'s default size: transformer sample_size × VAE scale (e.g. 1024 for Sana_1600M_1024px).
+    public var defaultImageSize: Int {
+        switch transformer {
+        case .pixArt(let m): return m.config.sampleSize * vaeScale
+        case .sana(let m): return m.config.sampleSize * vaeScale
+        }
+    }
+
     // MARK: prompts
 
     /// `_text_preprocessing(clean_caption=False)`: lower-cased, surrounding white space removed.
@@ -226,7 +240,7 @@ public final class TextToImagePipeline: Sendable {
         guard !requests.isEmpty else { return [] }
         guard height > 0, width > 0 else { throw PipelineError(.badRequest, "image size \(width)×\(height) must be positive") }
         let (genHeight, genWidth) = binning ? ResolutionBins.classify(height: height, width: width, bins: try resolutionBins()) : (height, width)
-        let s = vaeScale, multiple = (family == .sana || family == .sanaSprint) ? max(32, s * patchSize) : s * patchSize
+        let s = vaeScale, multiple = sizeMultiple
         guard genHeight % multiple == 0, genWidth % multiple == 0 else {
             throw PipelineError(.badRequest, "image size \(genWidth)×\(genHeight) must be a multiple of \(multiple)")
         }
