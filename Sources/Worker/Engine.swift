@@ -36,6 +36,9 @@ public final class Engine: Sendable {
 
     /// One model folder, with the serving hints of its optional `darkroom.json`.
     public static func load(name: String, path: String) throws -> Model {
+        if let folder = try? PipelineFolder(path: path), TextToImagePipeline.Family(rawValue: folder.className) != nil {
+            throw WorkerError(.engine, "model \(name) (\(path)) is a \(folder.className) (text to image): darkroomd does not serve text models yet; `darkroom generate --model \(path) --prompt ...` runs it locally")
+        }
         let pipeline: DiffusionPipeline
         do {
             pipeline = try DiffusionPipeline.load(path: path)
