@@ -60,13 +60,13 @@ let package = Package(
         ]),
 
         // What several test targets share.
-        .target(name: "TestSupport", dependencies: ["Jobs", "Systemd"], path: "Tests/TestSupport"),
+        .target(name: "TestSupport", dependencies: ["Jobs", "Systemd"], path: "Tests/TestSupport", exclude: ["pika_publish.py"]),
         // Logs through Systemd in a process of its own, for SystemdTests' journal tests.
         .executableTarget(name: "systemd-probe", dependencies: [
             "Systemd", .product(name: "Logging", package: "swift-log"),
         ], path: "Tests/SystemdProbe"),
 
-        .testTarget(name: "AMQPTests", dependencies: ["AMQP", "Core"]),
+        .testTarget(name: "AMQPTests", dependencies: ["AMQP", "Core", "TestSupport"]),
         .testTarget(name: "ImagingTests", dependencies: ["Imaging"]),
         .testTarget(name: "SystemdTests", dependencies: [
             "Systemd", "TestSupport", .product(name: "Logging", package: "swift-log"),

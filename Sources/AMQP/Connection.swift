@@ -42,6 +42,7 @@ public final class Connection {
     private var queuedHead = 0
     private var nextChannelSerial: UInt64 = 0
     private var lastChannel: UInt16 = 0
+    private var incoming: [UInt16: Incoming] = [:]    // channel -> the message whose content frames are arriving
 
     private static let serials = Locked<UInt64>(0)
 
@@ -400,22 +401,33 @@ public final class Connection {
         }
     }
 
-    /// Turns one frame into an event; everything needed is copied before returning.
+    /// Turns one frame into an event; everything needed is copied before returning. A delivered or
+    /// returned message comes as a method frame, a content header and body frames (which frames of other
+    /// channels may interleave): it is assembled per channel and becomes an event with its last frame.
     private func handle(_ frame: amqp_frame_t) throws -> ConnectionEvent? {
-        guard frame.frame_type == UInt8(AMQP_FRAME_METHOD) else { return nil }  // stray header/body: ignore
         let ch = frame.channel
+        switch Int32(frame.frame_type) {
+        case AMQP_FRAME_HEADER: return try contentHeader(frame)
+        case AMQP_FRAME_BODY: return try contentBody(frame)
+        case AMQP_FRAME_METHOD: break
+        default: return nil  // heartbeat
+        }
         let decoded = frame.payload.method.decoded
-        switch frame.payload.method.id {
+        let id = frame.payload.method.id
+        if incoming[ch] != nil {
+            // A method frame ends the content (AMQP 0-9-1 §4.2.6); only a close may cut a message short.
+            incoming[ch] = nil
+            if id != AMQP_CHANNEL_CLOSE_METHOD && id != AMQP_CONNECTION_CLOSE_METHOD {
+                throw fail(.protocolError("a method frame interrupted a message's content on channel \(ch)"))
+            }
+        }
+        switch id {
         case AMQP_BASIC_DELIVER_METHOD:
             guard let m = decoded?.assumingMemoryBound(to: amqp_basic_deliver_t.self).pointee else { return nil }
-            let consumerTag = copyString(m.consumer_tag), exchange = copyString(m.exchange)
-            let routingKey = copyString(m.routing_key)
-            let (body, props) = try readContent(channel: ch)
-            guard let channelSerial = channels[ch] else { return nil }  // channel closed meanwhile
-            return .delivery(Delivery(body: body, properties: props, deliveryTag: m.delivery_tag,
-                                      redelivered: m.redelivered != 0, exchange: exchange, routingKey: routingKey,
-                                      consumerTag: consumerTag, channel: ch, connectionSerial: serial,
-                                      channelSerial: channelSerial))
+            incoming[ch] = Incoming(kind: .delivery(tag: m.delivery_tag, redelivered: m.redelivered != 0,
+                                                    consumerTag: copyString(m.consumer_tag)),
+                                    exchange: copyString(m.exchange), routingKey: copyString(m.routing_key))
+            return nil
         case AMQP_BASIC_ACK_METHOD:
             guard let m = decoded?.assumingMemoryBound(to: amqp_basic_ack_t.self).pointee else { return nil }
             return .ack(channel: ch, tag: m.delivery_tag, multiple: m.multiple != 0)
@@ -424,11 +436,9 @@ public final class Connection {
             return .nack(channel: ch, tag: m.delivery_tag, multiple: m.multiple != 0)
         case AMQP_BASIC_RETURN_METHOD:
             guard let m = decoded?.assumingMemoryBound(to: amqp_basic_return_t.self).pointee else { return nil }
-            let code = m.reply_code, text = copyString(m.reply_text)
-            let exchange = copyString(m.exchange), routingKey = copyString(m.routing_key)
-            let (body, props) = try readContent(channel: ch)
-            return .returned(channel: ch, ReturnedMessage(replyCode: code, replyText: text, exchange: exchange,
-                                                          routingKey: routingKey, body: body, properties: props))
+            incoming[ch] = Incoming(kind: .returned(code: m.reply_code, text: copyString(m.reply_text)),
+                                    exchange: copyString(m.exchange), routingKey: copyString(m.routing_key))
+            return nil
         case AMQP_BASIC_CANCEL_METHOD:
             guard let m = decoded?.assumingMemoryBound(to: amqp_basic_cancel_t.self).pointee else { return nil }
             let tag = copyString(m.consumer_tag)
@@ -455,18 +465,73 @@ public final class Connection {
         }
     }
 
-    /// Reads the content header and body frames that follow a deliver/return method.
-    private func readContent(channel: UInt16) throws -> ([UInt8], MessageProperties) {
-        var message = amqp_message_t()
-        let reply = amqp_read_message(state, channel, &message, 0)
-        guard reply.reply_type == AMQP_RESPONSE_NORMAL else {
-            if reply.reply_type == AMQP_RESPONSE_LIBRARY_EXCEPTION {
-                throw fail(.connectionLost(reason: "reading a message: \(Connection.text(reply.library_error))"))
-            }
-            throw fail(.protocolError("unexpected frame while reading a message on channel \(channel)"))
+    /// A delivered or returned message whose content frames are still arriving.
+    private struct Incoming {
+        enum Kind {
+            case delivery(tag: UInt64, redelivered: Bool, consumerTag: String)
+            case returned(code: UInt16, text: String)
         }
-        defer { amqp_destroy_message(&message) }
-        return (copyBytes(message.body), try decodeProperties(message.properties))
+        let kind: Kind
+        let exchange: String
+        let routingKey: String
+        var properties: MessageProperties? = nil
+        var malformed: String? = nil
+        var size: UInt64 = 0
+        var body: [UInt8] = []
+    }
+
+    /// The content header of the message `incoming[channel]`: its properties and body size.
+    ///
+    /// Not `amqp_read_message`: rabbitmq-c 0.11 decodes the header frame (amqp_connection.c,
+    /// amqp_handle_input), but amqp_read_message then clones its properties (amqp_consumer.c ->
+    /// amqp_basic_properties_clone), and amqp_table.c's amqp_table_entry_clone returns
+    /// AMQP_STATUS_INVALID_PARAMETER ("invalid parameter") for a zero-length key, as in headers `{"": 1}`
+    /// or `{"k": {"": 1}}`. It failed there with the body frames unread and no way on but a reconnect,
+    /// after which the broker redelivered the same message: a livelock. The decoded header frame itself
+    /// is valid, so it is read here, and the delivery is handed up with the problem named in `malformed`.
+    private func contentHeader(_ frame: amqp_frame_t) throws -> ConnectionEvent? {
+        let ch = frame.channel
+        guard var m = incoming[ch], m.properties == nil else { return nil }  // stray: not after a deliver/return
+        guard let decoded = frame.payload.properties.decoded?.assumingMemoryBound(to: amqp_basic_properties_t.self) else {
+            throw fail(.protocolError("a content header on channel \(ch) has no properties"))
+        }
+        let p = decoded.pointee
+        m.properties = try decodeProperties(p)
+        m.malformed = p._flags & UInt32(AMQP_BASIC_HEADERS_FLAG) != 0 ? emptyKeyPath(p.headers, at: "headers") : nil
+        m.size = frame.payload.properties.body_size
+        m.body.reserveCapacity(Int(min(m.size, 64 << 20)))
+        incoming[ch] = m
+        return m.size == 0 ? finish(ch) : nil
+    }
+
+    private func contentBody(_ frame: amqp_frame_t) throws -> ConnectionEvent? {
+        let ch = frame.channel
+        guard var m = incoming[ch], m.properties != nil else { return nil }  // stray
+        incoming[ch] = nil   // no copy-on-write while appending
+        let fragment = frame.payload.body_fragment
+        guard UInt64(m.body.count) + UInt64(fragment.len) <= m.size else {
+            throw fail(.protocolError("a message body on channel \(ch) is longer than its header's \(m.size) bytes"))
+        }
+        if fragment.len > 0, let bytes = fragment.bytes {
+            m.body.append(contentsOf: UnsafeRawBufferPointer(start: bytes, count: fragment.len))
+        }
+        incoming[ch] = m
+        return UInt64(m.body.count) == m.size ? finish(ch) : nil
+    }
+
+    private func finish(_ ch: UInt16) -> ConnectionEvent? {
+        guard let m = incoming.removeValue(forKey: ch), let props = m.properties else { return nil }
+        switch m.kind {
+        case .delivery(let tag, let redelivered, let consumerTag):
+            guard let channelSerial = channels[ch] else { return nil }  // channel closed meanwhile
+            return .delivery(Delivery(body: m.body, properties: props, deliveryTag: tag, redelivered: redelivered,
+                                      exchange: m.exchange, routingKey: m.routingKey, consumerTag: consumerTag,
+                                      channel: ch, connectionSerial: serial, channelSerial: channelSerial,
+                                      malformed: m.malformed))
+        case .returned(let code, let text):
+            return .returned(channel: ch, ReturnedMessage(replyCode: code, replyText: text, exchange: m.exchange,
+                                                          routingKey: m.routingKey, body: m.body, properties: props))
+        }
     }
 
     private func release() {
@@ -486,6 +551,7 @@ public final class Connection {
 
     private func forget(_ channel: UInt16) {
         channels[channel] = nil
+        incoming[channel] = nil
         publishSeq[channel] = nil
     }
 

@@ -148,6 +148,32 @@ func decodeTable(_ t: amqp_table_t) throws -> FieldTable {
     return out
 }
 
+/// Where `t` (or a table or array inside it) has an empty key, as `headers["k"]`; nil when nowhere.
+/// AMQP 0-9-1 field names are 1..128 characters; rabbitmq-c refuses to copy an empty one.
+func emptyKeyPath(_ t: amqp_table_t, at path: String) -> String? {
+    guard t.num_entries > 0, let entries = t.entries else { return nil }
+    for i in 0..<Int(t.num_entries) {
+        let key = copyString(entries[i].key)
+        if key.isEmpty { return "\(path) has an entry with an empty name" }
+        if let p = emptyKeyPath(entries[i].value, at: "\(path)[\"\(key.prefix(40))\"]") { return p }
+    }
+    return nil
+}
+
+private func emptyKeyPath(_ fv: amqp_field_value_t, at path: String) -> String? {
+    switch fv.kind {
+    case Kind.table: return emptyKeyPath(fv.value.table, at: path)
+    case Kind.array:
+        let a = fv.value.array
+        guard a.num_entries > 0, let entries = a.entries else { return nil }
+        for i in 0..<Int(a.num_entries) {
+            if let p = emptyKeyPath(entries[i], at: "\(path)[\(i)]") { return p }
+        }
+        return nil
+    default: return nil
+    }
+}
+
 func decodeField(_ fv: amqp_field_value_t) throws -> FieldValue {
     switch fv.kind {
     case Kind.boolean: return .bool(fv.value.boolean != 0)

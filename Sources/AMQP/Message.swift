@@ -66,6 +66,9 @@ public struct Delivery: Sendable {
     public let connectionSerial: UInt64
     /// Which opening of `channel` it arrived on (channel ids are reused after a close).
     let channelSerial: UInt64
+    /// What in its content header breaks AMQP 0-9-1 (an empty field name in `headers`, which rabbitmq-c
+    /// cannot copy), nil when nothing does. Such a delivery is readable but should be dead-lettered.
+    public let malformed: String?
 }
 
 /// A mandatory message the broker could not route (basic.return).

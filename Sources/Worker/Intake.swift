@@ -17,11 +17,25 @@ extension Daemon {
         let props = JobProperties(messageID: d.properties.messageId, replyTo: d.properties.replyTo,
                                   correlationID: d.properties.correlationId, priority: d.properties.priority,
                                   expiration: d.properties.expiration)
+        let decoded = Result { () throws(JobRejection) -> Job in
+            try Job.decode(body: d.body, properties: props, catalog: engine.catalog, now: received)
+        }
+        if let problem = d.malformed {
+            // Headers that break AMQP 0-9-1 (an empty field name) make the message poison whatever its body.
+            let id: String
+            switch decoded {
+            case .success(let job): id = job.id
+            case .failure(let rejection): id = rejection.jobID
+            }
+            let failure = JobFailure(.invalidRequest, "the message's AMQP \(problem); AMQP 0-9-1 field names are 1..128 characters")
+            await reject(d, JobRejection(jobID: id, failure: failure, isPoison: true), props)
+            return
+        }
         let job: Job
-        do {
-            job = try Job.decode(body: d.body, properties: props, catalog: engine.catalog, now: received)
-        } catch {
-            await reject(d, error, props)
+        switch decoded {
+        case .success(let j): job = j
+        case .failure(let rejection):
+            await reject(d, rejection, props)
             return
         }
         var meta: Logger.Metadata = ["job": "\(job.id)", "class": "\(className)", "model": "\(job.model)"]

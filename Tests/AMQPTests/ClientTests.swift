@@ -1,5 +1,6 @@
 // AMQPClient against the real broker: properties, confirms, returns, acks, queue types, errors.
 import Foundation
+import TestSupport
 import Testing
 @testable import AMQP
 
@@ -54,6 +55,36 @@ struct ClientTests {
             #expect(!d.redelivered)
             try await client.ack(d)
         }
+    }
+
+    @Test("headers with an empty key (top level, nested, in an array) from pika arrive flagged malformed, on the same connection")
+    func emptyHeaderKeysArriveFlaggedWithoutAReconnect() async throws {
+        // rabbitmq-c's amqp_read_message refuses these ("invalid parameter"), which used to cost the
+        // connection and bring the same message back forever.
+        let q = Broker.unique("emptykey")
+        let states = Mailbox<ClientState>()
+        try await Broker.withClient(cleanUp: [q], stateChanged: { states.put($0) }) { client in
+            _ = try await client.declareQueue(name: q, durable: false)
+            let headers = ["{\"\": 1}", "{\"k\": {\"\": 1}}", "{\"a\": [1, {\"\": \"x\"}]}", "{\"ok\": 1}"]
+            try await pikaPublish(url: Broker.urls.split(separator: ",")[0].description, headers.enumerated().map {
+                PikaMessage(exchange: "", routingKey: q, body: "message \($0.offset)", headers: $0.element)
+            })
+            let box = Mailbox<Delivery>()
+            _ = try await client.consume(queue: q, prefetch: 10) { box.put($0) }
+            let got = try await box.wait(for: 4, seconds: 10)
+            try #require(got.count == 4, "\(got.count) of 4 delivered; client states: \(states.all)")
+            #expect(got.map { String(decoding: $0.body, as: UTF8.self) } == (0..<4).map { "message \($0)" })
+            #expect(got[0].malformed == "headers has an entry with an empty name")
+            #expect(got[1].malformed == "headers[\"k\"] has an entry with an empty name")
+            #expect(got[2].malformed == "headers[\"a\"][1] has an entry with an empty name")
+            #expect(got[3].malformed == nil)
+            #expect(got[0].headers[""] != nil)
+            #expect(got[3].headers == ["ok": .int64(1)] || got[3].headers == ["ok": .int32(1)] || got[3].headers.count == 1)
+            #expect(Set(got.map(\.connectionSerial)).count == 1)
+            for d in got { try await client.ack(d) }
+            #expect(try await client.queueInfo(name: q).messageCount == 0)
+        }
+        #expect(!states.all.contains { if case .disconnected = $0 { true } else { false } }, "\(states.all)")
     }
 
     @Test("a routable publish is confirmed with basic.ack, and a missing exchange fails with 404")

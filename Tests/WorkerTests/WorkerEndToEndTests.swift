@@ -1,5 +1,6 @@
 import AMQP
 import Config
+import Core
 import Foundation
 import Imaging
 import Jobs
@@ -135,6 +136,46 @@ import Testing
         }
         #expect(depth >= deadCount, "dead-letter queue holds \(depth), expected \(deadCount)")
         #expect(client.terminal(of: "good")?.kind == .completed)
+        try await worker.stop()
+        await client.cleanUp()
+    }
+
+    /// Headers with an empty key (which rabbitmq-c cannot copy) used to cost the connection on every
+    /// delivery of the job, and the broker redelivered it forever: now it is poison, answered and
+    /// dead-lettered with the reason, on the same connection, and the jobs around it run.
+    @Test func aJobWithAnEmptyHeaderKeyIsDeadLetteredAndTheJobsAroundItRunOnTheSameConnection() async throws {
+        let ns = uniqueNamespace(), dir = tempDir()
+        let cfg = try testConfig(namespace: ns, state: dir, windowMs: 0)
+        let client = try await TestClient(namespace: ns, topology: cfg.contractTopology)
+        let worker = try await TestWorker(cfg)
+        let dead = Locked<[Delivery]>([])
+        _ = try await client.client.consume(queue: "\(ns).dead", prefetch: 10) { d in dead.withLock { $0.append(d) } }
+        func message(_ id: String, headers: String?) -> PikaMessage {
+            PikaMessage(exchange: "\(ns).jobs", routingKey: "tiny", body: job(id, steps: 3), headers: headers,
+                        replyTo: client.replyQueue, correlationId: id)
+        }
+        try await pikaPublish(url: brokerURL, [
+            message("before", headers: "{\"x-trace\": \"t1\"}"),
+            message("emptykey", headers: "{\"\": 1}"),
+            message("nested", headers: "{\"k\": {\"\": 1}}"),
+            message("after", headers: nil),
+        ])
+        #expect(await client.waitTerminal(["before", "emptykey", "nested", "after"], timeout: 90))
+        #expect(client.terminal(of: "before")?.kind == .completed)
+        #expect(client.terminal(of: "after")?.kind == .completed)
+        for (id, path) in [("emptykey", "headers"), ("nested", "headers[\"k\"]")] {
+            let failure = client.terminal(of: id)?.failure
+            #expect(failure?.code == .invalidRequest, "\(id): \(String(describing: failure))")
+            #expect(failure?.message.contains("\(path) has an entry with an empty name") ?? false, "\(String(describing: failure))")
+            #expect(client.events(of: id).count == 1)
+        }
+        let deadLettered = await client.wait(timeout: 30) { dead.withLock { $0.count } >= 2 }
+        #expect(deadLettered)
+        let reasons = dead.withLock { $0 }.compactMap { $0.headers["darkroom-error"]?.stringValue }.sorted()
+        #expect(reasons.count == 2 && reasons.allSatisfy { $0.contains("has an entry with an empty name") }, "\(reasons)")
+        // one connection throughout: no reconnect loop, nothing left in the job queue
+        #expect(worker.daemon.cond.withLock { worker.daemon.staleSerial } == 0, "the worker lost its connection")
+        #expect(await queueDepth(client, "\(ns).jobs.tiny") == 0)
         try await worker.stop()
         await client.cleanUp()
     }
