@@ -7,7 +7,7 @@ Stages (each skipped when its output exists; each resumable from checkpoints und
                  latents perturbed with Gaussian noise (0.1 x their std) before decoding, so the decoder
                  tolerates the small errors of generated latents. EMA weights are kept and used. At the end:
                  scaling_factor = 1 / std of the EMA encoder's latents, PSNR on held-out renders (other seed).
-  2b. dec        the decoder fine-tuned with the encoder frozen (same loss): sharper decoding, and the latent
+  2b. dec        the decoder fine-tuned with the encoder frozen (plus an image-gradient L1): sharper, and the latent
                  space, scaling_factor and so the transformer's data unchanged, so it may also run beside
                  stage 3 (`--only dec`). The export takes its decoder when it has finished.
   3. dit         Gemma2Model + SanaTransformer2DModel trained together by the flow-matching loss only, in the
@@ -81,6 +81,7 @@ def parse_args() -> argparse.Namespace:
     ap.add_argument("--dec-steps", type=int, default=600, help="decoder fine-tuning steps (encoder frozen)")
     ap.add_argument("--dec-batch", type=int, default=12)
     ap.add_argument("--dec-lr", type=float, default=5e-4)
+    ap.add_argument("--dec-edge", type=float, default=1.0, help="weight of the image-gradient L1 term (stage 2b)")
     ap.add_argument("--only", choices=["tokenizer", "ae", "dec", "dit"], default=None,
                     help="run one stage (e.g. the decoder fine-tuning beside the transformer)")
     ap.add_argument("--dit-steps", type=int, default=800)
@@ -234,9 +235,17 @@ def finish_ae(a: argparse.Namespace, ema, step: int, elapsed: float) -> None:
         json.dump(stats, f, indent=2)
 
 
+def edge_l1(y: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    """Mean |d/dx (y - x)| + |d/dy (y - x)|: an L1 on image gradients, so edges and corners count more than their
+    few pixels do in a plain L1 (the plain loss leaves corners rounded)."""
+    d = y - x
+    return (d[..., :, 1:] - d[..., :, :-1]).abs().mean() + (d[..., 1:, :] - d[..., :-1, :]).abs().mean()
+
+
 def train_dec(a: argparse.Namespace) -> None:
     """Decoder fine-tuning with the encoder frozen: the latent space (and so the transformer's training data and
-    scaling_factor) stays exactly as it is, only decoding gets sharper. Same loss and latent noise as stage 2."""
+    scaling_factor) stays exactly as it is, only decoding gets sharper. Stage 2's loss and latent noise plus
+    --dec-edge x edge_l1 (corners: after stage 2 the decoder drew triangles and squares with rounded corners)."""
     if os.path.exists(os.path.join(a.state, "dec_final.pt")):
         return
     vae, stats = load_ae(a, decoder=False)
@@ -256,7 +265,7 @@ def train_dec(a: argparse.Namespace) -> None:
                 z = z + 0.1 * z.float().std() * torch.randn(z.shape, generator=run.gen).to(z.dtype)
             y = vae.decode(z).sample
         y = y.float()
-        run.update((y - x).abs().mean() + (y - x).pow(2).mean())
+        run.update((y - x).abs().mean() + (y - x).pow(2).mean() + a.dec_edge * edge_l1(y, x))
     run.checkpoint()
     stats = dict(stats, dec_steps=run.step, dec_minutes=round(run.elapsed / 60, 1),
                  psnr_heldout_db_before_dec=stats["psnr_heldout_db"], psnr_heldout_db=psnr(run.ema, a.seed + 1000, 64))
