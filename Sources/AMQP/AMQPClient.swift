@@ -161,6 +161,14 @@ public final class AMQPClient: Sendable {
         try await perform { loop in try loop.consume(queue: queue, prefetch: prefetch, handler: handler) }
     }
 
+    /// Like `consume`, on a server-named, exclusive, auto-delete queue with `bindings`, declared and bound
+    /// again on every subscribe: such a queue is gone after a reconnect (or a broker restart), and
+    /// re-subscribing to its old name would find nothing (404) and nothing bound.
+    public func consumeOwnQueue(label: String, bindings: [QueueBinding], prefetch: UInt16,
+                                handler: @escaping @Sendable (Delivery) -> Void) async throws -> ConsumerToken {
+        try await perform { loop in try loop.consume(queue: label, ownQueue: bindings, prefetch: prefetch, handler: handler) }
+    }
+
     /// Stops deliveries to the consumer. Deliveries already handed out can still be acked; the channel
     /// closes once they are all settled.
     public func cancel(_ token: ConsumerToken) async throws {

@@ -38,6 +38,22 @@ public enum ClientState: Sendable, Equatable {
     case reconnecting(attempt: Int, delay: Duration)
     /// `close()` finished.
     case closed
+    /// A consumer stopped receiving while the connection lives: the broker cancelled it (its queue was
+    /// deleted or its process crashed) or refused to subscribe it again (404). It is subscribed again
+    /// after `retryIn`, then backing off like reconnects; `.consumerUp` follows once it is back.
+    case consumerDown(queue: String, reason: String, retryIn: Duration)
+    case consumerUp(queue: String)
+}
+
+/// A binding of a consumer's own server-named queue.
+public struct QueueBinding: Sendable, Equatable {
+    public var exchange: String
+    public var routingKey: String
+
+    public init(exchange: String, routingKey: String = "") {
+        self.exchange = exchange
+        self.routingKey = routingKey
+    }
 }
 
 /// Names one consumer started with `AMQPClient.consume`, for `cancel`.

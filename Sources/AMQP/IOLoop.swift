@@ -26,15 +26,24 @@ final class IOLoop {
         let prefetch: UInt16
         let handler: @Sendable (Delivery) -> Void
         let dispatch: DispatchQueue
+        /// For a queue of the consumer's own (server-named, exclusive, auto-delete): its bindings. Such a
+        /// queue dies with its connection (or its consumer), so it is declared and bound on every subscribe.
+        let ownQueue: [QueueBinding]?
+        /// The queue consumed now (a server-named queue gets a new name on every subscribe).
+        var queue: String
         var tag: String
         var channel: UInt16?
         var cancelled = false
         var outstanding = Set<UInt64>()
+        /// Set while the consumer is down on a live connection: failed subscribes so far and the next try.
+        var retry: (failures: Int, at: ContinuousClock.Instant)?
 
-        init(token: ConsumerToken, prefetch: UInt16, handler: @escaping @Sendable (Delivery) -> Void) {
+        init(token: ConsumerToken, prefetch: UInt16, ownQueue: [QueueBinding]?, handler: @escaping @Sendable (Delivery) -> Void) {
             self.token = token
             self.prefetch = prefetch
             self.handler = handler
+            self.ownQueue = ownQueue
+            self.queue = token.queue
             self.dispatch = DispatchQueue(label: "amqp-consumer-\(token.id)")
             self.tag = "darkroom-\(ProcessInfo.processInfo.processIdentifier)-\(token.id)"
         }
@@ -79,6 +88,7 @@ final class IOLoop {
             }
             runCommands()
             if let c = conn {
+                retryConsumers()
                 pump(c)
             } else {
                 waitOrReconnect()
@@ -223,13 +233,42 @@ final class IOLoop {
         nextAttempt = nil
         attempt = 0
         for consumer in consumers.values.sorted(by: { $0.token.id < $1.token.id }) where !consumer.cancelled {
+            consumer.retry = nil
             do {
                 try subscribe(consumer)
-                ctx.logger("consumer on '\(consumer.token.queue)' re-established")
+                ctx.logger("consumer on '\(consumer.queue)' re-established")
             } catch {
                 guard conn?.failure == nil else { checkConnection(); return }
-                ctx.logger("consumer on '\(consumer.token.queue)' could not be re-established: \(error)")
-                consumers[consumer.token.id] = nil
+                consumerDown(consumer, error)
+            }
+        }
+    }
+
+    /// A consumer the broker dropped (or refused) while the connection lives: report it and try again
+    /// with capped exponential backoff, never give up on it.
+    private func consumerDown(_ consumer: Consumer, _ error: any Error) {
+        if let ch = consumer.channel { consumerByChannel[ch] = nil }
+        consumer.channel = nil
+        consumer.outstanding = []
+        let failures = (consumer.retry?.failures ?? 0) + 1
+        let s = ctx.settings
+        let delay = min(s.reconnectInitialDelay * (1 << min(failures - 1, 20)), s.reconnectMaxDelay)
+        consumer.retry = (failures, .now + delay)
+        ctx.stateChanged(.consumerDown(queue: consumer.queue, reason: "\(error)", retryIn: delay))
+    }
+
+    /// Subscribes again the consumers whose retry time has come.
+    private func retryConsumers() {
+        let now = ContinuousClock.now
+        for consumer in consumers.values.sorted(by: { $0.token.id < $1.token.id }) {
+            guard !consumer.cancelled, let retry = consumer.retry, retry.at <= now else { continue }
+            do {
+                try subscribe(consumer)
+                consumer.retry = nil
+                ctx.stateChanged(.consumerUp(queue: consumer.queue))
+            } catch {
+                guard conn?.failure == nil else { checkConnection(); return }
+                consumerDown(consumer, error)
             }
         }
     }
@@ -271,10 +310,14 @@ final class IOLoop {
         }
     }
 
-    func consume(queue: String, prefetch: UInt16, handler: @escaping @Sendable (Delivery) -> Void) throws -> ConsumerToken {
+    /// `ownQueue`: consume a server-named exclusive auto-delete queue with these bindings, declared anew on
+    /// every subscribe (`queue` is then only a label).
+    func consume(queue: String, ownQueue: [QueueBinding]? = nil, prefetch: UInt16,
+                 handler: @escaping @Sendable (Delivery) -> Void) throws -> ConsumerToken {
         _ = try connection()
         nextConsumerID += 1
-        let consumer = Consumer(token: ConsumerToken(id: nextConsumerID, queue: queue), prefetch: prefetch, handler: handler)
+        let consumer = Consumer(token: ConsumerToken(id: nextConsumerID, queue: queue), prefetch: prefetch,
+                                ownQueue: ownQueue, handler: handler)
         try subscribe(consumer)
         consumers[consumer.token.id] = consumer
         return consumer.token
@@ -285,7 +328,7 @@ final class IOLoop {
         let ch = try c.openChannel()
         do {
             try c.qos(channel: ch, prefetchCount: consumer.prefetch)
-            consumer.tag = try c.consume(channel: ch, queue: consumer.token.queue, consumerTag: consumer.tag)
+            try startConsuming(consumer, c, ch)
         } catch {
             if c.isChannelOpen(ch) { try? c.closeChannel(ch) }
             throw error
@@ -293,6 +336,18 @@ final class IOLoop {
         consumer.channel = ch
         consumer.outstanding = []
         consumerByChannel[ch] = consumer.token.id
+    }
+
+    /// basic.consume on `ch`, after declaring and binding the consumer's own queue if it has one.
+    private func startConsuming(_ consumer: Consumer, _ c: Connection, _ ch: UInt16) throws {
+        if let bindings = consumer.ownQueue {
+            let info = try c.declareQueue(channel: ch, name: "", durable: false, exclusive: true, autoDelete: true)
+            for b in bindings {
+                try c.bindQueue(channel: ch, queue: info.name, exchange: b.exchange, routingKey: b.routingKey)
+            }
+            consumer.queue = info.name
+        }
+        consumer.tag = try c.consume(channel: ch, queue: consumer.queue, consumerTag: consumer.tag)
     }
 
     func cancel(_ token: ConsumerToken) throws {
@@ -353,15 +408,16 @@ final class IOLoop {
             channelClosed(ch, code: code, text: text)
         case .consumerCancelled(let ch, _):
             guard let id = consumerByChannel[ch], let consumer = consumers[id], !consumer.cancelled else { return }
-            ctx.logger("the broker cancelled the consumer on '\(consumer.token.queue)'; subscribing again")
+            ctx.stateChanged(.consumerDown(queue: consumer.queue, reason: "the broker cancelled the consumer", retryIn: .zero))
+            guard let c = conn else { return }
             do {
-                guard let c = conn else { return }
-                consumer.tag = try c.consume(channel: ch, queue: consumer.token.queue, consumerTag: consumer.tag)
+                // Same channel: the deliveries handed out on it can still be acked.
+                try startConsuming(consumer, c, ch)
+                ctx.stateChanged(.consumerUp(queue: consumer.queue))
             } catch {
-                ctx.logger("consumer on '\(consumer.token.queue)' dropped: \(error)")
-                consumer.cancelled = true
-                consumer.outstanding = []
-                closeIfDone(consumer)
+                guard c.failure == nil else { return }
+                if c.isChannelOpen(ch) { try? c.closeChannel(ch) }
+                consumerDown(consumer, error)
             }
         default:
             break
@@ -378,7 +434,7 @@ final class IOLoop {
         } else if let id = consumerByChannel.removeValue(forKey: ch), let consumer = consumers[id] {
             consumer.channel = nil
             consumer.outstanding = []
-            ctx.logger("the broker closed the channel of the consumer on '\(consumer.token.queue)': \(code) \(text)")
+            ctx.logger("the broker closed the channel of the consumer on '\(consumer.queue)': \(code) \(text)")
             if consumer.cancelled {
                 consumers[id] = nil
                 return
@@ -386,8 +442,8 @@ final class IOLoop {
             do {
                 try subscribe(consumer)
             } catch {
-                ctx.logger("consumer on '\(consumer.token.queue)' dropped: \(error)")
-                if conn?.failure == nil { consumers[id] = nil }
+                guard conn?.failure == nil else { return }
+                consumerDown(consumer, error)
             }
         }
     }

@@ -52,9 +52,13 @@ public final class Daemon: @unchecked Sendable {
     var failed = 0
     var staleSerial: UInt64 = 0
     var maxSerialSeen: UInt64 = 0
+    /// Queues whose consumer the broker dropped while the connection lives (retried with backoff).
+    var consumersDown: Set<String> = []
     /// Liveness of the engine loop (beats each step and each idle wait) and the I/O loop (a probe
     /// through the connection): WATCHDOG=1 goes out only while neither has gone quiet.
-    let liveness = WatchdogMonitor(parts: ["engine", "io"])
+    /// A class (or the control queue) left without a consumer is a busy "consumers" part that never beats:
+    /// after the watchdog interval the pings stop, and systemd restarts the worker, which declares again.
+    let liveness = WatchdogMonitor(parts: ["engine", "io", "consumers"])
     private var stopSignal: CheckedContinuation<Void, Never>?
     private var stopRequested = false
 
@@ -90,9 +94,10 @@ public final class Daemon: @unchecked Sendable {
     public func run() async throws {
         try await connectWithBackoff()
         try await client.declare(topology)
-        let control = try await client.declareQueue(name: "", durable: false, exclusive: true, autoDelete: true)
-        try await client.bind(queue: control.name, exchange: topology.controlExchange, routingKey: "")
-        _ = try await client.consume(queue: control.name, prefetch: 16) { [weak self] d in self?.control(d) }
+        // Server-named, exclusive, auto-delete: declared and bound again on every connect (the old one died
+        // with the old connection).
+        _ = try await client.consumeOwnQueue(label: Self.controlLabel, bindings: [QueueBinding(exchange: topology.controlExchange)],
+                                             prefetch: 16) { [weak self] d in self?.control(d) }
         let classes = cond.withLock { config.consumedClasses }
         for c in classes {
             let token = try await client.consume(queue: topology.jobQueue(forClass: c.name), prefetch: UInt16(clamping: c.prefetch)) {
@@ -120,6 +125,8 @@ public final class Daemon: @unchecked Sendable {
         await client.close()
         logger.info("stopped", metadata: ["event": "stopped"])
     }
+
+    static let controlLabel = "control"
 
     /// Asks the daemon to stop (SIGTERM/SIGINT).
     public func stop() {
@@ -183,7 +190,21 @@ public final class Daemon: @unchecked Sendable {
             logger.error("broker connection lost: \(error); \(dropped) queued job(s) left to the broker",
                          metadata: ["event": "broker_down"])
         case .connected(let server):
+            cond.withLock { consumersDown = [] }
+            liveness.setBusy("consumers", false)
             logger.notice("connected to \(server)", metadata: ["event": "broker_up"])
+        case .consumerDown(let queue, let reason, let retryIn):
+            let first = cond.withLock { () -> Bool in
+                defer { consumersDown.insert(queue) }
+                return consumersDown.isEmpty
+            }
+            if first { liveness.setBusy("consumers", true) }
+            logger.warning("no consumer on \(queue): \(reason); subscribing again in \(retryIn)",
+                           metadata: ["event": "consumer_down", "queue": "\(queue)"])
+        case .consumerUp(let queue):
+            let none = cond.withLock { consumersDown.remove(queue); return consumersDown.isEmpty }
+            if none { liveness.setBusy("consumers", false) }
+            logger.notice("consuming \(queue) again", metadata: ["event": "consumer_up", "queue": "\(queue)"])
         case .reconnecting(let attempt, let delay):
             logger.warning("reconnecting (attempt \(attempt)) in \(delay)", metadata: ["event": "broker_reconnect"])
         case .closed:
@@ -269,14 +290,20 @@ public final class Daemon: @unchecked Sendable {
 
     /// The STATUS= line (ServiceStatus): state, classes, jobs done/failed, the running batch, schedule-cache hits.
     func statusLine(_ activity: Activity) -> String {
-        let (classes, d, f, batch) = cond.withLock {
-            (config.consumedClasses.map(\.name), done, failed, currentBatch)
+        let (classes, d, f, batch, down) = cond.withLock {
+            (config.consumedClasses.map(\.name), done, failed, currentBatch, consumersDown)
         }
         let c = schedules.counts
         var status = ServiceStatus(state: .consuming, classes: classes, jobsDone: d, jobsFailed: f, batch: batch,
                                    scheduleCacheHits: c.hits + c.diskHits, scheduleCacheMisses: c.misses)
         switch activity {
-        case .serving: status.state = client.isConnected ? .consuming : .reconnecting
+        case .serving:
+            status.state = client.isConnected ? .consuming : .reconnecting
+            if client.isConnected, !down.isEmpty {
+                let names = classes.filter { down.contains(topology.jobQueue(forClass: $0)) }
+                    + (down.contains { !$0.hasPrefix(topology.namespace + ".jobs.") } ? ["control"] : [])
+                status.note = "no consumer on \(names.joined(separator: ", ")), retrying"
+            }
         case .draining: status.state = .draining
         case .waiting(let note):
             status.state = client.isConnected ? .consuming : .connecting

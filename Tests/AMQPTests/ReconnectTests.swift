@@ -73,6 +73,71 @@ struct ReconnectTests {
         }
     }
 
+    @Test("a consumer's own server-named queue is declared and bound again after the connection drops")
+    func ownQueueIsDeclaredAgainOnReconnect() async throws {
+        let x = Broker.unique("fanout")
+        let name = Broker.unique("ownqueue-conn")
+        let states = Mailbox<ClientState>()
+        try await Broker.withClient(name: name, stateChanged: { states.put($0) }) { client in
+            try await client.declareExchange(name: x, type: "fanout", durable: false, autoDelete: false)
+            let box = Mailbox<Delivery>()
+            _ = try await client.consumeOwnQueue(label: "control", bindings: [QueueBinding(exchange: x)], prefetch: 5) { d in
+                box.put(d)
+                client.ack(d, completion: nil)
+            }
+            _ = try await client.publish(exchange: x, routingKey: "", body: bytes("before"))
+            #expect(try await box.wait(for: 1).count == 1)
+            #expect(try Broker.closeConnection(named: name))
+            let connectedAgain = try await states.wait(for: 4, seconds: 15)   // connected was first; disconnected, reconnecting, connected
+            #expect(connectedAgain.filter { if case .connected = $0 { true } else { false } }.count >= 1, "\(connectedAgain)")
+            // Publish until the re-bound queue receives (the reconnect takes a moment; unrouted publishes are dropped).
+            var got: [Delivery] = []
+            for _ in 0..<100 where got.count < 2 {
+                _ = try? await client.publish(exchange: x, routingKey: "", body: bytes("after"))
+                got = try await box.wait(for: 2, seconds: 0.2)
+            }
+            #expect(got.count >= 2 && got.last?.body == bytes("after"), "nothing arrived after the reconnect: \(states.all)")
+            try await client.deleteExchange(name: x)
+        }
+        #expect(!states.all.contains { if case .consumerDown = $0 { true } else { false } }, "\(states.all)")
+    }
+
+    @Test("a consumer whose queue is deleted is reported down, retried with backoff, and consumes again once the queue is back")
+    func droppedConsumerIsRetried() async throws {
+        let q = Broker.unique("dropped")
+        let states = Mailbox<ClientState>()
+        try await Broker.withClient(cleanUp: [q], stateChanged: { states.put($0) }) { client in
+            _ = try await client.declareQueue(name: q, durable: false)
+            let box = Mailbox<Delivery>()
+            _ = try await client.consume(queue: q, prefetch: 5) { d in
+                box.put(d)
+                client.ack(d, completion: nil)
+            }
+            try await client.deleteQueue(name: q)          // the broker cancels the consumer; re-subscribing is a 404
+            var downs: [ClientState] = []
+            for _ in 0..<100 where downs.count < 3 {
+                downs = states.all.filter { if case .consumerDown(q, _, _) = $0 { true } else { false } }
+                if downs.count < 3 { try await Task.sleep(for: .milliseconds(100)) }
+            }
+            #expect(downs.count >= 3, "\(states.all)")
+            let delays = downs.compactMap { if case .consumerDown(_, _, let d) = $0 { d } else { nil } }
+            #expect(delays.dropFirst().elementsEqual(delays.dropFirst().sorted()), "backoff does not grow: \(delays)")
+            #expect(downs.dropFirst().contains { if case .consumerDown(_, let reason, _) = $0 { reason.contains("404") } else { false } },
+                    "\(downs)")
+            _ = try await client.declareQueue(name: q, durable: false)
+            var up = false
+            for _ in 0..<100 where !up {
+                up = states.all.contains(.consumerUp(queue: q))
+                if !up { try await Task.sleep(for: .milliseconds(100)) }
+            }
+            #expect(up, "\(states.all)")
+            _ = try await client.publish(exchange: "", routingKey: q, body: bytes("back"))
+            #expect(try await box.wait(for: 1).first?.body == bytes("back"))
+            #expect(client.isConnected)
+        }
+        #expect(!states.all.contains { if case .disconnected = $0 { true } else { false } }, "\(states.all)")
+    }
+
     @Test("with several URIs the first unreachable one is skipped; with none reachable start says why for each")
     func failoverTriesURIsInOrder() async throws {
         let good = try Broker.uris()

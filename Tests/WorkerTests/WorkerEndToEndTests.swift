@@ -281,6 +281,56 @@ import Testing
         await client.cleanUp()
     }
 
+    /// The control queue is server-named and exclusive: it dies with the connection, so after a broker
+    /// restart (here: the broker closing the connection) it must be declared and bound again, or cancels
+    /// reach nobody.
+    @Test func aCancelSentAfterTheConnectionWasLostCancelsTheJob() async throws {
+        let ns = uniqueNamespace(), dir = tempDir()
+        let cfg = try testConfig(namespace: ns, state: dir, windowMs: 0)
+        let client = try await TestClient(namespace: ns, topology: cfg.contractTopology)
+        let worker = try await TestWorker(cfg)
+        let (_, listing) = try await run(repoRoot + "/ops/broker", ["ctl", "list_connections", "pid", "client_properties", "-s"])
+        let line = listing.split(separator: "\n").first { $0.contains("darkroomd test-\(ns)") }
+        let pid = try #require(line?.split(separator: "\t").first.map(String.init))
+        _ = try await run(repoRoot + "/ops/broker", ["ctl", "close_connection", pid, "test: broker restart"])
+        try await client.submit(job("after", steps: 3), toClass: "tiny", id: "after")
+        #expect(await client.waitTerminal(["after"], timeout: 60))        // reconnected and consuming jobs
+        try await client.submit(job("long", size: 128, steps: 200), toClass: "big", id: "long")
+        let started = await client.wait { client.events(of: "long").contains { $0.kind == .progress } }
+        #expect(started)
+        try await client.cancel("long")
+        #expect(await client.waitTerminal(["long"], timeout: 120))
+        #expect(client.terminal(of: "long")?.failure?.code == .cancelled,
+                "the cancel was lost: \(String(describing: client.terminal(of: "long")))")
+        try await worker.stop()
+        await client.cleanUp()
+    }
+
+    /// A job queue whose consumer the broker drops (here: the queue deleted, so re-subscribing is a 404)
+    /// is retried with backoff; STATUS and the watchdog show the class without a consumer meanwhile, and
+    /// once the queue is back the worker consumes it again.
+    @Test func aConsumerTheBrokerDropsIsRetriedAndShownUntilItIsBack() async throws {
+        let ns = uniqueNamespace(), dir = tempDir()
+        let cfg = try testConfig(namespace: ns, state: dir, windowMs: 0)
+        let client = try await TestClient(namespace: ns, topology: cfg.contractTopology)
+        let worker = try await TestWorker(cfg)
+        let daemon = worker.daemon
+        _ = try await client.client.deleteQueue(name: "\(ns).jobs.tiny")
+        let down = await client.wait(timeout: 30) { daemon.cond.withLock { daemon.consumersDown } == ["\(ns).jobs.tiny"] }
+        #expect(down)
+        #expect(daemon.statusLine(.serving).contains("(no consumer on tiny, retrying)"), "\(daemon.statusLine(.serving))")
+        #expect(daemon.liveness.staleParts(now: .now + .seconds(3600)).contains("consumers"))
+        try await client.client.declare(cfg.contractTopology)
+        let up = await client.wait(timeout: 60) { daemon.cond.withLock { daemon.consumersDown }.isEmpty }
+        #expect(up)
+        #expect(!daemon.liveness.staleParts(now: .now + .seconds(3600)).contains("consumers"))
+        try await client.submit(job("back", steps: 3), toClass: "tiny", id: "back")
+        #expect(await client.waitTerminal(["back"], timeout: 60))
+        #expect(client.terminal(of: "back")?.kind == .completed)
+        try await worker.stop()
+        await client.cleanUp()
+    }
+
     @Test func aReloadChangesBatchingLimitsWithoutDroppingWork() async throws {
         let ns = uniqueNamespace(), dir = tempDir()
         let cfg = try testConfig(namespace: ns, state: dir, maxBatch: 1, windowMs: 300)
