@@ -1,18 +1,18 @@
 import COpenBLAS
 import Foundation
 
-/// Multi-head scaled dot-product attention, no mask (torch SDPA default scale 1/sqrt(D);
-/// attention_processor.py AttnProcessor2_0). Head h owns features h·D ..< (h+1)·D of every row, so
-/// q, k, v and o are read and written in place through row strides — no head split copies.
-/// Per (item, head): `S = (Q_h·K_hᵀ)/sqrt(D)` by sgemm, a numerically stable row softmax
-/// (max-subtracted), then `O_h = S·V_h` by sgemm.
+/// Multi-head scaled dot-product attention (torch SDPA default scale 1/sqrt(D); attention_processor.py
+/// AttnProcessor2_0). Head h owns features h·D ..< (h+1)·D of every row, so q, k, v and o are read and written in
+/// place through row strides — no head split copies. Per (item, head) and per chunk of query rows:
+/// `S = (Q·Kᵀ)/sqrt(D)` by sgemm, the key bias, a numerically stable row softmax (max-subtracted), `O = S·V` by sgemm.
 ///
-/// Many small (item, head) problems run in parallel, one per scratch slot, with single-threaded sgemm
-/// (OpenBLAS's own threads are switched to 1 for the duration, process-wide, under `blasThreads` held
-/// exclusively so no other thread's sgemm runs meanwhile, and restored); a single big
-/// problem (the VAE's one head) runs with threaded sgemm and a parallel softmax. `scratch` holds scores:
-/// at least `keyTokens` floats; `heads·queryTokens·keyTokens` lets every head have a full slot. With less,
-/// query rows are processed in chunks.
+/// The work items are (item, head, chunk of `attentionChunkRows` query rows): every one runs on one thread with
+/// single-threaded sgemm (OpenBLAS switched to one thread, process-wide, under `blasThreads` held exclusively, and
+/// restored), spread over the cores. A chunk's bits depend only on its own rows, the keys and the chunk size — never
+/// on the batch, the number of heads or the thread count (OpenBLAS gives other bits for other M or thread counts).
+/// `scratch` holds scores: at least `keyTokens` floats (then one query row per chunk); `attentionChunkRows ·
+/// keyTokens` per concurrent item lets each run whole chunks. The chunk size is the smaller of 64 rows and what
+/// the scratch holds for one item, so it depends on the caller's scratch size, not on the batch.
 ///
 /// `keyBias`, when given, is added to every score row of its item before the softmax: the additive mask of
 /// masked cross-attention (`(1 − mask)·−10000`, pixart_transformer_2d.py / sana_transformer.py `forward`,
@@ -26,58 +26,49 @@ public func attention(
     scratch: UnsafeMutablePointer<Float>, scratchCount: Int
 ) {
     precondition(scratchCount >= nk, "attention: scratch must hold at least one row of scores")
+    guard nq > 0, batch * heads > 0 else { return }
     let alpha = Float(1 / Double(d).squareRoot())
-    let problems = batch * heads
-    let slots = max(1, min(problems, kernelThreads * 4, scratchCount / (nk * min(nq, 64))))
+    let chunk = max(1, min(attentionChunkRows, nq, scratchCount / nk))
+    let chunks = (nq + chunk - 1) / chunk
+    let items = batch * heads * chunks
+    let slots = max(1, min(items, kernelThreads * 4, scratchCount / (chunk * nk)))
 
-    // One (item, head) problem, query rows in chunks that fit `slotCount` floats of scores.
-    // `switched`: inside `blasThreads.singleThreaded`, so the calls skip the shared lock.
-    func solve(_ problem: Int, _ scores: UnsafeMutablePointer<Float>, _ slotCount: Int, parallelSoftmax: Bool, switched: Bool) {
-        let gemm = switched ? sgemmAsSwitched : sgemm
+    // One (item, head, chunk of query rows) in `scores` (chunk·nk floats).
+    func solve(_ item: Int, _ scores: UnsafeMutablePointer<Float>) {
+        let problem = item / chunks, r0 = (item % chunks) * chunk
         let b = problem / heads, h = problem % heads
-        let rowsPerPass = max(1, min(nq, slotCount / nk))
-        var r0 = 0
-        while r0 < nq {
-            let rows = min(rowsPerPass, nq - r0)
-            gemm(false, true, rows, nk, d, alpha,
-                 q + (b * nq + r0) * ldq + h * d, ldq, k + b * nk * ldk + h * d, ldk,
-                 0, scores, nk)
-            if let keyBias {
-                let bias = keyBias + b * nk
-                for r in 0..<rows {
-                    let row = scores + r * nk
-                    for j in 0..<nk { row[j] += bias[j] }
-                }
+        let rows = min(chunk, nq - r0)
+        sgemmAsSwitched(transA: false, transB: true, m: rows, n: nk, k: d, alpha: alpha,
+                        q + (b * nq + r0) * ldq + h * d, lda: ldq, k + b * nk * ldk + h * d, ldb: ldk,
+                        beta: 0, scores, ldc: nk)
+        if let keyBias {
+            let bias = keyBias + b * nk
+            for r in 0..<rows {
+                let row = scores + r * nk
+                for j in 0..<nk { row[j] += bias[j] }
             }
-            if parallelSoftmax {
-                softmaxRows(scores, rows: rows, columns: nk)
-            } else {
-                for r in 0..<rows { softmaxRow(scores + r * nk, nk) }
-            }
-            gemm(false, false, rows, d, nk, 1,
-                 scores, nk, v + b * nk * ldv + h * d, ldv,
-                 0, o + (b * nq + r0) * ldo + h * d, ldo)
-            r0 += rows
         }
+        for r in 0..<rows { softmaxRow(scores + r * nk, nk) }
+        sgemmAsSwitched(transA: false, transB: false, m: rows, n: d, k: nk, alpha: 1,
+                        scores, lda: nk, v + b * nk * ldv + h * d, ldb: ldv,
+                        beta: 0, o + (b * nq + r0) * ldo + h * d, ldc: ldo)
     }
 
-    if slots == 1 || kernelThreads == 1 {
-        for problem in 0..<problems { solve(problem, scratch, scratchCount, parallelSoftmax: true, switched: false) }
-        return
-    }
-    let slotCount = scratchCount / slots
     blasThreads.singleThreaded {
         parallelFor(slots) { range in
             for slot in range {
-                var problem = slot
-                while problem < problems {
-                    solve(problem, scratch + slot * slotCount, slotCount, parallelSoftmax: false, switched: true)
-                    problem += slots
+                var item = slot
+                while item < items {
+                    solve(item, scratch + slot * chunk * nk)
+                    item += slots
                 }
             }
         }
     }
 }
+
+/// Query rows per work item of `attention`.
+public let attentionChunkRows = 64
 
 /// Stable softmax of each row in place: `e^(x − max) / Σ e^(x − max)`.
 // x: [rows, columns] -> x

@@ -10,7 +10,10 @@ public final class Engine: Sendable {
     public struct Model: Sendable {
         public let name: String
         public let path: String
-        public let pipeline: DiffusionPipeline
+        /// Class-conditional models (DiTPipeline); nil for text models.
+        public let pipeline: DiffusionPipeline?
+        /// Text-to-image models (PixArt-α/Σ, Sana, Sana Sprint); nil for class-conditional ones.
+        public let text: TextToImagePipeline?
         public let info: ModelInfo
         /// Bytes of weights on disk (mapped or converted into memory).
         public let weightBytes: UInt64
@@ -36,8 +39,16 @@ public final class Engine: Sendable {
 
     /// One model folder, with the serving hints of its optional `darkroom.json`.
     public static func load(name: String, path: String) throws -> Model {
+        let schedulerJSON = FileManager.default.contents(atPath: path + "/scheduler/scheduler_config.json") ?? Data()
         if let folder = try? PipelineFolder(path: path), TextToImagePipeline.Family(rawValue: folder.className) != nil {
-            throw WorkerError(.engine, "model \(name) (\(path)) is a \(folder.className) (text to image): darkroomd does not serve text models yet; `darkroom generate --model \(path) --prompt ...` runs it locally")
+            let text: TextToImagePipeline
+            do {
+                text = try TextToImagePipeline(folder: folder)
+            } catch {
+                throw WorkerError(.engine, "model \(name) (\(path)): \(error)")
+            }
+            return Model(name: name, path: path, pipeline: nil, text: text, info: textInfo(name: name, text),
+                         weightBytes: Self.weightBytes(path), schedulerFingerprint: FNV1a.hex(schedulerJSON))
         }
         let pipeline: DiffusionPipeline
         do {
@@ -59,9 +70,18 @@ public final class Engine: Sendable {
             defaultGuidance: hints.defaultGuidance ?? 4.0,
             defaultSampler: hints.defaultSampler ?? pipeline.defaultSampler?.rawValue ?? samplers[0],
             samplers: samplers, sizes: hints.sizes.map { ImageSize(width: $0[0], height: $0[1]) })
-        let schedulerJSON = FileManager.default.contents(atPath: path + "/scheduler/scheduler_config.json") ?? Data()
-        return Model(name: name, path: path, pipeline: pipeline, info: info, weightBytes: Self.weightBytes(path),
+        return Model(name: name, path: path, pipeline: pipeline, text: nil, info: info, weightBytes: Self.weightBytes(path),
                      schedulerFingerprint: FNV1a.hex(schedulerJSON))
+    }
+
+    /// What the contract knows of a text model: free-text prompts, sizes in multiples of the pipeline's granularity,
+    /// the pipelines' defaults (20 steps, guidance 4.5; Sprint 2 steps) and its one sampler (its folder's scheduler).
+    public static func textInfo(name: String, _ pipe: TextToImagePipeline) -> ModelInfo {
+        let sprint = pipe.family == .sanaSprint
+        let sampler = sprint ? "scm" : "dpmpp_2m"
+        let side = pipe.defaultImageSize
+        return ModelInfo(name: name, kind: .text, granularity: pipe.sizeMultiple, defaultWidth: side, defaultHeight: side,
+                         defaultSteps: sprint ? 2 : 20, defaultGuidance: 4.5, defaultSampler: sampler, samplers: [sampler])
     }
 
     /// A conservative estimate of the memory a batch of `rows` denoiser rows of `width` x `height`
@@ -69,13 +89,15 @@ public final class Engine: Sendable {
     /// decoder's largest feature maps.
     public func estimateBytes(model name: String, width: Int, height: Int, rows: Int) -> UInt64 {
         guard let m = models[name] else { return 0 }
-        let t = m.pipeline.transformerConfig
-        let s = m.pipeline.decoder.scale
+        if let text = m.text { return m.weightBytes + text.activationBytes(width: width, height: height, rows: rows) }
+        guard let pipeline = m.pipeline else { return m.weightBytes }
+        let t = pipeline.transformerConfig
+        let s = pipeline.decoder.scale
         let tokens = (height / s / t.patchSize) * (width / s / t.patchSize)
         let e = t.innerDim
         let perRow = tokens * e * 14 + t.numAttentionHeads * tokens * tokens + tokens * t.patchSize * t.patchSize * 8
         var decode = 0
-        if let v = m.pipeline.vaeConfig {
+        if let v = pipeline.vaeConfig {
             let widest = v.blockOutChannels.first ?? 128
             decode = widest * width * height * 6 + (height / s) * (width / s) * (height / s) * (width / s)
         }

@@ -70,6 +70,10 @@ extension Daemon {
                             + "ask for fewer images or a smaller size"))
             return
         }
+        if engine.models[job.model]?.text != nil, job.saveSeedAs != nil {
+            fail(JobFailure(.invalidRequest, "save_seed_as is for class-conditional models; model \(job.model) reads text (give seed)"))
+            return
+        }
         var storedNoise: [[Float]]?
         var storedSeed: UInt64?
         if case .stored(let name) = job.seed {
@@ -102,7 +106,9 @@ extension Daemon {
         } catch {
             return .failure(JobFailure(.invalidRequest, "seed_ref \"\(name)\": \((error as? WorkerError)?.message ?? "\(error)")"))
         }
-        let p = model.pipeline
+        guard let p = model.pipeline else {
+            return .failure(JobFailure(.invalidRequest, "seed_ref is for class-conditional models; model \(job.model) reads text (give seed)"))
+        }
         let s = p.decoder.scale
         let want = [p.denoiser.inChannels, job.height / s, job.width / s]
         let shape = stored.entry.shape

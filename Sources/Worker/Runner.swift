@@ -37,8 +37,9 @@ extension Daemon {
         let batchID = String(UInt32.random(in: 0...UInt32.max), radix: 36)
         let now = Date()
         let live = admit(batch.items, batchID: batchID, now: now)
-        guard let first = live.first, let model = engine.models[first.job.model],
-              let samplerName = SamplerName(rawValue: first.job.sampler) else {
+        let model = live.first.flatMap { engine.models[$0.job.model] }
+        let samplerName = live.first.flatMap { SamplerName(rawValue: $0.job.sampler) }
+        guard !live.isEmpty, let model, model.text != nil || samplerName != nil else {
             for p in live {
                 finishFailed(p, JobFailure(.unsupported, "model \(p.job.model) with sampler \(p.job.sampler) is not served here"), [:])
             }
@@ -76,7 +77,8 @@ extension Daemon {
         let started: Date
         let live: [Pending]
         let model: Engine.Model
-        let sampler: SamplerName
+        /// nil for text models (their folder's scheduler runs).
+        let sampler: SamplerName?
         let meta: Logger.Metadata
         /// The settings every job of the batch shares (size, steps, sampler).
         var job0: Job { live[0].job }
@@ -85,6 +87,8 @@ extension Daemon {
     /// One sampler request per image; rowsOf[j] are job j's request indices, seedsOf[j] its seeds.
     struct SampleRows {
         var requests: [SampleRequest] = []
+        /// The same rows for a text model.
+        var textRequests: [TextRequest] = []
         var rowsOf: [[Int]] = []
         var seedsOf: [[UInt64]] = []
     }
@@ -154,6 +158,10 @@ extension Daemon {
                 rows.append(r.requests.count)
                 seeds.append(seed)
                 r.requests.append(SampleRequest(label: label, guidanceScale: p.job.guidance, noise: noise))
+                if case .text(let prompt, let negative) = p.job.conditioning {
+                    r.textRequests.append(TextRequest(prompt: prompt, negativePrompt: negative, guidanceScale: p.job.guidance,
+                                                      seed: Int64(bitPattern: seed)))
+                }
             }
             r.rowsOf.append(rows)
             r.seedsOf.append(seeds)
@@ -166,7 +174,7 @@ extension Daemon {
     /// deadline. nil: the engine failed, and every job ended with `failed`.
     func denoise(_ run: BatchRun, _ rows: SampleRows) -> Denoised? {
         let model = run.model, job0 = run.job0, live = run.live
-        let cacheKey = "\(model.name)|\(model.schedulerFingerprint)|\(run.sampler.rawValue)|\(job0.steps)"
+        let cacheKey = "\(model.name)|\(model.schedulerFingerprint)|\(run.sampler?.rawValue ?? "-")|\(job0.steps)"
         let start = Date()
         var lastStepAt = start
         var stepTimes: [Double] = []
@@ -176,11 +184,23 @@ extension Daemon {
         var denoiseEnd = start
         let outcomes: [SampleOutcome]
         do {
-            let tables = try schedules.tables(for: cacheKey) { try model.pipeline.schedulerTables(run.sampler, steps: job0.steps) }
-            outcomes = try model.pipeline.generate(
-                requests: rows.requests, steps: job0.steps, sampler: run.sampler, height: job0.height, width: job0.width,
-                tables: tables
-            ) { [self] progress in
+            let generate: (@escaping (SamplerProgress) -> Set<Int>) throws -> [SampleOutcome]
+            if let text = model.text {
+                // Text models: the folder's scheduler, resolution binning on (diffusers' default).
+                generate = { callback in
+                    try text.generate(rows.textRequests, steps: job0.steps, height: job0.height, width: job0.width, binning: true,
+                                      callback: callback)
+                }
+            } else if let pipeline = model.pipeline, let sampler = run.sampler {
+                let tables = try schedules.tables(for: cacheKey) { try pipeline.schedulerTables(sampler, steps: job0.steps) }
+                generate = { callback in
+                    try pipeline.generate(requests: rows.requests, steps: job0.steps, sampler: sampler, height: job0.height,
+                                          width: job0.width, tables: tables, callback: callback)
+                }
+            } else {
+                throw WorkerError(.engine, "model \(model.name) has no pipeline for sampler \(job0.sampler)")
+            }
+            outcomes = try generate { [self] progress in
                 let t = Date()
                 stepTimes.append(t.timeIntervalSince(lastStepAt))
                 lastStepAt = t
@@ -248,8 +268,7 @@ extension Daemon {
             finishFailed(p, JobFailure(.internal, "only \(sent) of \(p.job.count) images could be produced"), meta)
             return
         }
-        if let name = p.job.saveSeedAs {
-            let pipeline = run.model.pipeline
+        if let name = p.job.saveSeedAs, let pipeline = run.model.pipeline {
             let s = pipeline.decoder.scale
             let shape = [p.job.count, pipeline.denoiser.inChannels, p.job.height / s, p.job.width / s]
             do {

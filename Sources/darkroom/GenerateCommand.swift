@@ -34,7 +34,7 @@ struct Generate: AsyncParsableCommand {
         }
         let model = try LocalModel.load(self.model, config: cfg)
         let job = try resolve(model)
-        let pipeline = model.pipeline
+        guard let pipeline = model.pipeline else { throw CLIError("model \(model.name) is not class-conditional") }
         guard let samplerName = SamplerName(rawValue: job.sampler) else {
             throw CLIError("sampler \"\(job.sampler)\" is not implemented by the engine")
         }
@@ -106,7 +106,7 @@ struct Generate: AsyncParsableCommand {
 
     /// Every named label: "0 red circle, red disc; 1 blue square; ...".
     static func labelList(_ model: Engine.Model) -> String {
-        let names = model.pipeline.id2label
+        let names = model.pipeline?.id2label ?? [:]
         guard !names.isEmpty else { return "none (give --class-id N, 0-\(model.info.numClasses - 1))" }
         return names.keys.sorted().map { "\($0) \(names[$0]!)" }.joined(separator: "; ")
     }
@@ -128,7 +128,8 @@ struct Generate: AsyncParsableCommand {
         } catch let e as WorkerError {
             throw CLIError("--seed-ref: \(e.message) in \(store.directory)")
         }
-        let p = model.pipeline, s = p.decoder.scale
+        guard let p = model.pipeline else { throw CLIError("--seed-ref is for class-conditional models") }
+        let s = p.decoder.scale
         let want = [p.denoiser.inChannels, job.height / s, job.width / s]
         let shape = loaded.entry.shape
         guard shape.count == 4, Array(shape[1...]) == want, shape[0] >= 1 else {

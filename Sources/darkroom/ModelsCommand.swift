@@ -110,7 +110,14 @@ struct ModelReport {
     let model: Engine.Model
 
     var text: String {
-        let p = model.pipeline, f = p.folder, info = model.info
+        guard let p = model.pipeline else {
+            let t = model.text
+            return ["model \(model.name): \(model.path)",
+                    "pipeline: \(t?.family.rawValue ?? "?") (text to image: prompt and negative prompt)",
+                    "defaults: \(model.info.defaultWidth)x\(model.info.defaultHeight), \(model.info.defaultSteps) steps, guidance \(model.info.defaultGuidance), sampler \(model.info.defaultSampler)"]
+                .joined(separator: "\n")
+        }
+        let f = p.folder, info = model.info
         var out: [String] = []
         out.append("model \(model.name): \(model.path)")
         out.append("pipeline: \(f.className.isEmpty ? "?" : f.className)" + (f.diffusersVersion.map { " (diffusers \($0))" } ?? ""))

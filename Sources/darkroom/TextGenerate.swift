@@ -5,6 +5,7 @@ import Config
 import Diffusion
 import Foundation
 import Jobs
+import Worker
 
 extension Generate {
     /// (name, folder) when `arg` names a text-to-image folder; nil otherwise (class-conditional or not a folder).
@@ -13,16 +14,6 @@ extension Generate {
         guard let folder = try? PipelineFolder(url: URL(fileURLWithPath: path)),
               TextToImagePipeline.Family(rawValue: folder.className) != nil else { return nil }
         return (name, path)
-    }
-
-    /// What the contract knows of a text model: free-text prompts, sizes in multiples of the pipeline's granularity,
-    /// the pipelines' defaults (20 steps, guidance 4.5; Sprint 2 steps) and its one sampler.
-    static func textInfo(name: String, _ pipe: TextToImagePipeline) -> ModelInfo {
-        let sprint = pipe.family == .sanaSprint
-        let sampler = sprint ? "scm" : "dpmpp_2m"
-        let side = pipe.defaultImageSize
-        return ModelInfo(name: name, kind: .text, granularity: pipe.sizeMultiple, defaultWidth: side, defaultHeight: side,
-                         defaultSteps: sprint ? 2 : 20, defaultGuidance: 4.5, defaultSampler: sampler, samplers: [sampler])
     }
 
     func generateText(name: String, path: String) throws {
@@ -35,7 +26,7 @@ extension Generate {
         } catch {
             throw CLIError(oneLine("cannot load model \(name) (\(path)): \(error)"))
         }
-        let info = Self.textInfo(name: name, pipe)
+        let info = Engine.textInfo(name: name, pipe)
         let catalog = Catalog(models: [info], defaultModel: name, sizeClasses: [SizeClass(name: "local", maxPixels: 4096 * 4096)])
         var r = JobRequest()
         r.v = 1

@@ -246,3 +246,28 @@ extension Naive {
         if (h, w) == (ho, wo) { #expect(y == x) }
     }
 }
+
+@Suite struct AttentionBatchIndependenceTests {
+    @Test func anItemsBitsDoNotDependOnItsBatchOrTheScratchSize() {
+        let (b, n, h, d) = (3, 200, 2, 8)
+        var rng = TestRandom(seed: 77)
+        let e = h * d
+        let q = rng.values(b * n * e), k = rng.values(b * n * e), v = rng.values(b * n * e)
+        var scratch = [Float](repeating: 0, count: h * n * n)
+        var all = [Float](repeating: .nan, count: b * n * e)
+        attention(&all, ldo: e, q: q, ldq: e, k: k, ldk: e, v: v, ldv: e, batch: b, queryTokens: n, keyTokens: n, heads: h,
+                  headDim: d, scratch: &scratch, scratchCount: scratch.count)
+        let row = n * e
+        for item in 0..<b {
+            let slice = { (x: [Float]) in Array(x[(item * row)..<((item + 1) * row)]) }
+            for count in [attentionChunkRows * n, 5 * attentionChunkRows * n] {   // one slot, several slots
+                var small = [Float](repeating: 0, count: count)
+                var alone = [Float](repeating: .nan, count: row)
+                attention(&alone, ldo: e, q: slice(q), ldq: e, k: slice(k), ldk: e, v: slice(v), ldv: e, batch: 1, queryTokens: n,
+                          keyTokens: n, heads: h, headDim: d, scratch: &small, scratchCount: count)
+                #expect(alone == slice(all), "item \(item), scratch \(count)")
+            }
+        }
+        expectClose(all, Naive.attention(q, k, v, batch: b, nq: n, nk: n, heads: h, d: d))
+    }
+}

@@ -180,6 +180,25 @@ public final class TextToImagePipeline: Sendable {
         }
     }
 
+    /// A conservative estimate of the bytes a batch of `rows` transformer rows at `width × height` needs beyond the
+    /// weights: token activations (and the attention scores of PixArt's softmax self-attention) plus the decoder's
+    /// widest feature maps for the images (half the rows with guidance, at most).
+    public func activationBytes(width: Int, height: Int, rows: Int) -> UInt64 {
+        let tokens = (height / vaeScale / patchSize) * (width / vaeScale / patchSize)
+        let e: Int, scores: Int
+        switch transformer {
+        case .pixArt(let m): e = m.config.innerDim; scores = m.config.numAttentionHeads * tokens * tokens
+        case .sana(let m): e = m.config.innerDim; scores = 0
+        }
+        let widest: Int
+        switch vae {
+        case .kl(let v): widest = v.config.blockOutChannels.first ?? 128
+        case .dc(let v): widest = v.config.decoderBlockOutChannels.first ?? 128
+        }
+        let perRow = tokens * e * 24 + scores + captionChannels * family.defaultMaxSequenceLength * 4
+        return UInt64(4 * (rows * perRow + rows * widest * width * height * 6))
+    }
+
     // MARK: prompts
 
     /// `_text_preprocessing(clean_caption=False)`: lower-cased, surrounding white space removed.
@@ -280,13 +299,14 @@ public final class TextToImagePipeline: Sendable {
         // 4. Decode latents / scaling_factor, resize back from the bin, (x / 2 + 0.5).clamp(0, 1)
         var outcomes = requests.indices.map { SampleOutcome.cancelled(afterStep: droppedAt[$0] ?? 0) }
         guard !live.isEmpty else { return outcomes }
-        var decoded = try decode(Tensor(shape: [live.count, c, h, w], data: live.flatMap { final[$0] }))
-        if (genHeight, genWidth) != (height, width) {
-            decoded = Self.resizeAndCrop(decoded, height: height, width: width)
-        }
-        let imageCount = 3 * height * width
-        for (i, r) in live.enumerated() {
-            let img = ImageConversion.unitRange(Array(decoded.data[(i * imageCount)..<((i + 1) * imageCount)]))
+        // One image at a time: the VAEs run some linears over the whole batch in one sgemm (OpenBLAS's bits can
+        // depend on the row count), so decoding each alone keeps every image equal to its solo run.
+        for r in live {
+            var decoded = try decode(Tensor(shape: [1, c, h, w], data: final[r]))
+            if (genHeight, genWidth) != (height, width) {
+                decoded = Self.resizeAndCrop(decoded, height: height, width: width)
+            }
+            let img = ImageConversion.unitRange(decoded.data)
             outcomes[r] = .image(GeneratedImage(rgb: ImageConversion.rgb8(chw: img, height: height, width: width), image: img,
                                                 latents: final[r], initialNoise: []))
         }

@@ -1,0 +1,67 @@
+import Config
+import Diffusion
+import Foundation
+import Imaging
+import Jobs
+import TestSupport
+import Testing
+@testable import Worker
+
+// Text jobs end to end: a real broker, an in-process worker serving a class-conditional and a text model at once,
+// the PixArt-Σ fixture folder (Tests/DiffusionTests/Fixtures/sana/pixart-sigma-pipeline).
+@Suite(.serialized) struct TextJobEndToEnd {
+    /// A model_dir holding the DiT fixture and the PixArt-Σ fixture under plain names.
+    static func modelDir(_ dir: String) throws -> String {
+        let models = dir + "/models"
+        try FileManager.default.createDirectory(atPath: models, withIntermediateDirectories: true)
+        try FileManager.default.createSymbolicLink(atPath: models + "/latent-dit", withDestinationPath: fixtureModels + "/latent-dit")
+        try FileManager.default.createSymbolicLink(atPath: models + "/pixart", withDestinationPath: fixtureModels + "/sana/pixart-sigma-pipeline")
+        return models
+    }
+
+    static func textJob(_ id: String, prompt: String, negative: String? = nil, seed: UInt64) -> String {
+        let neg = negative.map { ",\"negative_prompt\":\"\($0)\"" } ?? ""
+        return "{\"v\":1,\"id\":\"\(id)\",\"model\":\"pixart\",\"prompt\":\"\(prompt)\"\(neg),\"width\":32,\"height\":32,\"steps\":3,\"guidance\":4.5,\"seed\":\(seed)}"
+    }
+
+    @Test func textJobsWithDifferentPromptsBatchAndEachImageEqualsItsSoloRun() async throws {
+        let ns = uniqueNamespace(), dir = tempDir()
+        var cfg = try testConfig(namespace: ns, state: dir, windowMs: 1500)
+        cfg.modelDir = try Self.modelDir(dir)
+        cfg.models = ["latent-dit", "pixart"]
+        let client = try await TestClient(namespace: ns, topology: cfg.contractTopology)
+        let worker = try await TestWorker(cfg)
+        try await client.submit(Self.textJob("t1", prompt: "a red circle", seed: 1), toClass: "tiny", id: "t1")
+        try await client.submit(Self.textJob("t2", prompt: "Blue square ON green", negative: "dark", seed: 2), toClass: "tiny", id: "t2")
+        try await client.submit(job("c1", prompt: "blue square", steps: 2, seed: 3), toClass: "tiny", id: "c1")   // the DiT, same worker
+        try await client.submit(Self.textJob("bad", prompt: "x", seed: 1).replacingOccurrences(of: "\"steps\":3", with: "\"seed_ref\":\"s\",\"steps\":3")
+                                    .replacingOccurrences(of: ",\"seed\":1", with: ""), toClass: "tiny", id: "bad")
+        #expect(await client.waitTerminal(["t1", "t2", "c1", "bad"], timeout: 180))
+        try await worker.stop()
+
+        let pipe = try TextToImagePipeline(url: URL(fileURLWithPath: fixtureModels + "/sana/pixart-sigma-pipeline"))
+        var batches: [String] = []
+        for (id, prompt, negative, seed) in [("t1", "a red circle", "", Int64(1)), ("t2", "Blue square ON green", "dark", Int64(2))] {
+            let evs = client.events(of: id)
+            #expect(evs.last?.kind == .completed, "\(id): \(evs.map(\.kind)) \(evs.last?.failure?.message ?? "")")
+            batches += evs.compactMap(\.accepted).map(\.batch)
+            guard let png = evs.compactMap(\.png).first else { Issue.record("\(id): no image"); continue }
+            let image = try PNG.decode(png)
+            let solo = try pipe.generate([TextRequest(prompt: prompt, negativePrompt: negative, guidanceScale: 4.5, seed: seed)],
+                                         steps: 3, height: 32, width: 32, binning: true)
+            #expect(image.width == 32 && image.height == 32)
+            let soloPixels = solo[0].image?.rgb.pixels ?? []
+            let differing = zip(image.pixels, soloPixels).filter { $0 != $1 }.count
+            let worst = zip(image.pixels, soloPixels).map { abs(Int($0) - Int($1)) }.max() ?? 255
+            #expect(differing == 0 && image.pixels.count == soloPixels.count,
+                    "\(id): the worker's image differs from its solo run in \(differing) values, by up to \(worst)")
+            let text = image.text("parameters") ?? ""
+            #expect(text.hasPrefix(prompt + "\n") && text.contains("Model: pixart") && text.contains("Sampler: dpmpp_2m"), "\(text)")
+            if !negative.isEmpty { #expect(text.contains("Negative prompt: \(negative)")) }
+        }
+        #expect(batches.count == 2 && Set(batches).count == 1, "the two text jobs ran in one batch: \(batches)")
+        #expect(client.events(of: "c1").last?.kind == .completed)
+        #expect(client.events(of: "bad").last?.failure?.code == .invalidRequest)
+        await client.cleanUp()
+    }
+}
