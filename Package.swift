@@ -72,7 +72,7 @@ let package = Package(
             "Systemd", "TestSupport", .product(name: "Logging", package: "swift-log"),
         ]),
         .testTarget(name: "TensorTests", dependencies: ["Core", "Tensor"], swiftSettings: optimised),
-        .testTarget(name: "DiffusionTests", dependencies: ["Diffusion", "Tensor", "Weights"],
+        .testTarget(name: "DiffusionTests", dependencies: ["Diffusion", "Tensor", "Text", "Weights"],
                     resources: [.copy("Fixtures")], swiftSettings: optimised),
         .testTarget(name: "TextTests", dependencies: ["Core", "Tensor", "Text", "Weights"],
                     resources: [.copy("Fixtures")], swiftSettings: optimised),

@@ -30,6 +30,11 @@ public final class PromptCache: Sendable {
         /// `[N]`, 1 = token
         public let mask: [Int]
         public var bytes: Int { 4 * hidden.count + 8 * mask.count }
+
+        public init(hidden: Tensor, mask: [Int]) {
+            self.hidden = hidden
+            self.mask = mask
+        }
     }
 
     public struct Stats: Sendable, Equatable {

@@ -3,6 +3,7 @@ import Config
 import Diffusion
 import Foundation
 import Jobs
+import Text
 
 /// The models this worker serves, loaded once, and what the contract needs to know of them:
 /// the catalog (labels, sizes, defaults, samplers) and a memory estimate per job.
@@ -23,14 +24,18 @@ public final class Engine: Sendable {
 
     public let models: [String: Model]
     public let catalog: Catalog
+    /// Caption embeddings of recent prompts, shared by the text models (`text.cache_mb`).
+    public let promptCache: PromptCache
 
     /// Loads every configured model; `progress` is called before each (systemd EXTEND_TIMEOUT).
     public init(config: DarkroomConfig, progress: (String) -> Void = { _ in }) throws {
+        let promptCache = PromptCache(megabytes: config.text.cacheMB)
+        self.promptCache = promptCache
         var models: [String: Model] = [:]
         for name in config.models {
             let path = config.modelPath(name)
             progress("loading model \(name) from \(path)")
-            models[name] = try Self.load(name: name, path: path)
+            models[name] = try Self.load(name: name, path: path, promptCache: promptCache)
         }
         self.models = models
         self.catalog = Catalog(models: config.models.compactMap { models[$0]?.info }, defaultModel: config.defaultModel,
@@ -38,12 +43,12 @@ public final class Engine: Sendable {
     }
 
     /// One model folder, with the serving hints of its optional `darkroom.json`.
-    public static func load(name: String, path: String) throws -> Model {
+    public static func load(name: String, path: String, promptCache: PromptCache? = nil) throws -> Model {
         let schedulerJSON = FileManager.default.contents(atPath: path + "/scheduler/scheduler_config.json") ?? Data()
         if let folder = try? PipelineFolder(path: path), TextToImagePipeline.Family(rawValue: folder.className) != nil {
             let text: TextToImagePipeline
             do {
-                text = try TextToImagePipeline(folder: folder)
+                text = try TextToImagePipeline(folder: folder, promptCache: promptCache)
             } catch {
                 throw WorkerError(.engine, "model \(name) (\(path)): \(error)")
             }

@@ -2,6 +2,7 @@ import Foundation
 import Testing
 import Tensor
 @testable import Diffusion
+import Text
 import Weights
 
 // Whole text-to-image pipelines against the stock diffusers 0.42.1 pipelines on the random-weight folders of
@@ -140,5 +141,20 @@ enum T2IFixtures {
         let error = #expect(throws: PipelineError.self) { try LoadedPipeline.load(copy) }
         #expect(error?.code == .unsupportedComponent && error?.message.contains("StableDiffusionPipeline is not supported") == true)
         #expect(error?.message.contains("\n") == false)
+    }
+}
+
+@Suite struct PromptCacheInPipelineTests {
+    @Test func cachedCaptionsGiveTheSameImageWithoutEncodingAgain() throws {
+        let cache = PromptCache(megabytes: 16)
+        let url = ModelFixtures.root.appendingPathComponent("sana/pixart-sigma-pipeline")
+        let cached = try TextToImagePipeline(url: url, promptCache: cache), plain = try TextToImagePipeline(url: url)
+        let requests = [TextRequest(prompt: "a red circle", negativePrompt: "dark", guidanceScale: 4.5, seed: 1)]
+        let first = try cached.generate(requests, steps: 2, height: 32, width: 32, binning: false)
+        #expect(cache.stats.misses == 2 && cache.stats.hits == 0 && cache.stats.entries == 2)   // positive and negative
+        let second = try cached.generate(requests, steps: 2, height: 32, width: 32, binning: false)
+        #expect(cache.stats.hits == 2 && cache.stats.misses == 2)
+        let uncached = try plain.generate(requests, steps: 2, height: 32, width: 32, binning: false)
+        #expect(first[0].image?.image == second[0].image?.image && second[0].image?.image == uncached[0].image?.image)
     }
 }

@@ -54,6 +54,8 @@ public final class TextToImagePipeline: Sendable {
 
     public let family: Family
     public let folder: PipelineFolder
+    /// Caption embeddings already computed (part 1's prompt cache), keyed by this folder's path, text and length.
+    public let promptCache: PromptCache?
     let tokenizer: Tokenizer
     let textEncoder: TextEncoder
     let transformer: Transformer
@@ -62,7 +64,8 @@ public final class TextToImagePipeline: Sendable {
 
     /// Loads a folder whose `_class_name` is one of `Family`. Any problem (unsupported class, missing tokenizer,
     /// weights that do not fit) is one error naming the component.
-    public init(folder: PipelineFolder) throws {
+    public init(folder: PipelineFolder, promptCache: PromptCache? = nil) throws {
+        self.promptCache = promptCache
         guard let family = Family(rawValue: folder.className) else {
             throw PipelineError(.unsupportedComponent, "\(folder.className.isEmpty ? "no _class_name" : folder.className) is not a text-to-image pipeline this engine runs (\(Family.allCases.map(\.rawValue).joined(separator: ", ")))")
         }
@@ -126,7 +129,9 @@ public final class TextToImagePipeline: Sendable {
         }
     }
 
-    public convenience init(url: URL) throws { try self.init(folder: PipelineFolder(url: url)) }
+    public convenience init(url: URL, promptCache: PromptCache? = nil) throws {
+        try self.init(folder: PipelineFolder(url: url), promptCache: promptCache)
+    }
 
     var inChannels: Int {
         switch transformer {
@@ -206,12 +211,26 @@ public final class TextToImagePipeline: Sendable {
 
     /// Caption embeddings and mask of some texts, `tokenizer(texts, padding="max_length", max_length, truncation=True)`
     /// then the encoder's last hidden state. Rows are `[L, H]` each.
+    /// Texts found in `promptCache` are not encoded again; the others go through the encoder as one batch (a row
+    /// does not depend on its batch-mates, so cached and fresh rows agree).
     func encode(_ texts: [String], maxLength: Int) throws -> (embeddings: [[Float]], masks: [[Float]]) {
-        let batch = try tokenizer.encode(texts, maxLength: maxLength, padding: .maxLength, truncation: true, side: .right)
-        let hidden = try textEncoder.encode(batch)                     // [B, L, H]
-        let row = batch.length * textEncoder.hiddenSize
-        return ((0..<texts.count).map { Array(hidden.data[($0 * row)..<(($0 + 1) * row)]) },
-                batch.mask.map { $0.map(Float.init) })
+        let keys = texts.map { PromptCache.Key(model: folder.url.path, prompt: $0, maxLength: maxLength) }
+        var found = keys.map { promptCache?.lookup($0) }
+        let missing = found.indices.filter { found[$0] == nil }
+        if !missing.isEmpty {
+            let batch = try tokenizer.encode(missing.map { texts[$0] }, maxLength: maxLength, padding: .maxLength,
+                                             truncation: true, side: .right)
+            let hidden = try textEncoder.encode(batch)                 // [B, L, H]
+            let row = batch.length * textEncoder.hiddenSize
+            for (j, i) in missing.enumerated() {
+                let entry = PromptCache.Entry(hidden: Tensor(shape: [batch.length, textEncoder.hiddenSize],
+                                                             data: Array(hidden.data[(j * row)..<((j + 1) * row)])),
+                                              mask: batch.mask[j])
+                promptCache?.insert(keys[i], entry)
+                found[i] = entry
+            }
+        }
+        return (found.map { $0!.hidden.data }, found.map { $0!.mask.map(Float.init) })
     }
 
     /// The positive caption of each request: PixArt `encode_prompt` (max_sequence_length tokens), Sana
