@@ -198,7 +198,7 @@ extension JobRequest {
             id: id, model: info.name, conditioning: conditioning, width: w, height: h, steps: Int(steps),
             guidance: guidance, sampler: sampler, seed: seedSource, count: Int(count), preview: preview ?? false,
             progressEvery: Int(clamping: progressEvery), saveSeedAs: saveSeedAs, deadline: deadlineDate,
-            sizeClass: sizeClass.name, replyTo: properties.replyTo, correlationID: properties.correlationID,
+            sizeClass: sizeClass.name, replyTo: properties.replyTo.flatMap { $0.isEmpty ? nil : $0 }, correlationID: properties.correlationID,
             priority: properties.priority, expirationMs: properties.expiration.flatMap { UInt64($0) })
         if let failure = job.deadlineFailure(now: now) { throw failure }
         return job

@@ -45,7 +45,8 @@ extension Daemon {
             return
         }
         guard job.replyTo != nil else {
-            await deadLetter(d, reason: "job \(job.id) has no reply_to property: nobody could receive its events", meta: meta)
+            await deadLetter(d, reason: "job \(job.id) has no reply_to property (or an empty one): nobody could receive its events",
+                             meta: meta)
             return
         }
         if job.sizeClass != className {
@@ -145,6 +146,7 @@ extension Daemon {
     func deadLetter(_ d: Delivery, reason: String, meta: Logger.Metadata) async {
         var props = d.properties
         props.headers[HeaderName.error] = .string(reason)
+        props.expiration = nil   // as RabbitMQ's own dead-lettering does: the copy must not expire from the dead queue
         do {
             let outcome = try await client.publish(exchange: topology.deadExchange, routingKey: d.routingKey, body: d.body,
                                                    properties: props)

@@ -156,3 +156,11 @@ import Testing
         #expect(error.failure.message.contains("512x64"))
     }
 }
+
+@Test func anEmptyReplyToCountsAsNone() throws {
+    let body = Array("{\"prompt\":\"red circle\"}".utf8)
+    let job = try Job.decode(body: body, properties: JobProperties(replyTo: ""), catalog: Fixtures.catalog, now: Fixtures.now)
+    #expect(job.replyTo == nil)
+    let named = try Job.decode(body: body, properties: JobProperties(replyTo: "q"), catalog: Fixtures.catalog, now: Fixtures.now)
+    #expect(named.replyTo == "q")
+}

@@ -180,6 +180,34 @@ import Testing
         await client.cleanUp()
     }
 
+    /// Dead-letter copies drop `expiration` (or they would vanish from the dead queue), and a job whose
+    /// reply_to is empty is dead-lettered like one without, never run for nobody.
+    @Test func deadLetterCopiesDropExpirationAndAnEmptyReplyToIsDeadLettered() async throws {
+        let ns = uniqueNamespace(), dir = tempDir()
+        let cfg = try testConfig(namespace: ns, state: dir, windowMs: 0)
+        let client = try await TestClient(namespace: ns, topology: cfg.contractTopology)
+        let worker = try await TestWorker(cfg)
+        let dead = Locked<[Delivery]>([])
+        _ = try await client.client.consume(queue: "\(ns).dead", prefetch: 10) { d in dead.withLock { $0.append(d) } }
+        try await client.submit("hello", toClass: "tiny", id: "poison", expiration: "600000")
+        let props = MessageProperties(contentType: "application/json", deliveryMode: .persistent, correlationId: "emptyreply",
+                                      replyTo: "", expiration: "600000", messageId: "emptyreply")
+        _ = try await client.client.publish(exchange: "\(ns).jobs", routingKey: "tiny", body: Array(job("emptyreply", steps: 3).utf8),
+                                            properties: props)
+        try await client.submit(job("good", steps: 3), toClass: "tiny", id: "good")
+        #expect(await client.waitTerminal(["poison", "good"]))
+        #expect(await client.wait(timeout: 30) { dead.withLock { $0.count } >= 2 })
+        let copies = dead.withLock { $0 }
+        #expect(copies.count == 2)
+        #expect(copies.allSatisfy { $0.properties.expiration == nil }, "\(copies.map(\.properties))")
+        let emptyReply = copies.first { $0.properties.messageId == "emptyreply" }
+        #expect(emptyReply?.headers["darkroom-error"]?.stringValue?.contains("no reply_to") == true)
+        #expect(copies.contains { $0.properties.messageId == "poison" && $0.headers["darkroom-error"] != nil })
+        #expect(worker.daemon.cond.withLock { worker.daemon.done } == 1, "only the good job ran")
+        try await worker.stop()
+        await client.cleanUp()
+    }
+
     @Test func aJobOnTheWrongClassIsReroutedAndRuns() async throws {
         let ns = uniqueNamespace(), dir = tempDir()
         let cfg = try testConfig(namespace: ns, state: dir, windowMs: 0)
