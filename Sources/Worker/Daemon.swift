@@ -31,6 +31,8 @@ public final class Daemon: @unchecked Sendable {
     let publisher: Publisher
     let ledger: Ledger
     let cancels = Cancellations()
+    /// Acks, requeues and answers started from handlers and confirms; the drain waits for them.
+    let work = WorkTracker()
     let schedules: ScheduleCache<SchedulerTables>
     let seeds: SeedStore
     let notifier: Notifier
@@ -174,7 +176,7 @@ public final class Daemon: @unchecked Sendable {
                              metadata: ["event": "broker_down"])
                 _ = notifier.status(statusLine(.waiting("waiting for the broker")))
                 try? await Task.sleep(for: .seconds(delay))
-                delay = min(delay * 2, Double(config.broker.reconnectMaxBackoff))
+                delay = min(delay * 2, Double(cond.withLock { config.broker.reconnectMaxBackoff }))
             }
         }
     }
@@ -223,7 +225,7 @@ public final class Daemon: @unchecked Sendable {
         for t in tokens { try? await client.cancel(t) }
         let waiting = cond.withLock { batcher.remove { _ in true } }
         for p in waiting { await settle(p.delivery, requeue: true) }
-        let deadline = Date().addingTimeInterval(Double(config.worker.drainDeadline))
+        let deadline = Date().addingTimeInterval(Double(cond.withLock { config.worker.drainDeadline }))
         while !cond.withLock({ engineDone }) {
             if Date() >= deadline, !cond.withLock({ abortRunning }) {
                 logger.warning("drain deadline reached: stopping the running batch and requeueing its jobs",
@@ -233,8 +235,11 @@ public final class Daemon: @unchecked Sendable {
             _ = notifier.extendTimeout(.seconds(5))
             try? await Task.sleep(for: .milliseconds(100))
         }
-        while publisher.backlog > 0 { try? await Task.sleep(for: .milliseconds(20)) }
-        try? await Task.sleep(for: .milliseconds(100))   // the last acks
+        // The last events, then what their confirms started (ledger, acks, requeues).
+        while publisher.backlog > 0 || work.count > 0 {
+            await work.waitAll()
+            if publisher.backlog > 0 { try? await Task.sleep(for: .milliseconds(20)) }
+        }
     }
 
     /// WATCHDOG=1 only while both loops live: the engine loop (beats each step and each idle wait) and
@@ -315,17 +320,28 @@ public final class Daemon: @unchecked Sendable {
     // MARK: - acker
 
     /// Publishes a job's terminal event; once the broker confirmed it, records the job in the
-    /// ledger and acks the delivery. A nacked terminal event requeues the job.
+    /// ledger and acks the delivery. A nacked terminal event requeues the job. A publish that fails
+    /// (channel closed, connection between attempts) is tried again `terminalAttempts` times with
+    /// backoff, then the delivery is requeued: it is never left unacked on a live connection.
     func terminal(_ event: OutgoingEvent, for delivery: Delivery, jobID: String, replyTo: String?, correlationID: String?,
                   metadata: Logger.Metadata) {
         let failedKind = event.kind == .failed
         cond.withLock { if failedKind { failed += 1 } else { done += 1 } }
         guard let replyTo else {
-            Task { await self.settle(delivery, requeue: false) }
+            work.run { await self.settle(delivery, requeue: false) }
             return
         }
         publisher.send(event, replyTo: replyTo, correlationID: correlationID) { [self] result in
-            Task {
+            work.run { [self] in
+                var result = result
+                var attempt = 1
+                while case .failure(let error) = result, attempt < Self.terminalAttempts {
+                    logger.warning("terminal event not confirmed (\(error)); publishing it again (attempt \(attempt + 1) of \(Self.terminalAttempts))",
+                                   metadata: metadata)
+                    try? await Task.sleep(for: .milliseconds(200 << attempt))   // backoff between publishes
+                    result = await publisher.sendAndWait(event, replyTo: replyTo, correlationID: correlationID)
+                    attempt += 1
+                }
                 switch result {
                 case .success(.acked), .success(.returned):
                     do { try ledger.record(jobID) } catch { logger.error("\(error)", metadata: metadata) }
@@ -334,11 +350,15 @@ public final class Daemon: @unchecked Sendable {
                     logger.error("the broker refused the terminal event; requeueing the job", metadata: metadata)
                     await settle(delivery, requeue: true)
                 case .failure(let error):
-                    logger.error("terminal event not confirmed (\(error)); the broker will redeliver the job", metadata: metadata)
+                    logger.error("terminal event not confirmed after \(Self.terminalAttempts) attempts (\(error)); requeueing the job",
+                                 metadata: metadata)
+                    await settle(delivery, requeue: true)
                 }
             }
         }
     }
+
+    static let terminalAttempts = 3
 
     /// Acks (or nacks with requeue) a delivery; a delivery of a dead connection was already requeued.
     func settle(_ delivery: Delivery, requeue: Bool) async {

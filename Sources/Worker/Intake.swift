@@ -8,7 +8,7 @@ import Logging
 /// re-routed to its right class, or handed to the batcher.
 extension Daemon {
     func intake(_ d: Delivery, className: String) {
-        Task { await self.admit(d, className: className) }
+        work.run { await self.admit(d, className: className) }
     }
 
     func admit(_ d: Delivery, className: String) async {
@@ -64,7 +64,7 @@ extension Daemon {
         }
         let rows = job.count * (job.usesGuidance ? 2 : 1)
         let need = engine.estimateBytes(model: job.model, width: job.width, height: job.height, rows: rows)
-        let budget = config.worker.memoryBudgetBytes
+        let budget = cond.withLock { config.worker.memoryBudgetBytes }
         if budget > 0, need > budget {
             fail(JobFailure(.tooLarge, "job \(job.id) needs about \(need >> 20) MiB (\(job.count) image(s) of \(job.width)x\(job.height)"
                             + "\(job.usesGuidance ? " with guidance" : "")), more than this worker's memory budget of \(budget >> 20) MiB; "
@@ -90,7 +90,7 @@ extension Daemon {
         logger.debug("queued for batching", metadata: meta.with("event", "queued"))
         cond.withLock {
             if stopping {
-                Task { await self.settle(d, requeue: true) }
+                work.run { await self.settle(d, requeue: true) }
                 return
             }
             batcher.add(pending, className: className, key: "\(job.batchKey)", nowMs: Self.nowMs())
@@ -177,10 +177,10 @@ extension Daemon {
 
     /// `{"v":1,"cancel":"<id>"}` from the control exchange.
     func control(_ d: Delivery) {
-        Task {
-            defer { Task { await self.settle(d, requeue: false) } }
+        work.run { [self] in
             guard case .cancel(let id)? = try? ControlMessage.decode(d.body) else {
                 logger.warning("ignored a control message that is not {\"v\":1,\"cancel\":ID}", metadata: ["event": "control"])
+                await settle(d, requeue: false)
                 return
             }
             cancels.cancel(id)
@@ -193,6 +193,7 @@ extension Daemon {
                          for: p.delivery, jobID: id, replyTo: p.job.replyTo, correlationID: p.job.correlationID,
                          metadata: ["job": "\(id)"])
             }
+            await settle(d, requeue: false)
         }
     }
 

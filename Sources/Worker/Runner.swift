@@ -59,7 +59,7 @@ extension Daemon {
         let rows = sampleRows(live)
         guard let denoised = denoise(run, rows) else { return }
         if denoised.requeueAll {
-            for p in live { Task { await settle(p.delivery, requeue: true) } }
+            for p in live { work.run { await self.settle(p.delivery, requeue: true) } }
             logger.warning("batch stopped at the drain deadline; \(live.count) job(s) requeued", metadata: run.meta.with("event", "requeued"))
             return
         }

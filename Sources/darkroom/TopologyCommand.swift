@@ -17,9 +17,13 @@ struct TopologyCommand: AsyncParsableCommand {
         func run() async throws {
             let cfg = try broker.load()
             let client = try await broker.connect(cfg)
-            defer { Task { await client.close() } }
             let topology = cfg.contractTopology
-            try await client.declare(topology)
+            do {
+                try await client.declare(topology)
+            } catch {
+                await client.close()
+                throw error
+            }
             for e in topology.exchanges { print("exchange \(e.name) (\(e.kind.rawValue))") }
             for q in topology.queues {
                 let args = q.arguments.map { "\($0.key)=\($0.value)" }.joined(separator: " ")

@@ -1,0 +1,33 @@
+import Core
+
+/// Work the daemon starts from synchronous code (a delivery handler, a publish confirm) that must end
+/// before it stops: acks, requeues, answers. Each piece runs as a task registered here until it ends, so
+/// nothing is fire-and-forget: `waitAll` returns once every piece (and every piece they started) is done.
+final class WorkTracker: Sendable {
+    private let state = Locked<(next: UInt64, tasks: [UInt64: Task<Void, Never>])>((0, [:]))
+
+    /// Runs `body` as tracked work.
+    func run(_ body: @escaping @Sendable () async -> Void) {
+        state.withLock { s in
+            let id = s.next
+            s.next += 1
+            // Registered under the lock, so the task cannot remove itself before it is added.
+            s.tasks[id] = Task { [state] in
+                await body()
+                state.withLock { _ = $0.tasks.removeValue(forKey: id) }
+            }
+        }
+    }
+
+    /// Pieces still running.
+    var count: Int { state.withLock { $0.tasks.count } }
+
+    /// Waits until no piece is running, including pieces started meanwhile.
+    func waitAll() async {
+        while true {
+            let tasks = state.withLock { Array($0.tasks.values) }
+            if tasks.isEmpty { return }
+            for t in tasks { await t.value }
+        }
+    }
+}
