@@ -44,13 +44,31 @@ public struct Conv2dGeometry: Sendable, Equatable {
     }
     /// Scratch floats for one output row of im2col: the least `conv2d` accepts (0 if pointwise).
     public var minimumScratch: Int { isPointwise ? 0 : patchLength * outWidth }
-    /// Scratch that holds the whole im2col matrix, capped at `limit` floats (but ≥ `minimumScratch`).
+    /// Scratch that holds the whole im2col matrix, capped at `limit` floats (but ≥ `minimumScratch`); for a
+    /// convolution `conv2d` runs through Winograd, the larger of that and `winogradScratchCount(limit: 2·limit)`.
     public func scratchCount(limit: Int = 1 << 23) -> Int {
-        isPointwise ? 0 : max(minimumScratch, min(patchLength * outHeight * outWidth, limit))
+        if isPointwise { return 0 }
+        let im2col = max(minimumScratch, min(patchLength * outHeight * outWidth, limit))
+        return prefersWinograd ? max(im2col, winogradScratchCount(limit: 2 * limit)) : im2col
+    }
+
+    /// Whether `conv2d` (automatic) takes the Winograd kernel, given enough scratch: 3×3 stride-1 convolutions
+    /// with at least 16 input and output channels and at least 8×8 outputs (docs/benchmarks.md, "3×3
+    /// convolutions": below that the transforms cost more than the products they save).
+    public var prefersWinograd: Bool {
+        winogradApplies && inChannels >= 16 && outChannels >= 16 && outHeight >= 8 && outWidth >= 8
     }
 }
 
-/// 2-D convolution through im2col + sgemm: the weight `[O, C, k, k]` is used as it lies, as `[O, C·k·k]`;
+/// Which kernel `conv2d` uses: `automatic` takes Winograd where `prefersWinograd` says so and the scratch holds
+/// it, im2col + sgemm elsewhere; the others force one (tests and benchmarks). im2col is the reference.
+public enum Conv2dAlgorithm: String, Sendable, CaseIterable {
+    case automatic, im2col, winograd
+}
+
+/// 2-D convolution; 3×3 stride-1 ones with enough channels through Winograd F(2×2, 3×3) (Winograd.swift), the
+/// others (and all with `algorithm: .im2col`, the reference) through im2col + sgemm: the weight `[O, C, k, k]` is
+/// used as it lies, as `[O, C·k·k]`;
 /// for each batch item the output is computed in tiles of whole output rows, `Y[:, tile] = W·col(tile)`,
 /// where `col` (in `scratch`, `patchLength × tileColumns`) holds input pixels in (c, ky, kx) order with
 /// zeros where the window leaves the padded image. With `accumulate`, adds into `y` (`y += conv(x) + b`),
@@ -59,8 +77,14 @@ public struct Conv2dGeometry: Sendable, Equatable {
 public func conv2d(
     _ y: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>, _ w: UnsafePointer<Float>, _ b: UnsafePointer<Float>?,
     batch: Int, geometry g: Conv2dGeometry, scratch: UnsafeMutablePointer<Float>?, scratchCount: Int,
-    accumulate: Bool = false
+    accumulate: Bool = false, algorithm: Conv2dAlgorithm = .automatic
 ) {
+    if let scratch, algorithm != .im2col, !g.isPointwise,
+       algorithm == .winograd || (g.prefersWinograd && scratchCount >= g.winogradMinimumScratch) {
+        conv2dWinograd(y, x, w, b, batch: batch, geometry: g, scratch: scratch, scratchCount: scratchCount,
+                       accumulate: accumulate)
+        return
+    }
     let ho = g.outHeight, wo = g.outWidth, hw = ho * wo, o = g.outChannels, kk = g.patchLength
     var beta: Float = accumulate ? 1 : 0
     if let b {
