@@ -158,3 +158,23 @@ enum T2IFixtures {
         #expect(first[0].image?.image == second[0].image?.image && second[0].image?.image == uncached[0].image?.image)
     }
 }
+
+@Suite struct DCAEPreviewTests {
+    @Test func dcaeLatentsGetAFittedColourMapAndSDLatentsKeepTheDefault() throws {
+        let sana = try T2IFixtures.pipeline("sana-pipeline")
+        let map = try #require(sana.previewMap)
+        #expect(map.count == 9 && map.allSatisfy { $0.count == 3 && $0.allSatisfy(\.isFinite) })   // 8 channels + bias
+        #expect(try T2IFixtures.pipeline("pixart-sigma-pipeline").previewMap == nil)
+        var previews: [RGBImage] = []
+        _ = try sana.generate([TextRequest(prompt: "a red circle", seed: 4)], steps: 1, height: 32, width: 64, binning: false) { p in
+            if let img = p.preview(0) { previews.append(img) }
+            return []
+        }
+        let img = try #require(previews.first)
+        #expect(img.width == 16 && img.height == 8)                            // latent-sized (×4 DC-AE)
+        let px: [UInt8] = img.pixels
+        var grey = true
+        for i in stride(from: 0, to: px.count, by: 3) where px[i] != px[i + 1] || px[i + 1] != px[i + 2] { grey = false }
+        #expect(!grey, "a fitted map gives colour, not channel 0 as grey")
+    }
+}

@@ -1,6 +1,7 @@
 // Cheap previews of an in-progress sample, for progress reports (no VAE run).
 // Latent pipelines: a fixed linear map from SD-VAE latents to RGB — the SD 1.x `latent_rgb_factors` of
-// ComfyUI (comfy/latent_formats.py, class SD15), applied to the sampling-space latent; output is latent-sized.
+// ComfyUI (comfy/latent_formats.py, class SD15), or a model's own map (DC-AE: fitted at load by
+// `TextToImagePipeline`) — applied to the sampling-space latent; output is latent-sized.
 // Pixel pipelines: the sample itself, box-downscaled.
 
 public enum Preview {
@@ -16,14 +17,24 @@ public enum Preview {
     /// - latent: true for VAE latents (4 channels use the linear map; others show channel 0 as grey);
     ///   false for pixel space (channels 0..2 are RGB in [-1, 1]).
     /// - maxSide: pixel-space previews are box-downscaled by an integer factor until both sides fit.
+    /// - map: a model's own latent → RGB map, `channels + 1` rows (the last is the bias) × 3, used instead of the
+    ///   SD 1.x factors (e.g. a DC-AE's, `TextToImagePipeline.previewMap`).
     public static func image(sample: [Float], channels: Int, height: Int, width: Int,
-                             latent: Bool, maxSide: Int = 64) -> RGBImage {
+                             latent: Bool, maxSide: Int = 64, map: [[Float]]? = nil) -> RGBImage {
         let plane = height * width
         guard channels > 0, plane > 0, sample.count >= channels * plane else {
             return RGBImage(width: 0, height: 0, pixels: [])
         }
         var rgb = [Float](repeating: 0, count: 3 * plane)   // [3, H, W] in [-1, 1]
-        if latent && channels == 4 {
+        if latent, let map, map.count == channels + 1, map.allSatisfy({ $0.count == 3 }) {
+            for p in 0..<plane {
+                for o in 0..<3 {
+                    var acc = map[channels][o]
+                    for c in 0..<channels { acc += sample[c * plane + p] * map[c][o] }
+                    rgb[o * plane + p] = acc
+                }
+            }
+        } else if latent && channels == 4 {
             for p in 0..<plane {
                 for o in 0..<3 {
                     var acc: Float = 0

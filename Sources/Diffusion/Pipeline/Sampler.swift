@@ -60,11 +60,14 @@ public struct SamplerProgress: Sendable {
     public let width: Int
     /// Whether samples are VAE latents (false: pixel space).
     public let isLatent: Bool
+    /// The model's own latent → RGB map for previews (`Preview.image`), nil for the default.
+    public var rgbMap: [[Float]]? = nil
 
     /// A small RGB preview of request `index`'s current sample.
     public func preview(_ index: Int, maxSide: Int = 64) -> RGBImage? {
         guard let s = latents[index] else { return nil }
-        return Preview.image(sample: s, channels: channels, height: height, width: width, latent: isLatent, maxSide: maxSide)
+        return Preview.image(sample: s, channels: channels, height: height, width: width, latent: isLatent, maxSide: maxSide,
+                             map: rgbMap)
     }
 }
 

@@ -50,6 +50,31 @@ public final class TextToImagePipeline: Sendable {
     enum Autoencoder: Sendable {
         case kl(AutoencoderKL)
         case dc(AutoencoderDC)
+
+        var latentChannels: Int {
+            switch self {
+            case .kl(let v): return v.config.latentChannels
+            case .dc(let v): return v.config.latentChannels
+            }
+        }
+
+        var scale: Int {
+            switch self {
+            case .kl(let v): return v.config.spatialScale
+            case .dc(let v): return v.config.spatialScale
+            }
+        }
+
+        /// `vae.decode(latents / scaling_factor)` (a float32 division, as both pipelines write it).
+        func decode(_ z: Tensor) throws -> Tensor {
+            switch self {
+            case .kl(let v):
+                let sf = Float(v.config.scalingFactor)
+                return try v.decode(Tensor(shape: z.shape, data: z.data.map { $0 / sf }))
+            case .dc(let v):
+                return try DCAEDecoder(vae: v).decode(z)
+            }
+        }
     }
 
     public let family: Family
@@ -61,6 +86,9 @@ public final class TextToImagePipeline: Sendable {
     let transformer: Transformer
     let vae: Autoencoder
     public let schedulerConfig: SchedulerConfig
+    /// Latent → RGB map for progress previews when the latents are not SD's 4 channels (DC-AE): fitted once at
+    /// load by least squares from two decoded noise latents (`fitPreviewMap`); nil for 4-channel latents.
+    public let previewMap: [[Float]]?
 
     /// Loads a folder whose `_class_name` is one of `Family`. Any problem (unsupported class, missing tokenizer,
     /// weights that do not fit) is one error naming the component.
@@ -117,6 +145,7 @@ public final class TextToImagePipeline: Sendable {
             throw PipelineError(.unsupportedComponent, "vae: \(v.className) is not supported (AutoencoderKL, AutoencoderDC)")
         }
         schedulerConfig = folder.scheduler
+        previewMap = vae.latentChannels == 4 ? nil : try Self.fitPreviewMap(vae)
         let expected = family == .sanaSprint ? "SCMScheduler" : "DPMSolverMultistepScheduler"
         guard folder.scheduler.className == expected else {
             throw PipelineError(.unsupportedComponent, "scheduler: \(folder.scheduler.className ?? "none") is not supported by \(family.rawValue) (\(expected))")
@@ -127,6 +156,51 @@ public final class TextToImagePipeline: Sendable {
         guard latentChannels == inChannels else {
             throw PipelineError(.badConfig, "vae latent channels \(latentChannels) ≠ transformer in_channels \(inChannels)")
         }
+    }
+
+    /// A `(C + 1) × 3` map (last row: bias) from a latent pixel to the mean colour of the image block it decodes to:
+    /// ridge least squares over two 8×8 noise latents (seeds 0, 1) and their decoded images pooled to latent size.
+    /// Costs one small decode at load; a preview then costs C·3 multiply-adds per latent pixel.
+    static func fitPreviewMap(_ vae: Autoencoder) throws -> [[Float]] {
+        let c = vae.latentChannels, side = 8, s = vae.scale, plane = side * side, n = c + 1
+        var ata = [Double](repeating: 0, count: n * n), atb = [Double](repeating: 0, count: n * 3)
+        for seed in [Int64(0), 1] {
+            var g = TorchGenerator(seed: seed)
+            let z = g.randn(count: c * plane)
+            let image = try vae.decode(Tensor(shape: [1, c, side, side], data: z)).data   // [3, 8s, 8s]
+            for p in 0..<plane {
+                let y = p / side, x = p % side
+                var features = (0..<c).map { Double(z[$0 * plane + p]) }
+                features.append(1)
+                var target = [Double](repeating: 0, count: 3)
+                for o in 0..<3 {
+                    for dy in 0..<s { for dx in 0..<s { target[o] += Double(image[(o * side * s + y * s + dy) * side * s + x * s + dx]) } }
+                    target[o] /= Double(s * s)
+                }
+                for i in 0..<n {
+                    for j in 0..<n { ata[i * n + j] += features[i] * features[j] }
+                    for o in 0..<3 { atb[i * 3 + o] += features[i] * target[o] }
+                }
+            }
+        }
+        for i in 0..<n { ata[i * n + i] += 1e-3 }
+        // Gaussian elimination with partial pivoting on [AᵀA | AᵀB]
+        for col in 0..<n {
+            let pivot = (col..<n).max { abs(ata[$0 * n + col]) < abs(ata[$1 * n + col]) }!
+            if pivot != col {
+                for j in 0..<n { ata.swapAt(col * n + j, pivot * n + j) }
+                for o in 0..<3 { atb.swapAt(col * 3 + o, pivot * 3 + o) }
+            }
+            let d = ata[col * n + col]
+            guard abs(d) > 1e-12 else { continue }
+            for r in 0..<n where r != col {
+                let f = ata[r * n + col] / d
+                if f == 0 { continue }
+                for j in 0..<n { ata[r * n + j] -= f * ata[col * n + j] }
+                for o in 0..<3 { atb[r * 3 + o] -= f * atb[col * 3 + o] }
+            }
+        }
+        return (0..<n).map { i in (0..<3).map { o in Float(abs(ata[i * n + i]) > 1e-12 ? atb[i * 3 + o] / ata[i * n + i] : 0) } }
     }
 
     public convenience init(url: URL, promptCache: PromptCache? = nil) throws {
@@ -157,19 +231,9 @@ public final class TextToImagePipeline: Sendable {
         case .sana(let m): return m.patchSize
         }
     }
-    var latentChannels: Int {
-        switch vae {
-        case .kl(let v): return v.config.latentChannels
-        case .dc(let v): return v.config.latentChannels
-        }
-    }
+    var latentChannels: Int { vae.latentChannels }
     /// `vae_scale_factor`: image pixels per latent pixel.
-    public var vaeScale: Int {
-        switch vae {
-        case .kl(let v): return v.config.spatialScale
-        case .dc(let v): return v.config.spatialScale
-        }
-    }
+    public var vaeScale: Int { vae.scale }
 
     /// Image sides must be multiples of this without binning (VAE scale × patch; Sana and Sprint: at least 32).
     public var sizeMultiple: Int {
@@ -306,7 +370,7 @@ public final class TextToImagePipeline: Sendable {
             guard let callback else { return [] }
             let drop = callback(SamplerProgress(step: step, steps: steps, timestep: t, active: live,
                                                 latents: Dictionary(uniqueKeysWithValues: live.map { ($0, latents[$0]) }),
-                                                channels: c, height: h, width: w, isLatent: true))
+                                                channels: c, height: h, width: w, isLatent: true, rgbMap: self.previewMap))
             for r in live where drop.contains(r) { droppedAt[r] = step }
             return drop
         }
@@ -481,16 +545,8 @@ public final class TextToImagePipeline: Sendable {
         }
     }
 
-    /// `vae.decode(latents / scaling_factor)` (a float32 division, as both pipelines write it).
-    func decode(_ z: Tensor) throws -> Tensor {
-        switch vae {
-        case .kl(let v):
-            let sf = Float(v.config.scalingFactor)
-            return try v.decode(Tensor(shape: z.shape, data: z.data.map { $0 / sf }))
-        case .dc(let v):
-            return try DCAEDecoder(vae: v).decode(z)
-        }
-    }
+    /// `vae.decode(latents / scaling_factor)`.
+    func decode(_ z: Tensor) throws -> Tensor { try vae.decode(z) }
 
     /// Sana's default `complex_human_instruction` (pipeline_sana.py `__call__`; the same in Sprint).
     public static let complexHumanInstruction = [
