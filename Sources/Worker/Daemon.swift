@@ -5,6 +5,7 @@ import Foundation
 import Jobs
 import Logging
 import Systemd
+import Tensor
 
 /// A job between its delivery and its ack.
 struct Pending: Sendable {
@@ -115,7 +116,7 @@ public final class Daemon: @unchecked Sendable {
 
         logger.info("serving", metadata: ["class": "\(classes.map(\.name).joined(separator: ","))",
                                           "model": "\(engine.models.keys.sorted().joined(separator: ","))",
-                                          "event": "ready"])
+                                          "threads": "\(blasThreadCount)", "event": "ready"])
         _ = notifier.ready(status: statusLine(.serving))
 
         await waitForStop()

@@ -3,6 +3,7 @@ import Config
 import Diffusion
 import Foundation
 import Jobs
+import Tensor
 import Text
 
 /// The models this worker serves, loaded once, and what the contract needs to know of them:
@@ -29,6 +30,9 @@ public final class Engine: Sendable {
 
     /// Loads every configured model; `progress` is called before each (systemd EXTEND_TIMEOUT).
     public init(config: DarkroomConfig, progress: (String) -> Void = { _ in }) throws {
+        // worker.threads: OpenBLAS's thread count for every sgemm of this process (0 keeps OpenBLAS's own choice:
+        // OPENBLAS_NUM_THREADS or one per core). The worker runs one engine thread, so process-wide is per engine.
+        if config.worker.threads > 0 { setBLASThreadCount(config.worker.threads) }
         let promptCache = PromptCache(megabytes: config.text.cacheMB)
         self.promptCache = promptCache
         var models: [String: Model] = [:]

@@ -63,6 +63,23 @@ func stopAndExpectEachCompletedOnce(_ worker: WorkerProcess, _ client: TestClien
 }
 
 @Suite(.serialized) struct CrashRecovery {
+    /// worker.threads is applied (it used to be parsed and ignored): the ready line reports OpenBLAS's thread count.
+    @Test func workerThreadsSetsTheEnginesThreadCount() async throws {
+        let (ns, dir, client) = try await binaryWorkerTest()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let worker = try WorkerProcess(namespace: ns, state: dir, extraEnv: [
+            "DARKROOM_WORKER_THREADS": "3", "DARKROOM_WORKER_CONSUME": "small", "OPENBLAS_NUM_THREADS": "1",
+        ])
+        defer { if worker.process.isRunning { worker.signal(SIGKILL) } }
+        try await client.submit(job("threads", size: 32, steps: 3), toClass: "small", id: "threads")
+        #expect(await client.waitTerminal(["threads"], timeout: 90), "\(worker.output)")
+        let ready = worker.output.split(separator: "\n").first { $0.contains("serving") } ?? ""
+        #expect(ready.contains(" threads=3"), "\(ready)")
+        worker.signal(SIGTERM)
+        #expect(await worker.waitExit(timeout: 60) == 0)
+        await client.cleanUp(classes: ["small", "medium", "large"])
+    }
+
     @Test func killNineInTheMiddleOfABatchLosesNoJobAndEachJobEndsOnce() async throws {
         let (ns, dir, client) = try await binaryWorkerTest()
         let ids = (0..<6).map { "crash\($0)" }
