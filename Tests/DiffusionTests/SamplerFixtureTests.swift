@@ -79,6 +79,26 @@ import Tensor
         }
     }
 
+    /// The shipped model at every size it serves: each request of a batch of 1...8 (different labels and seeds,
+    /// guidance on and off, the same seed twice) gets exactly the image it gets alone, bit for bit.
+    @Test(arguments: [(32, 32), (64, 64), (64, 32)])
+    func shippedModelBatchesGiveEachRequestItsSoloImageExactly(width: Int, height: Int) throws {
+        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+        let pipe = try DiffusionPipeline.load(root.appendingPathComponent("models/tiny-shapes"))
+        let requests = (0..<8).map { i in
+            SampleRequest(label: (i * 5) % 24, guidanceScale: i == 3 ? 1 : 4, seed: i == 5 ? 1 : Int64(100 + i))
+        }
+        let solo = try requests.map { try #require(try pipe.generate(requests: [$0], steps: 2, sampler: .ddim, height: height, width: width)[0].image).image }
+        for n in 1...8 {
+            let batch = try pipe.generate(requests: Array(requests.prefix(n)), steps: 2, sampler: .ddim, height: height, width: width)
+            for i in 0..<n {
+                let got = try #require(batch[i].image).image
+                let same = got == solo[i]
+                #expect(same, "\(width)x\(height), batch of \(n), request \(i): max diff \(PipeFixtures.maxAbsDiff(got, solo[i]))")
+            }
+        }
+    }
+
     @Test func givenNoiseReproducesTheSeededImage() throws {
         let pipe = try DiffusionPipeline.load(try #require(PipeFixtures.url("pixel-dit")))
         let seeded = try #require(try pipe.generate(requests: [SampleRequest(label: 0, guidanceScale: 3, seed: 11)], steps: 4)[0].image)

@@ -138,11 +138,13 @@ public final class DiTTransformer2DModel: Denoiser {
         let condScratch = FloatBuffer(count: batch * e)
         let mod = FloatBuffer(count: batch * 6 * e)                     // [B, 6E]
 
+        // Every linear runs one sgemm per batch item (`items: batch`): a row's bits then do not depend on its
+        // batch-mates (OpenBLAS's kernels for an M-row call differ with M), so a job gets its solo image.
         // Patch embedding + positions: x = proj(patches) + pos           [B, N, E]
         x.data.withUnsafeBufferPointer { xp in
             patchify(normed.pointer, xp.baseAddress!, batch: batch, channels: c, height: height, width: width, patch: p)
         }
-        patchEmbed(hidden.pointer, normed.pointer, rows: rows)
+        patchEmbed(hidden.pointer, normed.pointer, rows: rows, items: batch)
         addBroadcast(hidden.pointer, pos, batch: batch, count: n * e)
 
         for (l, block) in blocks.enumerated() {
@@ -150,37 +152,37 @@ public final class DiTTransformer2DModel: Denoiser {
             block.embedder.condition(cond.pointer, temb: temb, labels: labels, scratch: condScratch.pointer)
             if l == 0 { cond0.pointer.update(from: cond.pointer, count: batch * e) }
             silu(condScratch.pointer, cond.pointer, count: batch * e)
-            block.adaLinear(mod.pointer, condScratch.pointer, rows: batch)
+            block.adaLinear(mod.pointer, condScratch.pointer, rows: batch, items: batch)
             let shiftMSA = mod.pointer, scaleMSA = mod.pointer + e, gateMSA = mod.pointer + 2 * e
             let shiftMLP = mod.pointer + 3 * e, scaleMLP = mod.pointer + 4 * e, gateMLP = mod.pointer + 5 * e
 
             // n = LN(x, 1e-6)·(1 + scale_msa) + shift_msa;  x = gate_msa·Attn(n) + x
             layerNormModulate(normed.pointer, hidden.pointer, shift: shiftMSA, scale: scaleMSA, modStride: 6 * e,
                               batch: batch, tokens: n, features: e, eps: 1e-6)
-            block.toQ(q.pointer, normed.pointer, rows: rows)
-            block.toK(k.pointer, normed.pointer, rows: rows)
-            block.toV(v.pointer, normed.pointer, rows: rows)
+            block.toQ(q.pointer, normed.pointer, rows: rows, items: batch)
+            block.toK(k.pointer, normed.pointer, rows: rows, items: batch)
+            block.toV(v.pointer, normed.pointer, rows: rows, items: batch)
             attention(attended.pointer, ldo: e, q: q.pointer, ldq: e, k: k.pointer, ldk: e, v: v.pointer, ldv: e,
                       batch: batch, queryTokens: n, keyTokens: n, heads: heads, headDim: headDim,
                       scratch: scores.pointer, scratchCount: scoresCount)
-            block.toOut(normed.pointer, attended.pointer, rows: rows)
+            block.toOut(normed.pointer, attended.pointer, rows: rows, items: batch)
             addGated(hidden.pointer, gate: gateMSA, gateStride: 6 * e, normed.pointer, batch: batch, tokens: n, features: e)
 
             // n = LN(x, norm_eps)·(1 + scale_mlp) + shift_mlp;  x = gate_mlp·FF(n) + x
             layerNormModulate(normed.pointer, hidden.pointer, shift: shiftMLP, scale: scaleMLP, modStride: 6 * e,
                               batch: batch, tokens: n, features: e, eps: Float(config.normEps))
-            block.ffIn(ffHidden.pointer, normed.pointer, rows: rows)
+            block.ffIn(ffHidden.pointer, normed.pointer, rows: rows, items: batch)
             geluTanh(ffHidden.pointer, ffHidden.pointer, count: rows * 4 * e)
-            block.ffOut(q.pointer, ffHidden.pointer, rows: rows)
+            block.ffOut(q.pointer, ffHidden.pointer, rows: rows, items: batch)
             addGated(hidden.pointer, gate: gateMLP, gateStride: 6 * e, q.pointer, batch: batch, tokens: n, features: e)
         }
 
         // Output head with block 0's conditioning: shift, scale = proj_out_1(SiLU(c_0))   [B, 2E]
         silu(condScratch.pointer, cond0.pointer, count: batch * e)
-        projOut1(mod.pointer, condScratch.pointer, rows: batch)
+        projOut1(mod.pointer, condScratch.pointer, rows: batch, items: batch)
         layerNormModulate(normed.pointer, hidden.pointer, shift: mod.pointer, scale: mod.pointer + e, modStride: 2 * e,
                           batch: batch, tokens: n, features: e, eps: 1e-6)
-        projOut2(outTokens.pointer, normed.pointer, rows: rows)
+        projOut2(outTokens.pointer, normed.pointer, rows: rows, items: batch)
         // unpatchify with the runtime grid                                [B, Co, h·p, w·p]
         var out = Tensor(uninitializedShape: [batch, co, height, width])
         out.data.withUnsafeMutableBufferPointer { op in
@@ -229,9 +231,9 @@ struct TimestepLabelEmbedder: Sendable {
     // temb: [B, 256], labels: [B] -> c: [B, E];  scratch: [B, E]
     func condition(_ c: UnsafeMutablePointer<Float>, temb: [Float], labels: [Int], scratch: UnsafeMutablePointer<Float>) {
         let batch = labels.count, e = width
-        temb.withUnsafeBufferPointer { linear1(scratch, $0.baseAddress!, rows: batch) }
+        temb.withUnsafeBufferPointer { linear1(scratch, $0.baseAddress!, rows: batch, items: batch) }
         silu(scratch, scratch, count: batch * e)
-        linear2(c, scratch, rows: batch)
+        linear2(c, scratch, rows: batch, items: batch)
         for (b, label) in labels.enumerated() {
             let row = table.pointer + label * e
             for j in 0..<e { c[b * e + j] += row[j] }
