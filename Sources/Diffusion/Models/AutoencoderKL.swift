@@ -41,18 +41,15 @@ public final class AutoencoderKL: Sendable {
 
         public init(from decoder: Decoder) throws {
             let c = try decoder.container(keyedBy: CodingKeys.self)
-            func value<T: Decodable>(_ key: CodingKeys, _ fallback: T) throws -> T {
-                try c.decodeIfPresent(T.self, forKey: key) ?? fallback
-            }
-            inChannels = try value(.inChannels, inChannels)
-            outChannels = try value(.outChannels, outChannels)
-            downBlockTypes = try value(.downBlockTypes, downBlockTypes)
-            upBlockTypes = try value(.upBlockTypes, upBlockTypes)
-            blockOutChannels = try value(.blockOutChannels, blockOutChannels)
-            layersPerBlock = try value(.layersPerBlock, layersPerBlock)
-            actFn = try value(.actFn, actFn)
-            latentChannels = try value(.latentChannels, latentChannels)
-            normNumGroups = try value(.normNumGroups, normNumGroups)
+            inChannels = try c.value(.inChannels, default: inChannels)
+            outChannels = try c.value(.outChannels, default: outChannels)
+            downBlockTypes = try c.value(.downBlockTypes, default: downBlockTypes)
+            upBlockTypes = try c.value(.upBlockTypes, default: upBlockTypes)
+            blockOutChannels = try c.value(.blockOutChannels, default: blockOutChannels)
+            layersPerBlock = try c.value(.layersPerBlock, default: layersPerBlock)
+            actFn = try c.value(.actFn, default: actFn)
+            latentChannels = try c.value(.latentChannels, default: latentChannels)
+            normNumGroups = try c.value(.normNumGroups, default: normNumGroups)
             // sample_size is an int, or [h, w] in some files; only informational here.
             if c.contains(.sampleSize) {
                 if let n = try? c.decode(Int.self, forKey: .sampleSize) {
@@ -61,14 +58,14 @@ public final class AutoencoderKL: Sendable {
                     sampleSize = (try? c.decode([Int].self, forKey: .sampleSize))?.first
                 }
             }
-            scalingFactor = try value(.scalingFactor, scalingFactor)
+            scalingFactor = try c.value(.scalingFactor, default: scalingFactor)
             shiftFactor = try c.decodeIfPresent(Double.self, forKey: .shiftFactor)
             latentsMean = try c.decodeIfPresent([Double].self, forKey: .latentsMean)
             latentsStd = try c.decodeIfPresent([Double].self, forKey: .latentsStd)
-            forceUpcast = try value(.forceUpcast, forceUpcast)
-            useQuantConv = try value(.useQuantConv, useQuantConv)
-            usePostQuantConv = try value(.usePostQuantConv, usePostQuantConv)
-            midBlockAddAttention = try value(.midBlockAddAttention, midBlockAddAttention)
+            forceUpcast = try c.value(.forceUpcast, default: forceUpcast)
+            useQuantConv = try c.value(.useQuantConv, default: useQuantConv)
+            usePostQuantConv = try c.value(.usePostQuantConv, default: usePostQuantConv)
+            midBlockAddAttention = try c.value(.midBlockAddAttention, default: midBlockAddAttention)
         }
 
         /// Image pixels per latent pixel: 2^(number of blocks − 1).

@@ -41,25 +41,22 @@ public final class DiTTransformer2DModel: Denoiser {
 
         public init(from decoder: Decoder) throws {
             let c = try decoder.container(keyedBy: CodingKeys.self)
-            func value<T: Decodable>(_ key: CodingKeys, _ fallback: T) throws -> T {
-                try c.decodeIfPresent(T.self, forKey: key) ?? fallback
-            }
-            numAttentionHeads = try value(.numAttentionHeads, numAttentionHeads)
-            attentionHeadDim = try value(.attentionHeadDim, attentionHeadDim)
-            inChannels = try value(.inChannels, inChannels)
+            numAttentionHeads = try c.value(.numAttentionHeads, default: numAttentionHeads)
+            attentionHeadDim = try c.value(.attentionHeadDim, default: attentionHeadDim)
+            inChannels = try c.value(.inChannels, default: inChannels)
             outChannels = try c.decodeIfPresent(Int.self, forKey: .outChannels)
-            numLayers = try value(.numLayers, numLayers)
-            dropout = try value(.dropout, dropout)
-            normNumGroups = try value(.normNumGroups, normNumGroups)
-            attentionBias = try value(.attentionBias, attentionBias)
-            sampleSize = try value(.sampleSize, sampleSize)
-            patchSize = try value(.patchSize, patchSize)
-            activationFn = try value(.activationFn, activationFn)
-            numEmbedsAdaNorm = try value(.numEmbedsAdaNorm, numEmbedsAdaNorm)
-            upcastAttention = try value(.upcastAttention, upcastAttention)
-            normType = try value(.normType, normType)
-            normElementwiseAffine = try value(.normElementwiseAffine, normElementwiseAffine)
-            normEps = try value(.normEps, normEps)
+            numLayers = try c.value(.numLayers, default: numLayers)
+            dropout = try c.value(.dropout, default: dropout)
+            normNumGroups = try c.value(.normNumGroups, default: normNumGroups)
+            attentionBias = try c.value(.attentionBias, default: attentionBias)
+            sampleSize = try c.value(.sampleSize, default: sampleSize)
+            patchSize = try c.value(.patchSize, default: patchSize)
+            activationFn = try c.value(.activationFn, default: activationFn)
+            numEmbedsAdaNorm = try c.value(.numEmbedsAdaNorm, default: numEmbedsAdaNorm)
+            upcastAttention = try c.value(.upcastAttention, default: upcastAttention)
+            normType = try c.value(.normType, default: normType)
+            normElementwiseAffine = try c.value(.normElementwiseAffine, default: normElementwiseAffine)
+            normEps = try c.value(.normEps, default: normEps)
         }
 
         /// Transformer width E = heads · head dim.
