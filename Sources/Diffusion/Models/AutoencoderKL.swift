@@ -116,7 +116,7 @@ public final class AutoencoderKL: Sendable {
     // z: [B, lat, h, w] -> [B, out, h·s, w·s], s = spatialScale
     public func decode(_ z: Tensor) throws -> Tensor {
         let lat = config.latentChannels
-        guard z.shape.count == 4, z.shape[1] == lat, z.shape[0] > 0, z.shape[2] > 0, z.shape[3] > 0 else {
+        guard z.isImageBatch(channels: lat) else {
             throw ModelError(.badInput, "VAE decode needs latents [B, \(lat), h, w], got \(z.shape)")
         }
         let scratch = ConvScratch()
@@ -133,8 +133,7 @@ public final class AutoencoderKL: Sendable {
             throw ModelError(.missingWeight, "this VAE has no encoder weights (encoder.conv_in.weight is missing); it cannot encode images")
         }
         let s = config.spatialScale
-        guard x.shape.count == 4, x.shape[1] == config.inChannels, x.shape[0] > 0, x.shape[2] > 0, x.shape[3] > 0,
-              x.shape[2] % s == 0, x.shape[3] % s == 0 else {
+        guard x.isImageBatch(channels: config.inChannels, multiple: s) else {
             throw ModelError(.badInput, "VAE encode needs images [B, \(config.inChannels), H, W] with H and W multiples of \(s), got \(x.shape)")
         }
         let scratch = ConvScratch()

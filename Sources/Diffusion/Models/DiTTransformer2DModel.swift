@@ -107,8 +107,7 @@ public final class DiTTransformer2DModel: Denoiser {
     public func forward(_ x: Tensor, timesteps: [Float], labels: [Int]) throws -> Tensor {
         let p = config.patchSize, c = config.inChannels, co = outChannels
         let e = config.innerDim, heads = config.numAttentionHeads, headDim = config.attentionHeadDim
-        guard x.shape.count == 4, x.shape[1] == c, x.shape[0] > 0, x.shape[2] > 0, x.shape[3] > 0,
-              x.shape[2] % p == 0, x.shape[3] % p == 0 else {
+        guard x.isImageBatch(channels: c, multiple: p) else {
             throw ModelError(.badInput, "DiT input must be [B, \(c), H, W] with H and W multiples of \(p), got \(x.shape)")
         }
         let batch = x.shape[0], height = x.shape[2], width = x.shape[3]

@@ -1,4 +1,5 @@
 import Core
+import Tensor
 
 /// Why a model could not be built or run.
 public struct ModelError: CodedError, Equatable {
@@ -19,5 +20,14 @@ public struct ModelError: CodedError, Equatable {
     public init(_ code: Code, _ message: String) {
         self.code = code
         self.message = message
+    }
+}
+
+extension Tensor {
+    /// Whether this is `[B, channels, H, W]` with every side positive and H, W multiples of `multiple`: the input
+    /// check of the autoencoders and the transformers (each names its own expectation in its error).
+    func isImageBatch(channels: Int, multiple: Int = 1) -> Bool {
+        shape.count == 4 && shape[1] == channels && shape[0] > 0 && shape[2] > 0 && shape[3] > 0
+            && shape[2] % multiple == 0 && shape[3] % multiple == 0
     }
 }

@@ -122,8 +122,7 @@ public final class PixArtTransformer2DModel: Sendable {
     public func forward(_ x: Tensor, timesteps: [Float], caption: Tensor, captionMask: [Float]?,
                         resolution: [Float]? = nil, aspectRatio: [Float]? = nil) throws -> Tensor {
         let p = config.patchSize, c = config.inChannels, e = config.innerDim
-        guard x.shape.count == 4, x.shape[1] == c, x.shape[0] > 0, x.shape[2] > 0, x.shape[3] > 0,
-              x.shape[2] % p == 0, x.shape[3] % p == 0 else {
+        guard x.isImageBatch(channels: c, multiple: p) else {
             throw ModelError(.badInput, "PixArt input must be [B, \(c), H, W] with H and W multiples of \(p), got \(x.shape)")
         }
         let batch = x.shape[0], height = x.shape[2], width = x.shape[3]
