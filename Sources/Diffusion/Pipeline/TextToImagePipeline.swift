@@ -464,13 +464,14 @@ public final class TextToImagePipeline: Sendable {
         let c = inChannels, co = outChannels, plane = h * w, count = c * plane
         let timestepScale: Float
         if case .sana(let m) = transformer { timestepScale = Float(m.config.timestepScale) } else { timestepScale = 1 }
+        // the caption rows change only when a request leaves: built once, rebuilt after a drop
+        var cfg = live.filter { captions.negative[$0] != nil }
+        var (caption, mask) = captions.rows(cond: live, uncond: cfg)
         for (k, t) in base.timesteps.enumerated() where !live.isEmpty {
-            let cfg = live.filter { captions.negative[$0] != nil }
             let rows = live.count + cfg.count
             var input = [Float]()
             input.reserveCapacity(rows * count)
             for r in live + cfg { input += x[r] }
-            let (caption, mask) = captions.rows(cond: live, uncond: cfg)
             let out = try forward(Tensor(shape: [rows, c, h, w], data: input),
                                   timesteps: Array(repeating: t * timestepScale, count: rows), caption: caption, mask: mask,
                                   guidance: nil, height: h, width: w)
@@ -487,7 +488,11 @@ public final class TextToImagePipeline: Sendable {
                 x[r] = try schedulers[r].step(modelOutput: mo, timestep: t, sample: x[r])
             }
             let drop = report(k + 1, base.steps, t, x, live)
-            live.removeAll { drop.contains($0) }
+            if live.contains(where: drop.contains) {
+                live.removeAll { drop.contains($0) }
+                cfg = live.filter { captions.negative[$0] != nil }
+                (caption, mask) = captions.rows(cond: live, uncond: cfg)
+            }
         }
         return (x, live)
     }
@@ -505,6 +510,7 @@ public final class TextToImagePipeline: Sendable {
         for r in x.indices { x[r] = x[r].map { $0 * sd } }
         var schedulers = requests.map { _ in scheduler }
         var denoised = x
+        var (caption, mask) = captions.rows(cond: live, uncond: [])   // rebuilt only after a drop
         for (k, t) in scheduler.timesteps.dropLast().enumerated() where !live.isEmpty {
             let st = Foundation.sin(t) / (Foundation.cos(t) + Foundation.sin(t))   // scm_timestep
             let norm = (st * st + (1 - st) * (1 - st)).squareRoot()
@@ -512,7 +518,6 @@ public final class TextToImagePipeline: Sendable {
             input.reserveCapacity(live.count * count)
             for r in live { input += x[r].map { ($0 / sd) * norm } }
             let guidance = live.map { Float(requests[$0].guidanceScale) * Float(model.config.guidanceEmbedsScale) }
-            let (caption, mask) = captions.rows(cond: live, uncond: [])
             let out = try forward(Tensor(shape: [live.count, inChannels, h, w], data: input),
                                   timesteps: Array(repeating: st, count: live.count), caption: caption, mask: mask,
                                   guidance: guidance, height: h, width: w)
@@ -525,7 +530,10 @@ public final class TextToImagePipeline: Sendable {
                 denoised[r] = step.denoised
             }
             let drop = report(k + 1, steps, t, x, live)
-            live.removeAll { drop.contains($0) }
+            if live.contains(where: drop.contains) {
+                live.removeAll { drop.contains($0) }
+                (caption, mask) = captions.rows(cond: live, uncond: [])
+            }
         }
         return (denoised.map { $0.map { $0 / sd } }, live)
     }
