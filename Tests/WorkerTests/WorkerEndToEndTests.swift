@@ -140,16 +140,22 @@ import Testing
         await client.cleanUp()
     }
 
-    /// Headers with an empty key (which rabbitmq-c cannot copy) used to cost the connection on every
-    /// delivery of the job, and the broker redelivered it forever: now it is poison, answered and
-    /// dead-lettered with the reason, on the same connection, and the jobs around it run.
-    @Test func aJobWithAnEmptyHeaderKeyIsDeadLetteredAndTheJobsAroundItRunOnTheSameConnection() async throws {
+    /// A worker with no batching window, its client, and every delivery dead-lettered in the namespace, collected.
+    private func workerCollectingDeadLetters() async throws -> (String, TestClient, TestWorker, Locked<[Delivery]>) {
         let ns = uniqueNamespace(), dir = tempDir()
         let cfg = try testConfig(namespace: ns, state: dir, windowMs: 0)
         let client = try await TestClient(namespace: ns, topology: cfg.contractTopology)
         let worker = try await TestWorker(cfg)
         let dead = Locked<[Delivery]>([])
         _ = try await client.client.consume(queue: "\(ns).dead", prefetch: 10) { d in dead.withLock { $0.append(d) } }
+        return (ns, client, worker, dead)
+    }
+
+    /// Headers with an empty key (which rabbitmq-c cannot copy) used to cost the connection on every
+    /// delivery of the job, and the broker redelivered it forever: now it is poison, answered and
+    /// dead-lettered with the reason, on the same connection, and the jobs around it run.
+    @Test func aJobWithAnEmptyHeaderKeyIsDeadLetteredAndTheJobsAroundItRunOnTheSameConnection() async throws {
+        let (ns, client, worker, dead) = try await workerCollectingDeadLetters()
         func message(_ id: String, headers: String?) -> PikaMessage {
             PikaMessage(exchange: "\(ns).jobs", routingKey: "tiny", body: job(id, steps: 3), headers: headers,
                         replyTo: client.replyQueue, correlationId: id)
@@ -183,12 +189,7 @@ import Testing
     /// Dead-letter copies drop `expiration` (or they would vanish from the dead queue), and a job whose
     /// reply_to is empty is dead-lettered like one without, never run for nobody.
     @Test func deadLetterCopiesDropExpirationAndAnEmptyReplyToIsDeadLettered() async throws {
-        let ns = uniqueNamespace(), dir = tempDir()
-        let cfg = try testConfig(namespace: ns, state: dir, windowMs: 0)
-        let client = try await TestClient(namespace: ns, topology: cfg.contractTopology)
-        let worker = try await TestWorker(cfg)
-        let dead = Locked<[Delivery]>([])
-        _ = try await client.client.consume(queue: "\(ns).dead", prefetch: 10) { d in dead.withLock { $0.append(d) } }
+        let (ns, client, worker, dead) = try await workerCollectingDeadLetters()
         try await client.submit("hello", toClass: "tiny", id: "poison", expiration: "600000")
         let props = MessageProperties(contentType: "application/json", deliveryMode: .persistent, correlationId: "emptyreply",
                                       replyTo: "", expiration: "600000", messageId: "emptyreply")
