@@ -53,10 +53,12 @@ public struct Conv2dGeometry: Sendable, Equatable {
     }
 
     /// Whether `conv2d` (automatic) takes the Winograd kernel, given enough scratch: 3×3 stride-1 convolutions
-    /// with at least 16 input and output channels and at least 8×8 outputs (docs/benchmarks.md, "3×3
-    /// convolutions": below that the transforms cost more than the products they save).
+    /// with at least 256 input and output channels and at least 256 output tiles (32×32 pixels). Measured
+    /// (docs/benchmarks.md, "3×3 convolutions"): Winograd wins 1.3–1.6× at 512 channels on 32² and 64², 256 on 128²;
+    /// it loses at 128 channels on 256² (the tile transforms cost more than the products they save) and at
+    /// 1024 channels on 16² (the per-call weight transform outweighs 64 tiles).
     public var prefersWinograd: Bool {
-        winogradApplies && inChannels >= 16 && outChannels >= 16 && outHeight >= 8 && outWidth >= 8
+        winogradApplies && inChannels >= 256 && outChannels >= 256 && winogradTileRows * winogradTileColumns >= 256
     }
 }
 

@@ -14,17 +14,24 @@ struct Bench: AsyncParsableCommand {
         abstract: "Time one engine op for bench/engine/run.sh or bench/text/run.sh (transformer forward, VAE decode, sgemm, text encoder).",
         discussion: "Run `bench/engine/run.sh --darkroom '<path>/darkroom bench'`; see bench/engine/README.md and bench/text/README.md.")
 
-    enum Op: String, ExpressibleByArgument { case transformer, vaeDecode = "vae-decode", sgemm, textEncoder = "text-encoder" }
+    enum Op: String, ExpressibleByArgument {
+        case transformer, vaeDecode = "vae-decode", sgemm, textEncoder = "text-encoder", conv3x3 = "conv3x3"
+        case sanaTransformer = "sana-transformer", pixArtTransformer = "pixart-transformer", dcaeDecode = "dcae-decode"
+    }
 
     @Option(help: "The pipeline folder (transformer/, vae/); for text-encoder the text_encoder/ folder.") var model: String?
     @Option(help: "Inputs written by the harness (x, t, labels | z | input_ids, attention_mask), F32 safetensors.") var inputs: String?
     @Option(help: "Where to save the last call's output (tensor `out`).") var save: String?
     @Option(help: "BLAS threads.") var threads: Int?
-    @Option(help: "transformer, vae-decode or sgemm.") var op: Op
+    @Option(help: "transformer, vae-decode, sgemm, text-encoder, conv3x3, sana-transformer, pixart-transformer or dcae-decode.")
+    var op: Op
     @Option(help: "Batch size (checked against the inputs).") var batch: Int = 1
     @Option(help: "Image size in pixels (sgemm: the matrix side).") var size: Int = 256
     @Option(help: "Untimed calls first.") var warmup: Int = 1
     @Option(help: "Timed calls.") var repeats: Int = 3
+    @Option(help: "conv3x3: input and output channels (a 3×3, stride-1, padding-1 convolution on --size² pixels).")
+    var channels: Int = 128
+    @Option(help: "conv3x3: automatic, im2col or winograd.") var algorithm: String = "automatic"
 
     func run() async throws {
         if let threads, threads > 0 { setBLASThreadCount(threads) }
@@ -42,6 +49,63 @@ struct Bench: AsyncParsableCommand {
                 }
                 return Tensor(shape: [n, n], data: c)
             }
+        case .conv3x3:
+            guard let algorithm = Conv2dAlgorithm(rawValue: algorithm) else {
+                throw CLIError("--algorithm must be one of \(Conv2dAlgorithm.allCases.map(\.rawValue).joined(separator: ", "))")
+            }
+            guard channels >= 1, size >= 1 else { throw CLIError("--channels and --size must be at least 1") }
+            let g = Conv2dGeometry(inChannels: channels, outChannels: channels, height: size, width: size, kernel: 3, padding: 1)
+            let x = (0..<(channels * size * size)).map { _ in Float.random(in: -1...1) }
+            let w = (0..<(channels * channels * 9)).map { _ in Float.random(in: -0.05...0.05) }, b = [Float](repeating: 0.1, count: channels)
+            var y = [Float](repeating: 0, count: channels * size * size)
+            var scratch = [Float](repeating: 0, count: max(g.scratchCount(), algorithm == .winograd ? g.winogradScratchCount() : 0))
+            call = {
+                conv2d(&y, x, w, b, batch: 1, geometry: g, scratch: &scratch, scratchCount: scratch.count, algorithm: algorithm)
+                return Tensor(shape: [1, channels, size, size], data: y)
+            }
+        case .sanaTransformer, .pixArtTransformer, .dcaeDecode:
+            // bench/t2i: --model is the component folder (config.json + diffusion_pytorch_model.safetensors).
+            guard let model, let inputs else { throw CLIError("--op \(op.rawValue) needs --model DIR and --inputs FILE") }
+            let loadStart = Date()
+            let folder = URL(fileURLWithPath: model)
+            let file: SafeTensorsFile
+            let run: (SafeTensorsFile) throws -> () throws -> Tensor
+            do {
+                let configData = try Data(contentsOf: folder.appendingPathComponent("config.json"))
+                let weights = try SafeTensorsFile(url: folder.appendingPathComponent("diffusion_pytorch_model.safetensors"))
+                file = try SafeTensorsFile(path: inputs)
+                func input(_ name: String, _ f: SafeTensorsFile) throws -> Tensor {
+                    let w = try f.weight(name)
+                    return Tensor(shape: w.shape, data: Array(w.buffer))
+                }
+                switch op {
+                case .sanaTransformer, .pixArtTransformer:
+                    let forward: (Tensor, [Float], Tensor, [Float]) throws -> Tensor
+                    if op == .sanaTransformer {
+                        let m = try SanaTransformer2DModel(config: JSONDecoder().decode(SanaTransformer2DModel.Config.self, from: configData),
+                                                           weights: weights)
+                        forward = { try m.forward($0, timesteps: $1, caption: $2, captionMask: $3) }
+                    } else {
+                        let m = try PixArtTransformer2DModel(config: JSONDecoder().decode(PixArtTransformer2DModel.Config.self, from: configData),
+                                                             weights: weights)
+                        forward = { try m.forward($0, timesteps: $1, caption: $2, captionMask: $3) }
+                    }
+                    run = { f in
+                        let x = try input("x", f), t = try input("t", f), caption = try input("caption", f), mask = try input("mask", f)
+                        return { try forward(x, t.data, caption, mask.data) }
+                    }
+                default:
+                    let m = try AutoencoderDC(config: JSONDecoder().decode(AutoencoderDC.Config.self, from: configData), weights: weights)
+                    run = { f in
+                        let z = try input("z", f)
+                        return { try m.decode(z) }   // z as given: no 1/scaling_factor
+                    }
+                }
+                call = try run(file)
+            } catch {
+                throw CLIError(oneLine("\(model): \(error)"))
+            }
+            extra["load_s"] = Date().timeIntervalSince(loadStart)
         case .textEncoder:
             guard let model, let inputs else { throw CLIError("--op text-encoder needs --model DIR and --inputs FILE") }
             let loadStart = Date()
@@ -119,7 +183,7 @@ struct Bench: AsyncParsableCommand {
             if i >= warmup { times.append(seconds) }
             warn(String(format: "%@ call %d: %.3f s", op.rawValue, i + 1, seconds))
         }
-        if let save, let last, op != .sgemm {
+        if let save, let last, op != .sgemm, op != .conv3x3 {
             do {
                 try SafeTensorsWriter.write(tensors: [("out", last.shape, last.data)], to: URL(fileURLWithPath: save))
             } catch {

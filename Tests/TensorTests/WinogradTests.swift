@@ -58,17 +58,18 @@ import Testing
     /// Automatic selection: Winograd for a VAE-like layer (given its scratch), im2col where it does not pay
     /// (few channels) or where the scratch is only im2col's; both agree with the im2col reference.
     @Test func automaticChoosesByShapeAndScratch() {
-        let wide = Conv2dGeometry(inChannels: 32, outChannels: 32, height: 16, width: 16, kernel: 3, padding: 1)
+        let wide = Conv2dGeometry(inChannels: 256, outChannels: 256, height: 32, width: 32, kernel: 3, padding: 1)
         #expect(wide.prefersWinograd)
         #expect(wide.scratchCount() >= wide.winogradMinimumScratch)
-        #expect(!Conv2dGeometry(inChannels: 4, outChannels: 128, height: 32, width: 32, kernel: 3, padding: 1).prefersWinograd)
-        #expect(!Conv2dGeometry(inChannels: 128, outChannels: 3, height: 32, width: 32, kernel: 3, padding: 1).prefersWinograd)
-        #expect(!Conv2dGeometry(inChannels: 64, outChannels: 64, height: 32, width: 32, kernel: 3, stride: 2,
+        #expect(!Conv2dGeometry(inChannels: 128, outChannels: 128, height: 256, width: 256, kernel: 3, padding: 1).prefersWinograd)
+        #expect(!Conv2dGeometry(inChannels: 1024, outChannels: 1024, height: 16, width: 16, kernel: 3, padding: 1).prefersWinograd)
+        #expect(!Conv2dGeometry(inChannels: 512, outChannels: 3, height: 64, width: 64, kernel: 3, padding: 1).prefersWinograd)
+        #expect(!Conv2dGeometry(inChannels: 512, outChannels: 512, height: 64, width: 64, kernel: 3, stride: 2,
                                 padTop: 0, padBottom: 1, padLeft: 0, padRight: 1).prefersWinograd)
         var rng = TestRandom(seed: 8)
-        let x = rng.values(32 * 256), w = rng.values(32 * 32 * 9), b = rng.values(32)
+        let x = rng.values(256 * 1024), w = rng.values(256 * 256 * 9, scale: 0.05), b = rng.values(256)
         var scratch = [Float](repeating: 0, count: wide.scratchCount())
-        var auto = [Float](repeating: .nan, count: 32 * 256), reference = auto
+        var auto = [Float](repeating: .nan, count: 256 * 1024), reference = auto
         conv2d(&auto, x, w, b, batch: 1, geometry: wide, scratch: &scratch, scratchCount: scratch.count)
         conv2d(&reference, x, w, b, batch: 1, geometry: wide, scratch: &scratch, scratchCount: scratch.count, algorithm: .im2col)
         expectClose(auto, reference.map(Double.init))
@@ -81,13 +82,14 @@ import Testing
         let g = Conv2dGeometry(inChannels: 24, outChannels: 20, height: 13, width: 11, kernel: 3, padding: 1)
         let per = 24 * 13 * 11, outPer = 20 * 13 * 11
         let x = rng.values(3 * per), w = rng.values(20 * 24 * 9), b = rng.values(20)
-        var scratch = [Float](repeating: 0, count: g.scratchCount())
+        var scratch = [Float](repeating: 0, count: g.winogradScratchCount())
         var batched = [Float](repeating: .nan, count: 3 * outPer)
-        conv2d(&batched, x, w, b, batch: 3, geometry: g, scratch: &scratch, scratchCount: scratch.count)
+        conv2d(&batched, x, w, b, batch: 3, geometry: g, scratch: &scratch, scratchCount: scratch.count, algorithm: .winograd)
         for item in 0..<3 {
             var alone = [Float](repeating: .nan, count: outPer)
             Array(x[(item * per)..<((item + 1) * per)]).withUnsafeBufferPointer { xi in
-                conv2d(&alone, xi.baseAddress!, w, b, batch: 1, geometry: g, scratch: &scratch, scratchCount: scratch.count)
+                conv2d(&alone, xi.baseAddress!, w, b, batch: 1, geometry: g, scratch: &scratch, scratchCount: scratch.count,
+                       algorithm: .winograd)
             }
             #expect(alone == Array(batched[(item * outPer)..<((item + 1) * outPer)]))
         }
