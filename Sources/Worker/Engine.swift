@@ -87,7 +87,8 @@ public final class Engine: Sendable {
     /// the pipelines' defaults (20 steps, guidance 4.5; Sprint 2 steps) and its one sampler (its folder's scheduler).
     public static func textInfo(name: String, _ pipe: TextToImagePipeline) -> ModelInfo {
         let sprint = pipe.family == .sanaSprint
-        let sampler = sprint ? "scm" : "dpmpp_2m"
+        let flow = pipe.schedulerConfig.className == SamplerName.flowEuler.className
+        let sampler = sprint ? "scm" : flow ? SamplerName.flowEuler.rawValue : SamplerName.dpmpp2m.rawValue
         let side = pipe.defaultImageSize
         return ModelInfo(name: name, kind: .text, granularity: pipe.sizeMultiple, defaultWidth: side, defaultHeight: side,
                          defaultSteps: sprint ? 2 : 20, defaultGuidance: 4.5, defaultSampler: sampler, samplers: [sampler])

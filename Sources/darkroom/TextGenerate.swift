@@ -49,10 +49,10 @@ extension Generate {
 
         let start = Date()
         let outcomes = try Self.withProgress(start) { callback in
-            try pipe.generate(requests, steps: job.steps, height: job.height, width: job.width, binning: !noBinning, callback: callback)
+            try pipe.generate(requests, steps: job.steps, height: job.height, width: job.width, binning: noBinning ? false : nil, callback: callback)
         }
         _ = try writeImages(outcomes, job: job, seeds: seeds)
         warn(String(format: "%d image(s) %dx%d%@, %d steps %@, %.1f s", job.count, job.width, job.height,
-                    noBinning ? "" : " (binned)", job.steps, job.sampler, Date().timeIntervalSince(start)))
+                    noBinning || pipe.callDefaults.binning == false ? "" : " (binned)", job.steps, job.sampler, Date().timeIntervalSince(start)))
     }
 }

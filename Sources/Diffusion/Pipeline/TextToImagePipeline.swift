@@ -86,6 +86,8 @@ public final class TextToImagePipeline: Sendable {
     let transformer: Transformer
     let vae: Autoencoder
     public let schedulerConfig: SchedulerConfig
+    /// How the folder is meant to be called (darkroom.json `call`): defaults for binning, instruction, sequence length.
+    public let callDefaults: CallDefaults
     /// Latent → RGB map for progress previews when the latents are not SD's 4 channels (DC-AE): fitted once at
     /// load by least squares from two decoded noise latents (`fitPreviewMap`); nil for 4-channel latents.
     public let previewMap: [[Float]]?
@@ -145,10 +147,13 @@ public final class TextToImagePipeline: Sendable {
             throw PipelineError(.unsupportedComponent, "vae: \(v.className) is not supported (AutoencoderKL, AutoencoderDC)")
         }
         schedulerConfig = folder.scheduler
+        callDefaults = try CallDefaults.read(folder: folder.url)
         previewMap = vae.latentChannels == 4 ? nil : try Self.fitPreviewMap(vae)
-        let expected = family == .sanaSprint ? "SCMScheduler" : "DPMSolverMultistepScheduler"
-        guard folder.scheduler.className == expected else {
-            throw PipelineError(.unsupportedComponent, "scheduler: \(folder.scheduler.className ?? "none") is not supported by \(family.rawValue) (\(expected))")
+        // diffusers' pipelines step whatever scheduler the folder ships: Sprint needs SCM; the others run
+        // DPM-Solver (as released) or flow-matching Euler (models/tiny-scenes).
+        let expected = family == .sanaSprint ? ["SCMScheduler"] : [SamplerName.dpmpp2m.className, SamplerName.flowEuler.className]
+        guard let name = folder.scheduler.className, expected.contains(name) else {
+            throw PipelineError(.unsupportedComponent, "scheduler: \(folder.scheduler.className ?? "none") is not supported by \(family.rawValue) (\(expected.joined(separator: ", ")))")
         }
         guard textEncoder.hiddenSize == captionChannels else {
             throw PipelineError(.badConfig, "text_encoder hidden size \(textEncoder.hiddenSize) ≠ transformer caption_channels \(captionChannels)")
@@ -334,12 +339,15 @@ public final class TextToImagePipeline: Sendable {
     /// its default) the image is generated at the bin closest in aspect ratio (`resolutionBins`) and resized back
     /// (bilinear, centre crop: `resize_and_crop_tensor`); without it the size must be a multiple of the VAE scale ×
     /// patch size (Sana and Sprint: of 32).
-    /// - maxSequenceLength: nil = the family's default. complexHumanInstruction: Sana's default when nil; [] = none.
-    public func generate(_ requests: [TextRequest], steps: Int, height: Int, width: Int, binning: Bool,
+    /// - binning: nil = the folder's darkroom.json `call` default, else on (diffusers' default).
+    /// - maxSequenceLength: nil = the folder's default, else the family's. complexHumanInstruction: nil = the folder's
+    ///   default, else Sana's; [] = none.
+    public func generate(_ requests: [TextRequest], steps: Int, height: Int, width: Int, binning requested: Bool? = nil,
                          maxSequenceLength: Int? = nil, complexHumanInstruction: [String]? = nil,
                          intermediateTimestep: Double? = 1.3, maxTimestep: Double = 1.57080,
                          callback: ((SamplerProgress) -> Set<Int>)? = nil) throws -> [SampleOutcome] {
         guard !requests.isEmpty else { return [] }
+        let binning = requested ?? callDefaults.binning ?? true
         guard height > 0, width > 0 else { throw PipelineError(.badRequest, "image size \(width)×\(height) must be positive") }
         let (genHeight, genWidth) = binning ? ResolutionBins.classify(height: height, width: width, bins: try resolutionBins()) : (height, width)
         let s = vaeScale, multiple = sizeMultiple
@@ -347,12 +355,12 @@ public final class TextToImagePipeline: Sendable {
             throw PipelineError(.badRequest, "image size \(genWidth)×\(genHeight) must be a multiple of \(multiple)")
         }
         guard steps >= 1 else { throw PipelineError(.badRequest, "steps must be at least 1") }
-        let msl = maxSequenceLength ?? family.defaultMaxSequenceLength
+        let msl = maxSequenceLength ?? callDefaults.maxSequenceLength ?? family.defaultMaxSequenceLength
         guard msl >= 2 else { throw PipelineError(.badRequest, "max_sequence_length must be at least 2") }
         let h = genHeight / s, w = genWidth / s, c = inChannels, count = c * h * w
 
         // 1. Captions: positives for every request, negatives for those with guidance (not Sprint)
-        let instruction = complexHumanInstruction ?? Self.complexHumanInstruction
+        let instruction = complexHumanInstruction ?? callDefaults.complexHumanInstruction ?? Self.complexHumanInstruction
         let pos = try positiveCaptions(requests.map(\.prompt), maxSequenceLength: msl, instruction: instruction)
         let guided = family == .sanaSprint ? [] : requests.indices.filter { requests[$0].guidanceScale > 1 }
         let neg = guided.isEmpty ? (embeddings: [[Float]](), masks: [[Float]]())
@@ -454,13 +462,14 @@ public final class TextToImagePipeline: Sendable {
     }
 
     /// The PixArt / Sana loop: CFG-batched transformer, `uncond + g·(text − uncond)`, the learned-sigma split,
-    /// `scheduler.step` (DPM-Solver) per request.
+    /// `scheduler.step` (the folder's DPM-Solver or flow Euler) per request.
     /// `report(step, steps, t, latents, live)` returns the requests to drop. Returns the samples and who is left.
     func dpmLoop(_ x: inout [[Float]], requests: [TextRequest], steps: Int, captions: Captions,
                  h: Int, w: Int, report: (Int, Int, Float, [[Float]], [Int]) -> Set<Int>) throws -> ([[Float]], [Int]) {
         var live = Array(requests.indices)
-        let base = try DPMSolverMultistepScheduler(config: schedulerConfig).tables(steps: steps)
-        var schedulers = try requests.map { _ in try DPMSolverMultistepScheduler(tables: base) }
+        let sampler: SamplerName = schedulerConfig.className == SamplerName.flowEuler.className ? .flowEuler : .dpmpp2m
+        let base = try Schedulers.make(sampler, config: schedulerConfig).tables(steps: steps)
+        var schedulers = try requests.map { _ in try Schedulers.make(tables: base) }
         let c = inChannels, co = outChannels, plane = h * w, count = c * plane
         let timestepScale: Float
         if case .sana(let m) = transformer { timestepScale = Float(m.config.timestepScale) } else { timestepScale = 1 }
