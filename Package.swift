@@ -17,6 +17,11 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
         .package(url: "https://github.com/LebJe/TOMLKit", from: "0.6.0"),
+        // Observability: metrics API, its Prometheus backend, and the small HTTP listener that serves /metrics,
+        // /healthz and /readyz (FlyingFox: async/await over plain sockets, no SwiftNIO; docs/operations.md says why).
+        .package(url: "https://github.com/apple/swift-metrics", from: "2.13.0"),
+        .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
+        .package(url: "https://github.com/swhitty/FlyingFox", from: "0.27.1"),
     ],
     targets: [
         // What every module shares: the error shape, the lock, the hash.
@@ -47,6 +52,10 @@ let package = Package(
         .target(name: "Worker", dependencies: [
             "AMQP", "Config", "Core", "Diffusion", "Imaging", "Jobs", "Systemd", "Tensor", "Text", "Weights",
             .product(name: "Logging", package: "swift-log"),
+            .product(name: "CoreMetrics", package: "swift-metrics"),
+            .product(name: "Metrics", package: "swift-metrics"),
+            .product(name: "Prometheus", package: "swift-prometheus"),
+            .product(name: "FlyingFox", package: "FlyingFox"),
         ]),
 
         .executableTarget(name: "darkroomd", dependencies: [
