@@ -92,6 +92,14 @@ extension DarkroomConfig {
 
         c.autoscale = try buildAutoscale(r, classes: c.classes)
         c.text.cacheMB = try r.int("text.cache_mb", 0...1_048_576) ?? c.text.cacheMB
+        if let listen = try r.string("metrics.listen") {
+            guard listen.isEmpty || DarkroomConfig.ListenAddress(listen) != nil else {
+                throw r.fail(.invalid, "metrics.listen",
+                             "\"\(listen)\" is not host:port (an IPv4 literal, [IPv6] or localhost, and a port 0..65535), "
+                             + "e.g. \"127.0.0.1:9464\"; empty turns the listener off")
+            }
+            c.metrics.listen = listen
+        }
 
         try r.rejectUnused(known: Array(sections) + scalarKeys + c.classes.flatMap { cls in classFields.map { "classes.\(cls.name).\($0)" } }
                            + autoscaleKnownKeys(classes: c.classes))

@@ -63,10 +63,11 @@ extension DarkroomConfig {
         "autoscale.min_workers", "autoscale.max_workers", "autoscale.target_depth_per_worker",
         "autoscale.hysteresis", "autoscale.cooldown",
         "text.cache_mb",
+        "metrics.listen",
     ]
     /// Fields of each `classes.<name>` table.
     static let classFields = ["max_pixels", "max_width", "max_height", "max_batch", "batch_window_ms", "prefetch", "weight"]
-    static let sections: Set<String> = ["broker", "worker", "log", "classes", "autoscale", "autoscale.classes", "text"]
+    static let sections: Set<String> = ["broker", "worker", "log", "classes", "autoscale", "autoscale.classes", "text", "metrics"]
 
     static let fixedEnvironmentNames: [String: String] =
         Dictionary(uniqueKeysWithValues: scalarKeys.map { (environmentName(forKey: $0), $0) })

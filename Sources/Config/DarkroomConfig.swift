@@ -113,6 +113,43 @@ public struct DarkroomConfig: Sendable, Equatable {
     public var autoscale: Autoscale = Autoscale()
     /// `[text]`: prompt handling of text-to-image models.
     public var text: Text = Text()
+    /// `[metrics]`: the HTTP listener for Prometheus and health probes.
+    public var metrics: Metrics = Metrics()
+
+    public struct Metrics: Sendable, Equatable {
+        /// `host:port` of the listener serving GET /metrics, /healthz and /readyz; empty: no listener.
+        /// Port 0 takes a free port (logged on the "metrics" line).
+        public var listen: String = ""
+
+        /// `listen` split into its IP literal and port; nil when empty.
+        public var endpoint: ListenAddress? { ListenAddress(listen) }
+    }
+
+    /// A listen address: an IPv4 literal, a bracketed IPv6 literal, or `localhost`, then `:port`.
+    public struct ListenAddress: Sendable, Equatable, CustomStringConvertible {
+        public var host: String
+        public var port: UInt16
+        public var isIPv6: Bool
+
+        public init?(_ text: String) {
+            guard let colon = text.lastIndex(of: ":"), let port = UInt16(text[text.index(after: colon)...]) else { return nil }
+            var host = String(text[..<colon])
+            if host.hasPrefix("["), host.hasSuffix("]"), host.count > 2 {
+                host = String(host.dropFirst().dropLast())
+                guard host.allSatisfy({ $0.isHexDigit || $0 == ":" || $0 == "." }), host.contains(":") else { return nil }
+                isIPv6 = true
+            } else {
+                if host == "localhost" { host = "127.0.0.1" }
+                let parts = host.split(separator: ".", omittingEmptySubsequences: false)
+                guard parts.count == 4, parts.allSatisfy({ !$0.isEmpty && $0.count <= 3 && (UInt8($0) != nil) }) else { return nil }
+                isIPv6 = false
+            }
+            self.host = host
+            self.port = port
+        }
+
+        public var description: String { isIPv6 ? "[\(host)]:\(port)" : "\(host):\(port)" }
+    }
 
     public struct Text: Sendable, Equatable {
         /// Byte budget of the prompt-embedding cache (LRU), in MiB; 0 turns it off.

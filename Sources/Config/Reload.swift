@@ -93,6 +93,7 @@ extension DarkroomConfig {
             ("state_dir", stateDir), ("cache_dir", cacheDir), ("seeds_dir", seedsDir),
             ("model_dir", modelDir), ("models", list(models)), ("default_model", defaultModel),
             ("log.level", log.level.rawValue), ("log.format", log.format.rawValue),
+            ("metrics.listen", metrics.listen.isEmpty ? "(off)" : metrics.listen),
         ]
         func policy(_ prefix: String, _ p: Autoscale.Policy) -> [(key: String, value: String)] {
             [(prefix + "min_workers", "\(p.minWorkers)"), (prefix + "max_workers", "\(p.maxWorkers)"),

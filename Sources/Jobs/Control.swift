@@ -1,9 +1,14 @@
-// Control messages on `darkroom.control`: `{"v": 1, "cancel": "<job id>"}`.
+// Control messages on `darkroom.control` (fanout: every worker gets each one):
+//   `{"v": 1, "cancel": "<job id>"}`  stop the job wherever it is;
+//   `{"v": 1, "status": true}`         every worker answers a WorkerStatusReport to the message's reply_to,
+//                                      with its correlation_id (what `darkroom status` sends).
 
 import Core
 
 public enum ControlMessage: Equatable, Sendable {
     case cancel(jobID: String)
+    /// Asks each worker for a `WorkerStatusReport` (sent to the message's AMQP reply_to).
+    case status
 
     /// A control message that does not follow the contract.
     public struct DecodeError: CodedError, Equatable {
@@ -24,6 +29,7 @@ public enum ControlMessage: Equatable, Sendable {
             throw DecodeError(message: "control message must be a JSON object, got \(root.typeName)")
         }
         var cancel: String?
+        var status = false
         for m in members {
             switch m.key {
             case "v":
@@ -35,18 +41,29 @@ public enum ControlMessage: Equatable, Sendable {
                     throw DecodeError(message: "control message field \"cancel\" must be a job id (\(JobID.rule)), got \(m.value.described)")
                 }
                 cancel = id
+            case "status":
+                guard case .bool(true) = m.value else {
+                    throw DecodeError(message: "control message field \"status\" must be true, got \(m.value.described)")
+                }
+                status = true
             default:
-                throw DecodeError(message: "control message has unknown field \(quoted(m.key)); v1 knows \"v\" and \"cancel\"")
+                throw DecodeError(message: "control message has unknown field \(quoted(m.key)); v1 knows \"v\", \"cancel\" and \"status\"")
             }
         }
-        guard let cancel else { throw DecodeError(message: "control message has no \"cancel\" field") }
-        return .cancel(jobID: cancel)
+        switch (cancel, status) {
+        case (let id?, false): return .cancel(jobID: id)
+        case (nil, true): return .status
+        case (_?, true): throw DecodeError(message: "control message has both \"cancel\" and \"status\"; send one per message")
+        case (nil, false): throw DecodeError(message: "control message has neither \"cancel\" nor \"status\"")
+        }
     }
 
     public func encodedBody() -> [UInt8] {
         switch self {
         case .cancel(let id):
             return JSONWriter.write(.object([JSONMember("v", .int(1)), JSONMember("cancel", .string(id))]))
+        case .status:
+            return JSONWriter.write(.object([JSONMember("v", .int(1)), JSONMember("status", .bool(true))]))
         }
     }
 }

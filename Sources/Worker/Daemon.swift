@@ -39,6 +39,9 @@ public final class Daemon: @unchecked Sendable {
     let notifier: Notifier
     let topology: Topology
     let workerID: String
+    /// Counters and histograms for GET /metrics (no-ops unless darkroomd bootstrapped a registry).
+    let metrics = WorkerMetrics()
+    let startedAt = Date()
 
     /// Guards everything below; the engine thread waits on it for work.
     let cond = NSCondition()
@@ -57,6 +60,10 @@ public final class Daemon: @unchecked Sendable {
     var maxSerialSeen: UInt64 = 0
     /// Queues whose consumer the broker dropped while the connection lives (retried with backoff).
     var consumersDown: Set<String> = []
+    /// True from READY=1 (topology declared, consumers up) until the drain starts: /readyz's "serving".
+    var serving = false
+    /// Connections made so far (each after the first is a reconnect).
+    var connections = 0
     /// Liveness of the engine loop (beats each step and each idle wait) and the I/O loop (a probe
     /// through the connection): WATCHDOG=1 goes out only while neither has gone quiet.
     /// A class (or the control queue) left without a consumer is a busy "consumers" part that never beats:
@@ -77,6 +84,7 @@ public final class Daemon: @unchecked Sendable {
         self.schedules = try ScheduleCache(directory: config.cacheDir + "/schedules")
         self.seeds = try SeedStore(directory: config.seedsDir)
         self.batcher = Batcher(limits: Self.limits(config))
+        metrics.declare(classes: config.consumedClasses.map(\.name), models: engine.models.keys.sorted())
         let box = ClientStateBox()
         self.client = AMQPClient(settings: try config.clientSettings(name: "darkroomd \(config.worker.id)"),
                                  logger: { [logger] in logger.debug("\($0)") },
@@ -117,6 +125,7 @@ public final class Daemon: @unchecked Sendable {
         logger.info("serving", metadata: ["class": "\(classes.map(\.name).joined(separator: ","))",
                                           "model": "\(engine.models.keys.sorted().joined(separator: ","))",
                                           "threads": "\(blasThreadCount)", "event": "ready"])
+        cond.withLock { serving = true }
         _ = notifier.ready(status: statusLine(.serving))
 
         await waitForStop()
@@ -190,10 +199,12 @@ public final class Daemon: @unchecked Sendable {
                 staleSerial = maxSerialSeen
                 return batcher.remove { $0.delivery.connectionSerial <= self.staleSerial }.count
             }
+            metrics.brokerConnected(false, reconnect: false)
             logger.error("broker connection lost: \(error); \(dropped) queued job(s) left to the broker",
                          metadata: ["event": "broker_down"])
         case .connected(let server):
-            cond.withLock { consumersDown = [] }
+            let reconnect = cond.withLock { consumersDown = []; connections += 1; return connections > 1 }
+            metrics.brokerConnected(true, reconnect: reconnect)
             liveness.setBusy("consumers", false)
             logger.notice("connected to \(server)", metadata: ["event": "broker_up"])
         case .consumerDown(let queue, let reason, let retryIn):
@@ -220,6 +231,7 @@ public final class Daemon: @unchecked Sendable {
     private func drain() async {
         let tokens = cond.withLock { () -> [ConsumerToken] in
             stopping = true
+            serving = false
             cond.broadcast()
             return consumers
         }
@@ -325,9 +337,10 @@ public final class Daemon: @unchecked Sendable {
     /// (channel closed, connection between attempts) is tried again `terminalAttempts` times with
     /// backoff, then the delivery is requeued: it is never left unacked on a live connection.
     func terminal(_ event: OutgoingEvent, for delivery: Delivery, jobID: String, replyTo: String?, correlationID: String?,
-                  metadata: Logger.Metadata) {
+                  labels: JobLabels, failure: FailureCode?, metadata: Logger.Metadata) {
         let failedKind = event.kind == .failed
         cond.withLock { if failedKind { failed += 1 } else { done += 1 } }
+        metrics.jobEnded(labels, failure: failure)
         guard let replyTo else {
             work.run { await self.settle(delivery, requeue: false) }
             return

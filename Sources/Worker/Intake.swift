@@ -2,6 +2,7 @@ import AMQP
 import Foundation
 import Jobs
 import Logging
+import Systemd
 
 /// The intake (fetcher) role: each delivery of a class queue is decoded and validated, and
 /// then either answered at once (invalid, poison, cancelled, too large, already finished),
@@ -28,14 +29,14 @@ extension Daemon {
             case .failure(let rejection): id = rejection.jobID
             }
             let failure = JobFailure(.invalidRequest, "the message's AMQP \(problem); AMQP 0-9-1 field names are 1..128 characters")
-            await reject(d, JobRejection(jobID: id, failure: failure, isPoison: true), props)
+            await reject(d, JobRejection(jobID: id, failure: failure, isPoison: true), props, className: className)
             return
         }
         let job: Job
         switch decoded {
         case .success(let j): job = j
         case .failure(let rejection):
-            await reject(d, rejection, props)
+            await reject(d, rejection, props, className: className)
             return
         }
         var meta: Logger.Metadata = ["job": "\(job.id)", "class": "\(className)", "model": "\(job.model)"]
@@ -56,7 +57,8 @@ extension Daemon {
         func fail(_ failure: JobFailure) {
             logger.info("\(failure.code.rawValue): \(failure.message)", metadata: meta.with("event", "failed"))
             terminal(FailedEvent(id: job.id, failure: failure).encoded(), for: d, jobID: job.id, replyTo: job.replyTo,
-                     correlationID: job.correlationID, metadata: meta)
+                     correlationID: job.correlationID, labels: JobLabels(className: className, model: job.model), failure: failure.code,
+                     metadata: meta)
         }
         if cancels.isCancelled(job.id) {
             fail(JobFailure(.cancelled, "job \(job.id) was cancelled before it started"))
@@ -66,6 +68,7 @@ extension Daemon {
         let need = engine.estimateBytes(model: job.model, width: job.width, height: job.height, rows: rows)
         let budget = cond.withLock { config.worker.memoryBudgetBytes }
         if budget > 0, need > budget {
+            metrics.memoryGuardRefused(className: className)
             fail(JobFailure(.tooLarge, "job \(job.id) needs about \(need >> 20) MiB (\(job.count) image(s) of \(job.width)x\(job.height)"
                             + "\(job.usesGuidance ? " with guidance" : "")), more than this worker's memory budget of \(budget >> 20) MiB; "
                             + "ask for fewer images or a smaller size"))
@@ -125,7 +128,9 @@ extension Daemon {
 
     /// Answers a message that is not a valid job: `failed` where it has a reply_to; poison (not
     /// JSON, not an object) and unanswerable messages also go to the dead-letter exchange.
-    func reject(_ d: Delivery, _ rejection: JobRejection, _ props: JobProperties) async {
+    /// Its metrics count it under `className` with model "none" (the request named no model it could be run with).
+    func reject(_ d: Delivery, _ rejection: JobRejection, _ props: JobProperties, className: String) async {
+        let labels = JobLabels(className: className, model: "none")
         let meta: Logger.Metadata = ["job": "\(rejection.jobID)", "event": "failed"]
         logger.info("\(rejection.failure.code.rawValue): \(rejection.failure.message)", metadata: meta)
         guard let replyTo = props.replyTo, !replyTo.isEmpty else {
@@ -135,11 +140,12 @@ extension Daemon {
         if rejection.isPoison {
             _ = await publisher.sendAndWait(FailedEvent(rejection).encoded(), replyTo: replyTo, correlationID: props.correlationID)
             cond.withLock { failed += 1 }
+            metrics.jobEnded(labels, failure: rejection.failure.code)
             await deadLetter(d, reason: "\(rejection.failure.code.rawValue): \(rejection.failure.message)", meta: meta)
             return
         }
         terminal(FailedEvent(rejection).encoded(), for: d, jobID: rejection.jobID, replyTo: replyTo,
-                 correlationID: props.correlationID, metadata: meta)
+                 correlationID: props.correlationID, labels: labels, failure: rejection.failure.code, metadata: meta)
     }
 
     /// Copies the message to `<ns>.dead` with header `darkroom-error`, confirmed, then acks it.
@@ -175,11 +181,19 @@ extension Daemon {
         }
     }
 
-    /// `{"v":1,"cancel":"<id>"}` from the control exchange.
+    /// `{"v":1,"cancel":"<id>"}` or `{"v":1,"status":true}` from the control exchange.
     func control(_ d: Delivery) {
         work.run { [self] in
-            guard case .cancel(let id)? = try? ControlMessage.decode(d.body) else {
-                logger.warning("ignored a control message that is not {\"v\":1,\"cancel\":ID}", metadata: ["event": "control"])
+            let message: ControlMessage
+            do {
+                message = try ControlMessage.decode(d.body)
+            } catch {
+                logger.warning("ignored a control message: \(error)", metadata: ["event": "control"])
+                await settle(d, requeue: false)
+                return
+            }
+            guard case .cancel(let id) = message else {
+                await answerStatus(d)
                 await settle(d, requeue: false)
                 return
             }
@@ -191,10 +205,36 @@ extension Daemon {
             for p in queued {
                 terminal(FailedEvent(id: id, failure: JobFailure(.cancelled, "job \(id) was cancelled before it started")).encoded(),
                          for: p.delivery, jobID: id, replyTo: p.job.replyTo, correlationID: p.job.correlationID,
-                         metadata: ["job": "\(id)"])
+                         labels: p.labels, failure: .cancelled, metadata: ["job": "\(id)"])
             }
             await settle(d, requeue: false)
         }
+    }
+
+    /// Sends this worker's `WorkerStatusReport` to the request's reply_to (nothing when it has none).
+    func answerStatus(_ d: Delivery) async {
+        guard let replyTo = d.properties.replyTo, !replyTo.isEmpty else {
+            logger.warning("ignored a status request without reply_to", metadata: ["event": "control"])
+            return
+        }
+        let report = statusReport()
+        let props = MessageProperties(contentType: "application/json", correlationId: d.properties.correlationId)
+        do {
+            _ = try await client.publish(exchange: "", routingKey: replyTo, body: report.encoded(), properties: props)
+        } catch {
+            logger.warning("could not answer a status request: \(error)", metadata: ["event": "control"])
+        }
+    }
+
+    func statusReport(now: Date = Date()) -> WorkerStatusReport {
+        let (classes, d, f, batch, isStopping) = cond.withLock { () -> ([String], Int, Int, ServiceStatus.Batch?, Bool) in
+            (config.consumedClasses.map(\.name), done, failed, currentBatch, stopping)
+        }
+        let state = isStopping ? "draining" : client.isConnected ? "consuming" : "reconnecting"
+        return WorkerStatusReport(worker: workerID, pid: Int(ProcessInfo.processInfo.processIdentifier), classes: classes,
+                                  models: engine.models.keys.sorted(), state: state,
+                                  batch: batch.map { WorkerStatusReport.Batch(id: $0.id, jobs: $0.jobs) }, jobsDone: d, jobsFailed: f,
+                                  uptimeSeconds: Int(now.timeIntervalSince(startedAt)))
     }
 
     static func nowMs() -> Int64 { Int64(Date().timeIntervalSince1970 * 1000) }

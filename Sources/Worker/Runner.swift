@@ -51,7 +51,10 @@ extension Daemon {
             runningJobs = Set(live.map(\.job.id))
             currentBatch = .init(id: batchID, jobs: live.count)
         }
+        metrics.batchStarted(className: batch.className, jobs: live.count)
         defer {
+            metrics.batchEnded()
+            metrics.syncCaches(prompt: engine.promptCache.stats, schedule: schedules.counts)
             cond.withLock { runningJobs = []; currentBatch = nil }
             _ = notifier.status(statusLine(.serving))
         }
@@ -206,6 +209,7 @@ extension Daemon {
                 lastStepAt = t
                 denoiseEnd = t
                 let abort = cond.withLock { () -> Bool in liveness.beat("engine"); return abortRunning }
+                metrics.step(JobLabels(className: live[0].className, model: model.name), now: t)
                 var drop = Set<Int>()
                 if abort {
                     requeueAll = true
@@ -281,17 +285,26 @@ extension Daemon {
             }
         }
         let end = Date()
+        let labels = p.labels
+        metrics.imagesSent(labels, sent)
+        let s = { (a: Date, b: Date) in b.timeIntervalSince(a) }
+        metrics.timings(labels, queue: s(p.received, run.started), denoise: s(d.start, d.denoiseEnd), decode: s(d.denoiseEnd, d.decodeEnd),
+                        total: s(p.received, end))
         let ms = { (a: Date, b: Date) in Int64(max(0, b.timeIntervalSince(a)) * 1000) }
         let timings = Timings(queue: ms(p.received, run.started), denoise: ms(d.start, d.denoiseEnd),
                               decode: ms(d.denoiseEnd, d.decodeEnd), encode: ms(encodeStart, end), total: ms(p.received, end))
         logger.info("completed", metadata: meta.with("event", "completed").with("duration_ms", "\(timings.total)"))
         terminal(CompletedEvent(id: p.job.id, seeds: rows.seedsOf[j], timings: timings).encoded(), for: p.delivery, jobID: p.job.id,
-                 replyTo: p.job.replyTo, correlationID: p.job.correlationID, metadata: meta)
+                 replyTo: p.job.replyTo, correlationID: p.job.correlationID, labels: labels, failure: nil, metadata: meta)
     }
 
     func finishFailed(_ p: Pending, _ failure: JobFailure, _ meta: Logger.Metadata) {
         logger.info("\(failure.code.rawValue): \(failure.message)", metadata: meta.with("event", "failed"))
         terminal(FailedEvent(id: p.job.id, failure: failure).encoded(), for: p.delivery, jobID: p.job.id, replyTo: p.job.replyTo,
-                 correlationID: p.job.correlationID, metadata: meta)
+                 correlationID: p.job.correlationID, labels: p.labels, failure: failure.code, metadata: meta)
     }
+}
+
+extension Pending {
+    var labels: JobLabels { JobLabels(className: className, model: job.model) }
 }

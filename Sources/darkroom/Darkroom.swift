@@ -7,6 +7,6 @@ struct Darkroom: AsyncParsableCommand {
         abstract: "Submit and watch Darkroom jobs, generate locally, manage stored seeds, the broker topology and scaling.",
         subcommands: [
             Submit.self, Watch.self, TopologyCommand.self,
-            Generate.self, TokenizeCommand.self, ModelsCommand.self, SeedsCommand.self, Bench.self, AutoscaleCommand.self,
+            Generate.self, TokenizeCommand.self, ModelsCommand.self, SeedsCommand.self, Bench.self, AutoscaleCommand.self, StatusCommand.self,
         ])
 }

@@ -56,6 +56,22 @@ struct Darkroomd: AsyncParsableCommand {
             logger.warning("ignoring unknown environment variable \(name)")
         }
 
+        // The listener starts before the models load: /healthz answers at once, /readyz says "loading models".
+        let health = HealthBoard()
+        var observability: ObservabilityServer?
+        if !check, let endpoint = cfg.metrics.endpoint {
+            let registry = ObservabilityServer.bootstrapMetrics()
+            do {
+                let server = try await ObservabilityServer(endpoint: endpoint, registry: registry, health: health, workerID: cfg.worker.id)
+                logger.info("metrics listening on http://\(server.address) (GET /metrics, /healthz, /readyz)",
+                            metadata: ["event": "metrics_listening", "address": "\(server.address)"])
+                observability = server
+            } catch {
+                logger.critical("\(error)", metadata: ["event": "config_error"])
+                throw ExitCode(78)
+            }
+        }
+
         let notifier = Notifier()
         let engine: Engine
         do {
@@ -66,6 +82,7 @@ struct Darkroomd: AsyncParsableCommand {
             }
         } catch {
             logger.critical("\(error)", metadata: ["event": "model_error"])
+            await observability?.stop()
             throw ExitCode(1)
         }
         if check {
@@ -77,6 +94,7 @@ struct Darkroomd: AsyncParsableCommand {
         }
 
         let daemon = try Daemon(config: cfg, engine: engine, logger: logger)
+        health.attach(daemon)
         let signals = SignalHandlers()
         signals.on(SIGTERM) { daemon.stop() }
         signals.on(SIGINT) { daemon.stop() }
@@ -91,8 +109,10 @@ struct Darkroomd: AsyncParsableCommand {
             try await daemon.run()
         } catch {
             logger.critical("\(error)", metadata: ["event": "fatal"])
+            await observability?.stop()
             throw ExitCode(1)
         }
+        await observability?.stop()
         withExtendedLifetime(signals) {}
     }
 }

@@ -264,3 +264,22 @@ func invalidConfigIsAnErrorNamingTheKeyAndTheSource(toml: String, env: [String: 
     #expect(applied.changes(to: new).map(\.key) == ["namespace"])
     #expect(old.changes(to: old).isEmpty)
 }
+
+@Test func metricsListenIsOffByDefaultAndTakesHostPortFromTheFileOrTheEnvironment() throws {
+    #expect(try DarkroomConfig.parse(toml: nil, source: .builtIn).metrics.endpoint == nil)
+    let file = try DarkroomConfig.parse(toml: "[metrics]\nlisten = \"127.0.0.1:9464\"\n", source: .file("t.toml"))
+    #expect(file.metrics.endpoint == DarkroomConfig.ListenAddress("127.0.0.1:9464"))
+    #expect(file.metrics.endpoint?.port == 9464 && file.metrics.endpoint?.host == "127.0.0.1")
+    let env = try DarkroomConfig.parse(toml: nil, source: .builtIn, environment: ["DARKROOM_METRICS_LISTEN": "[::1]:0"])
+    #expect(env.metrics.endpoint?.isIPv6 == true && env.metrics.endpoint?.host == "::1" && env.metrics.endpoint?.port == 0)
+    #expect(DarkroomConfig.ListenAddress("localhost:80")?.host == "127.0.0.1")
+    #expect(try DarkroomConfig.parse(toml: "[metrics]\nlisten = \"\"\n", source: .file("t.toml")).metrics.endpoint == nil)
+    for bad in ["9464", "127.0.0.1", "127.0.0.1:99999", "example.com:9464", "1.2.3:80", "[zz]:80", "127.0.0.1:-1"] {
+        do {
+            _ = try DarkroomConfig.parse(toml: nil, source: .builtIn, environment: ["DARKROOM_METRICS_LISTEN": bad])
+            Issue.record("\(bad) was accepted")
+        } catch let e as ConfigError {
+            #expect(e.description.contains("metrics.listen") && e.description.contains("host:port"), "\(e)")
+        }
+    }
+}

@@ -18,6 +18,16 @@ private func docExamples() throws -> [String] {
     var kindsSeen: Set<String> = []
     for example in examples {
         let body = Array(example.utf8)
+        if example.contains("\"jobs_done\"") {
+            #expect(try WorkerStatusReport.decode(body).jobsDone == 12)
+            kindsSeen.insert("status report")
+            continue
+        }
+        if example.contains("\"status\": true") {
+            #expect(try ControlMessage.decode(body) == .status)
+            kindsSeen.insert("status")
+            continue
+        }
         let kind: EventKind? =
             example.contains("\"worker\"") ? .accepted : example.contains("\"step\"") ? .progress
             : example.contains("\"timings_ms\"") ? .completed : example.contains("\"code\"") ? .failed : nil
@@ -35,5 +45,5 @@ private func docExamples() throws -> [String] {
             kindsSeen.insert("job")
         }
     }
-    #expect(kindsSeen == ["job", "accepted", "progress", "completed", "failed", "cancel"])
+    #expect(kindsSeen == ["job", "accepted", "progress", "completed", "failed", "cancel", "status", "status report"])
 }

@@ -39,7 +39,18 @@ import Testing
     #expect(try ControlMessage.decode(Array(#"{"v": 1, "cancel": "job-42"}"#.utf8)) == .cancel(jobID: "job-42"))
     #expect(String(decoding: ControlMessage.cancel(jobID: "job-42").encodedBody(), as: UTF8.self) == #"{"v":1,"cancel":"job-42"}"#)
     for bad in ["", "[]", #"{"v":2,"cancel":"a"}"#, #"{"v":1}"#, #"{"v":1,"cancel":"a b"}"#, #"{"v":1,"cancel":"a","pause":true}"#,
-                #"{"v":1,"cancel":7}"#] {
+                #"{"v":1,"cancel":7}"#, #"{"v":1,"status":false}"#, #"{"v":1,"status":true,"cancel":"a"}"#] {
         #expect(throws: ControlMessage.DecodeError.self, "\(bad)") { try ControlMessage.decode(Array(bad.utf8)) }
     }
+}
+
+@Test func statusControlMessageAndTheWorkersReport() throws {
+    #expect(try ControlMessage.decode(Array(#"{"v": 1, "status": true}"#.utf8)) == .status)
+    #expect(String(decoding: ControlMessage.status.encodedBody(), as: UTF8.self) == #"{"v":1,"status":true}"#)
+    let report = WorkerStatusReport(worker: "h-small-1", pid: 42, classes: ["small"], models: ["tiny-shapes"], state: "consuming",
+                                    batch: .init(id: "k3x9", jobs: 4), jobsDone: 12, jobsFailed: 1, uptimeSeconds: 3725)
+    #expect(try WorkerStatusReport.decode(report.encoded()) == report)
+    #expect(report.line == "h-small-1  small  tiny-shapes  consuming  batch k3x9 (4 jobs)  12 done  1 failed  up 1h02m")
+    #expect(throws: WorkerStatusReport.DecodeError.self) { try WorkerStatusReport.decode(Array(#"{"v":2}"#.utf8)) }
+    #expect(throws: WorkerStatusReport.DecodeError.self) { try WorkerStatusReport.decode(Array("not json".utf8)) }
 }

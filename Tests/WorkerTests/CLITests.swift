@@ -21,13 +21,20 @@ private struct CLIRun {
 
 /// Runs `darkroom args...` with output in files (no pipe can fill up) and no config file from the machine.
 private func runCLI(_ args: [String], in dir: String) throws -> CLIRun {
-    let p = Process()
-    p.executableURL = URL(fileURLWithPath: darkroomBinary())
-    p.arguments = args
-    p.currentDirectoryURL = URL(fileURLWithPath: dir)
     var env = ProcessInfo.processInfo.environment.filter { !$0.key.hasPrefix("DARKROOM_") }
     env["DARKROOM_SEEDS_DIR"] = dir + "/seeds-from-env"
-    p.environment = env
+    let r = try runCapturing(darkroomBinary(), args, environment: env, in: dir)
+    return CLIRun(code: r.code, stdout: r.stdout, stderr: r.stderr)
+}
+
+/// Runs a program to its end with stdout and stderr in files (no pipe can fill up) and returns both.
+func runCapturing(_ executable: String, _ args: [String], environment: [String: String], in dir: String) throws
+    -> (code: Int32, stdout: String, stderr: String) {
+    let p = Process()
+    p.executableURL = URL(fileURLWithPath: executable)
+    p.arguments = args
+    p.currentDirectoryURL = URL(fileURLWithPath: dir)
+    p.environment = environment
     let out = dir + "/.stdout-\(UUID().uuidString)", err = dir + "/.stderr-\(UUID().uuidString)"
     _ = FileManager.default.createFile(atPath: out, contents: nil)
     _ = FileManager.default.createFile(atPath: err, contents: nil)
@@ -36,7 +43,7 @@ private func runCLI(_ args: [String], in dir: String) throws -> CLIRun {
     try p.run()
     p.waitUntilExit()
     let read = { (path: String) in String(decoding: FileManager.default.contents(atPath: path) ?? Data(), as: UTF8.self) }
-    return CLIRun(code: p.terminationStatus, stdout: read(out), stderr: read(err))
+    return (p.terminationStatus, read(out), read(err))
 }
 
 private func cliTempDir() throws -> String {
