@@ -4,6 +4,7 @@ import Foundation
 import FoundationNetworking
 #endif
 import Jobs
+import TestSupport
 import Testing
 @testable import Worker
 
@@ -14,7 +15,9 @@ import Testing
 
     @Test func metricsCountExactlyTheJobsThatRanAndTheFailures() async throws {
         let (ns, dir, client) = try await binaryWorkerTest()
-        let (worker, base) = try await startWithMetrics(ns, dir, ["DARKROOM_WORKER_CONSUME": "small"])
+        // A 5 MiB memory budget: 32x32 jobs fit, 16 images of 128x128 do not.
+        let (worker, base) = try await startWithMetrics(ns, dir, ["DARKROOM_WORKER_CONSUME": "small",
+                                                                 "DARKROOM_WORKER_MEMORY_BUDGET_MB": "5"])
         defer { if worker.process.isRunning { worker.signal(SIGKILL) } }
         #expect(await waitStatus(base + "/readyz", 200), "never ready:\n\(worker.output)")
         let before = try await Scrape(base)
@@ -23,22 +26,27 @@ import Testing
 
         let good = ["m0", "m1", "m2"], bad = ["m-bad0", "m-bad1"]
         for (i, id) in good.enumerated() {
-            try await client.submit(job(id, size: 32, steps: 3, seed: UInt64(i), extra: ",\"count\":2"), toClass: "small", id: id)
+            try await client.submit(job(id, size: 32, steps: 3, seed: UInt64(i)), toClass: "small", id: id)
         }
         for id in bad {   // steps 0: refused by validation, answered `failed` / invalid_request
             try await client.submit(job(id, size: 32, steps: 0), toClass: "small", id: id)
         }
-        #expect(await client.waitTerminal(good + bad, timeout: 120), "not every job ended:\n\(worker.output)")
+        try await client.submit(job("m-huge", size: 128, steps: 3, extra: ",\"count\":16"), toClass: "small", id: "m-huge")
+        #expect(await client.waitTerminal(good + bad + ["m-huge"], timeout: 120), "not every job ended:\n\(worker.output)")
         for id in good { #expect(client.terminal(of: id)?.kind == .completed) }
         for id in bad { #expect(client.terminal(of: id)?.failure?.code == .invalidRequest) }
+        #expect(client.terminal(of: "m-huge")?.failure?.code == .tooLarge)
 
         let after = try await Scrape(base)
         let moved = { (name: String, labels: [String: String]) in after.sum(name, labels) - before.sum(name, labels) }
         #expect(moved("darkroom_jobs_total", ["outcome": "completed", "class": "small", "model": "latent-dit"]) == 3, "\(after.text)")
-        #expect(moved("darkroom_jobs_total", ["outcome": "failed", "class": "small"]) == 2, "\(after.text)")
-        #expect(moved("darkroom_jobs_total", [:]) == 5)
+        #expect(moved("darkroom_jobs_total", ["outcome": "failed", "class": "small"]) == 3, "\(after.text)")
+        #expect(moved("darkroom_jobs_total", ["outcome": "failed", "class": "small", "model": "none"]) == 2)
+        #expect(moved("darkroom_jobs_total", [:]) == 6)
         #expect(moved("darkroom_job_failures_total", ["code": "invalid_request", "class": "small"]) == 2)
-        #expect(moved("darkroom_images_total", ["class": "small", "model": "latent-dit"]) == 6)
+        #expect(moved("darkroom_job_failures_total", ["code": "too_large", "class": "small"]) == 1)
+        #expect(moved("darkroom_memory_guard_refusals_total", ["class": "small"]) == 1)
+        #expect(moved("darkroom_images_total", ["class": "small", "model": "latent-dit"]) == 3)
         for h in ["darkroom_job_queue_wait_seconds", "darkroom_job_denoise_seconds", "darkroom_job_decode_seconds",
                   "darkroom_job_duration_seconds"] {
             #expect(moved(h + "_count", ["class": "small", "model": "latent-dit"]) == 3, "\(h)")
@@ -55,6 +63,33 @@ import Testing
         #expect(after.sum("darkroom_ready") == 1 && after.sum("darkroom_live") == 1)
         #expect(after.text.contains("# TYPE darkroom_job_duration_seconds histogram"))
 
+        try await stopAndExpectExit0(worker)
+        await client.cleanUp(classes: ["small", "medium", "large"])
+    }
+
+    /// The broker drops the worker's connection: one reconnect counted, connected and ready again, jobs still served.
+    @Test func aDroppedConnectionCountsOneReconnectAndTheWorkerIsReadyAgain() async throws {
+        let (ns, dir, client) = try await binaryWorkerTest()
+        let (worker, base) = try await startWithMetrics(ns, dir, ["DARKROOM_WORKER_CONSUME": "small", "DARKROOM_WORKER_ID": "\(ns)-r"])
+        defer { if worker.process.isRunning { worker.signal(SIGKILL) } }
+        #expect(await waitStatus(base + "/readyz", 200), "never ready:\n\(worker.output)")
+        #expect(try await Scrape(base).sum("darkroom_broker_reconnects_total") == 0)
+        let (_, listing) = try await run(repoRoot + "/ops/broker", ["ctl", "list_connections", "pid", "client_properties", "-s"])
+        let line = listing.split(separator: "\n").first { $0.contains("darkroomd \(ns)-r") }
+        let pid = try #require(line?.split(separator: "\t").first.map(String.init), "\(listing)")
+        _ = try await run(repoRoot + "/ops/broker", ["ctl", "close_connection", pid, "test: broker outage"])
+        let end = Date().addingTimeInterval(60)
+        var scrape = try await Scrape(base)
+        while Date() < end, scrape.sum("darkroom_broker_reconnects_total") < 1 {
+            try await Task.sleep(for: .milliseconds(50))
+            scrape = try await Scrape(base)
+        }
+        #expect(scrape.sum("darkroom_broker_reconnects_total") == 1, "\(worker.output)")
+        #expect(await waitStatus(base + "/readyz", 200), "not ready after reconnecting:\n\(worker.output)")
+        try await client.submit(job("r0", size: 32, steps: 3), toClass: "small", id: "r0")
+        #expect(await client.waitTerminal(["r0"], timeout: 60))
+        let after = try await Scrape(base)
+        #expect(after.sum("darkroom_broker_reconnects_total") == 1 && after.sum("darkroom_broker_connected") == 1)
         try await stopAndExpectExit0(worker)
         await client.cleanUp(classes: ["small", "medium", "large"])
     }
