@@ -32,6 +32,8 @@ let package = Package(
         .systemLibrary(name: "COpenBLAS", pkgConfig: "openblas", providers: [.apt(["libopenblas-dev"])]),
         .systemLibrary(name: "CPNG", pkgConfig: "libpng", providers: [.apt(["libpng-dev"])]),
         .systemLibrary(name: "CSystemd", pkgConfig: "libsystemd", providers: [.apt(["libsystemd-dev"])]),
+        // oneDNN (bf16 matmul, convolutions); Debian ships no pkg-config file for it: linked by name.
+        .systemLibrary(name: "CDNNL", providers: [.apt(["libdnnl-dev"])]),
 
         // Thin safe Swift layers over them.
         .target(name: "AMQP", dependencies: ["Core", "CRabbitMQ"]),
@@ -39,7 +41,7 @@ let package = Package(
         .target(name: "Systemd", dependencies: ["CSystemd", "Core", .product(name: "Logging", package: "swift-log")]),
 
         // The engine.
-        .target(name: "Tensor", dependencies: ["COpenBLAS"], swiftSettings: optimised),
+        .target(name: "Tensor", dependencies: ["CDNNL", "COpenBLAS", "Core"], swiftSettings: optimised),
         .target(name: "Weights", dependencies: ["Core", "Tensor"], swiftSettings: optimised),
         .target(name: "Diffusion", dependencies: ["Core", "Tensor", "Text", "Weights"], swiftSettings: optimised),
         .target(name: "Text", dependencies: ["Core", "Tensor", "Weights"], swiftSettings: optimised),

@@ -1,5 +1,6 @@
 // 16-bit weights (bfloat16 or IEEE half) kept 16-bit in memory and widened to float32 a block of output
 // rows at a time for the matmul, so a bf16 checkpoint costs its file size in RSS, not twice that.
+import Glibc
 
 /// A `[rows, columns]` matrix of 16-bit floats as stored in a weight file (usually a read-only mapping).
 /// `owner` keeps that memory alive as long as the view is.
@@ -84,12 +85,37 @@ public let halfLinearBlockRows = 128
 /// Scratch floats `linear(_:_:half:…)` needs for `inFeatures` K.
 public func halfLinearScratchCount(inFeatures k: Int) -> Int { halfLinearBlockRows * k }
 
-/// Linear layer over a 16-bit weight (torch `Linear` with the weight upcast: `y = x·Wᵀ + b`): the weight's
+/// Linear layer over a 16-bit weight (torch `Linear` on the stored weight): a bf16 weight on a CPU with bf16 dot
+/// products goes through `linearBF16DotProducts` (activations rounded to bf16, float32 accumulation, as torch's
+/// bf16 `Linear` on CPU computes); anything else through `linearWidened` (the weight upcast to float32).
+/// `DARKROOM_BF16_DOT_PRODUCTS=off` in the environment forces the widening path (for side-by-side benchmarks).
+// x: [M, K], w: [O, K] (16-bit), b: [O]?, scratch: [halfLinearBlockRows, K] -> y: [M, O]
+public func linear(
+    _ y: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>, half w: HalfMatrix, _ b: UnsafePointer<Float>?,
+    rows m: Int, inFeatures k: Int, outFeatures o: Int, scratch: UnsafeMutablePointer<Float>, threads: Int,
+    groupRows: Int? = nil
+) {
+    if bf16DotProductsEnabled && bf16DotProductsServe(w)
+        && linearBF16DotProducts(y, x, bf16: w, b, rows: m, inFeatures: k, outFeatures: o, scratch: scratch,
+                                 threads: threads, groupRows: groupRows) {
+        return
+    }
+    linearWidened(y, x, half: w, b, rows: m, inFeatures: k, outFeatures: o, scratch: scratch, threads: threads,
+                  groupRows: groupRows)
+}
+
+/// False when the environment says `DARKROOM_BF16_DOT_PRODUCTS=off` (read once).
+public let bf16DotProductsEnabled: Bool = {
+    guard let v = getenv("DARKROOM_BF16_DOT_PRODUCTS") else { return true }
+    return !["off", "0", "false", "no"].contains(String(cString: v).lowercased())
+}()
+
+/// Linear layer over a 16-bit weight with the weight upcast (`y = x·Wᵀ + b` in float32): the weight's
 /// output rows are widened `halfLinearBlockRows` at a time into `scratch` (the widening spread over `threads`)
 /// and each block is one sgemm into its columns of `y` — or one per `groupRows` rows (a batch item's tokens), so
 /// that an item's numbers do not depend on how many rows OpenBLAS was handed.
 // x: [M, K], w: [O, K] (16-bit), b: [O]?, scratch: [halfLinearBlockRows, K] -> y: [M, O]
-public func linear(
+public func linearWidened(
     _ y: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>, half w: HalfMatrix, _ b: UnsafePointer<Float>?,
     rows m: Int, inFeatures k: Int, outFeatures o: Int, scratch: UnsafeMutablePointer<Float>, threads: Int,
     groupRows: Int? = nil

@@ -51,7 +51,10 @@ func maxRelativeError(_ a: [Float], _ b: [Float]) -> Float {
             let got = try encoder.encode(stored, threads: 2)
             #expect(got.shape == want.shape)
             let err = maxRelativeError(got.data, want.values)
-            #expect(err <= 1e-5, "\(key): max relative error \(err)")
+            // transformers computes in float32 on the upcast weights; a bf16 checkpoint on a CPU with bf16 dot
+            // products multiplies bf16-rounded activations (Tensor `linearBF16DotProducts`): 8-bit mantissas.
+            let limit: Float = name.hasSuffix("-bf16") && bf16DotProductsEnabled && DNNL.hasBF16DotProducts ? 2e-2 : 1e-5
+            #expect(err <= limit, "\(key): max relative error \(err), limit \(limit)")
             print("encoder parity \(key): \(got.shape), max relative error \(err)")
         }
     }

@@ -29,8 +29,14 @@ import Tensor
             return format == .bf16 ? UInt16(v.bitPattern >> 16) : Float16(v).bitPattern
         }
         let wide: [Float] = bits.map { format == .bf16 ? Float(bitPattern: UInt32($0) << 16) : Float(Float16(bitPattern: $0)) }
-        let want = naive(x, wide, b, m: m, k: k, o: o)
         let owner = bits as NSArray
+        // Where the CPU has bf16 dot products a bf16 weight multiplies bf16-rounded activations (Tensor
+        // `linearBF16DotProducts`); the products are then exact in float32 as well.
+        let dot = format == .bf16 && bf16DotProductsEnabled
+            && bits.withUnsafeBufferPointer { bf16DotProductsServe(HalfMatrix(format: format, shape: [o, k], pointer: $0.baseAddress!, owner: owner)) }
+        var rounded = [UInt16](repeating: 0, count: m * k)
+        roundToBF16(&rounded, x, count: m * k)
+        let want = naive(dot ? rounded.map { Float(bitPattern: UInt32($0) << 16) } : x, wide, b, m: m, k: k, o: o)
         var y = [Float](repeating: .nan, count: m * o)
         var scratch = [Float](repeating: 0, count: halfLinearScratchCount(inFeatures: k))
         bits.withUnsafeBufferPointer { wp in
