@@ -121,6 +121,34 @@ import Testing
         await client.cleanUp(classes: ["small", "medium", "large"])
     }
 
+    /// The probes follow the states systemd sees: /readyz is 200 once READY=1 went out; a class queue without a
+    /// consumer makes /readyz 503 at once and, after the watchdog interval (2 s here), /healthz 503 too (the
+    /// same stale part that stops WATCHDOG=1); with the queue back, both are 200 again.
+    @Test func theProbesFollowTheStatesSystemdSees() async throws {
+        let (ns, dir, client) = try await binaryWorkerTest()
+        let notify = try DaemonNotifyCollector(name: "probes")
+        defer { notify.stop() }
+        let (worker, base) = try await startWithMetrics(ns, dir, ["NOTIFY_SOCKET": notify.path, "WATCHDOG_USEC": "2000000",
+                                                                 "DARKROOM_WORKER_CONSUME": "small"])
+        defer { if worker.process.isRunning { worker.signal(SIGKILL) } }
+        #expect(await notify.wait(timeout: 90) { $0.messages.contains { $0.contains("READY=1") } }, "\(worker.output)")
+        #expect(await waitStatus(base + "/readyz", 200))
+        #expect(try await get(base + "/healthz").status == 200)
+
+        _ = try await client.client.deleteQueue(name: "\(ns).jobs.small")
+        #expect(await waitStatus(base + "/readyz", 503, containing: "no consumer on \(ns).jobs.small", timeout: 30), "\(worker.output)")
+        #expect(await waitStatus(base + "/healthz", 503, containing: "consumers made no progress", timeout: 30), "\(worker.output)")
+        #expect(try await Scrape(base).sum("darkroom_live") == 0)
+
+        var cfg = try testConfig(namespace: ns, state: dir)
+        cfg.classes = DarkroomConfig.defaultClasses   // as binaryWorkerTest declared them
+        try await client.client.declare(cfg.contractTopology)
+        #expect(await waitStatus(base + "/readyz", 200, timeout: 60), "\(worker.output)")
+        #expect(await waitStatus(base + "/healthz", 200, timeout: 30))
+        try await stopAndExpectExit0(worker)
+        await client.cleanUp(classes: ["small", "medium", "large"])
+    }
+
     @Test func statusListsEveryRunningWorker() async throws {
         let (ns, dir, client) = try await binaryWorkerTest()
         let (small, smallURL) = try await startWithMetrics(ns, dir, ["DARKROOM_WORKER_CONSUME": "small", "DARKROOM_WORKER_ID": "\(ns)-small-1"])
@@ -206,11 +234,12 @@ private func get(_ url: String) async throws -> (status: Int, body: String) {
     return ((response as? HTTPURLResponse)?.statusCode ?? 0, String(decoding: data, as: UTF8.self))
 }
 
-/// Polls until GET answers `status` (the listener is up from the start; readiness comes after the models load).
-private func waitStatus(_ url: String, _ status: Int, timeout: Double = 90) async -> Bool {
+/// Polls until GET answers `status` with a body containing `containing` (the listener is up from the start;
+/// readiness comes after the models load).
+private func waitStatus(_ url: String, _ status: Int, containing: String = "", timeout: Double = 90) async -> Bool {
     let end = Date().addingTimeInterval(timeout)
     while Date() < end {
-        if let r = try? await get(url), r.status == status { return true }
+        if let r = try? await get(url), r.status == status, containing.isEmpty || r.body.contains(containing) { return true }
         try? await Task.sleep(for: .milliseconds(50))
     }
     return false
