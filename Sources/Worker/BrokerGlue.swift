@@ -74,10 +74,11 @@ extension AMQPClient {
     }
 
     /// Publishes one contract event to the job's reply queue, persistent, correlation id echoed,
-    /// and waits for the broker's confirm.
+    /// mandatory (a reply queue that does not exist gives `.returned`, not a silent drop), and waits
+    /// for the broker's confirm.
     public func publish(_ event: OutgoingEvent, replyTo: String, correlationId: String?) async throws -> PublishOutcome {
         let props = MessageProperties(contentType: event.contentType, headers: event.headers.fieldTable,
                                       deliveryMode: .persistent, correlationId: correlationId)
-        return try await publish(exchange: "", routingKey: replyTo, body: event.body, properties: props)
+        return try await publish(exchange: "", routingKey: replyTo, body: event.body, properties: props, mandatory: true)
     }
 }

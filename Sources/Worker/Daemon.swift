@@ -333,9 +333,13 @@ public final class Daemon: @unchecked Sendable {
     // MARK: - acker
 
     /// Publishes a job's terminal event; once the broker confirmed it, records the job in the
-    /// ledger and acks the delivery. A nacked terminal event requeues the job. A publish that fails
-    /// (channel closed, connection between attempts) is tried again `terminalAttempts` times with
-    /// backoff, then the delivery is requeued: it is never left unacked on a live connection.
+    /// ledger and acks the delivery. A publish that fails (channel closed, connection between
+    /// attempts) or that the broker nacks (a reply queue at its max-length with `x-overflow:
+    /// reject-publish`) is tried again `terminalAttempts` times with backoff. After that a failed
+    /// publish requeues the delivery (it is never left unacked on a live connection); a nacked one
+    /// dead-letters the job with the reason, since running it again would only be refused again.
+    /// A terminal event the broker returns (no queue of that name: the reply queue was deleted)
+    /// cannot be answered either: the job is dead-lettered with the reason.
     func terminal(_ event: OutgoingEvent, for delivery: Delivery, jobID: String, replyTo: String?, correlationID: String?,
                   labels: JobLabels, failure: FailureCode?, metadata: Logger.Metadata) {
         let failedKind = event.kind == .failed
@@ -349,20 +353,26 @@ public final class Daemon: @unchecked Sendable {
             work.run { [self] in
                 var result = result
                 var attempt = 1
-                while case .failure(let error) = result, attempt < Self.terminalAttempts {
-                    logger.warning("terminal event not confirmed (\(error)); publishing it again (attempt \(attempt + 1) of \(Self.terminalAttempts))",
+                while attempt < Self.terminalAttempts, Self.worthRetrying(result) {
+                    let why = if case .failure(let error) = result { "\(error)" } else { "the broker refused it" }
+                    logger.warning("terminal event not confirmed (\(why)); publishing it again (attempt \(attempt + 1) of \(Self.terminalAttempts))",
                                    metadata: metadata)
                     try? await Task.sleep(for: .milliseconds(200 << attempt))   // backoff between publishes
                     result = await publisher.sendAndWait(event, replyTo: replyTo, correlationID: correlationID)
                     attempt += 1
                 }
                 switch result {
-                case .success(.acked), .success(.returned):
+                case .success(.acked):
                     do { try ledger.record(jobID) } catch { logger.error("\(error)", metadata: metadata) }
                     await settle(delivery, requeue: false)
+                case .success(.returned(let code, let text)):
+                    let reason = "the reply queue \"\(replyTo)\" does not exist (the broker returned the terminal event: \(code) \(text)); the job's answer was lost"
+                    logger.error("\(reason); dead-lettering the job", metadata: metadata)
+                    await deadLetter(delivery, reason: reason, meta: metadata)
                 case .success(.nacked):
-                    logger.error("the broker refused the terminal event; requeueing the job", metadata: metadata)
-                    await settle(delivery, requeue: true)
+                    let reason = "the broker refused the terminal event for reply queue \"\(replyTo)\" \(Self.terminalAttempts) times (a queue at its x-max-length with x-overflow reject-publish?); the job's answer was lost"
+                    logger.error("\(reason); dead-lettering the job", metadata: metadata)
+                    await deadLetter(delivery, reason: reason, meta: metadata)
                 case .failure(let error):
                     logger.error("terminal event not confirmed after \(Self.terminalAttempts) attempts (\(error)); requeueing the job",
                                  metadata: metadata)
@@ -372,7 +382,16 @@ public final class Daemon: @unchecked Sendable {
         }
     }
 
-    static let terminalAttempts = 3
+    /// A terminal publish that failed or was nacked may go through on another attempt; one the broker
+    /// confirmed or returned (unroutable) will not change.
+    static func worthRetrying(_ result: Result<PublishOutcome, any Error>) -> Bool {
+        switch result {
+        case .failure, .success(.nacked): true
+        case .success(.acked), .success(.returned): false
+        }
+    }
+
+    static let terminalAttempts = 5   // backoff 0.4 + 0.8 + 1.6 + 3.2 s: a quorum reply queue elects a new leader within that
 
     /// Acks (or nacks with requeue) a delivery; a delivery of a dead connection was already requeued.
     func settle(_ delivery: Delivery, requeue: Bool) async {

@@ -209,6 +209,36 @@ import Testing
         await client.cleanUp()
     }
 
+    /// A job whose answer cannot be delivered is dead-lettered with the reason and run once (found by
+    /// `ops/chaos/run faults`): a reply_to naming no queue (the terminal event comes back unroutable; it
+    /// used to be acked as if answered, leaving nothing anywhere), and a reply queue at its x-max-length
+    /// with reject-publish (the terminal event is nacked; the job used to be requeued and run again forever).
+    @Test func aJobWhoseAnswerCannotBeDeliveredIsDeadLetteredOnceWithTheReason() async throws {
+        let (ns, client, worker, dead) = try await workerCollectingDeadLetters()
+        let full = "\(ns).reply.full"
+        _ = try await client.client.declareQueue(name: full, durable: false, arguments: [
+            "x-max-length": .int32(1), "x-overflow": .string("reject-publish")])
+        for (id, replyTo) in [("noqueue", "\(ns).no-such-queue"), ("full", full)] {
+            let props = MessageProperties(contentType: "application/json", deliveryMode: .persistent, correlationId: id,
+                                          replyTo: replyTo, messageId: id)
+            _ = try await client.client.publish(exchange: "\(ns).jobs", routingKey: "tiny", body: Array(job(id, steps: 3).utf8),
+                                                properties: props)
+        }
+        #expect(await client.wait(timeout: 60) { dead.withLock { $0.count } >= 2 })
+        let copies = dead.withLock { $0 }
+        let reason = { (id: String) in copies.first { $0.properties.messageId == id }?.headers["darkroom-error"]?.stringValue ?? "" }
+        #expect(reason("noqueue").contains("does not exist"), "\(reason("noqueue"))")
+        #expect(reason("full").contains("refused the terminal event"), "\(reason("full"))")
+        try await client.submit(job("after", steps: 3), toClass: "tiny", id: "after")
+        #expect(await client.waitTerminal(["after"]))
+        #expect(client.terminal(of: "after")?.kind == .completed)
+        #expect(worker.daemon.cond.withLock { worker.daemon.done } == 3, "each job ran once")
+        #expect(await queueDepth(client, "\(ns).jobs.tiny") == 0)
+        _ = try? await client.client.deleteQueue(name: full)
+        try await worker.stop()
+        await client.cleanUp()
+    }
+
     @Test func aJobOnTheWrongClassIsReroutedAndRuns() async throws {
         let ns = uniqueNamespace(), dir = tempDir()
         let cfg = try testConfig(namespace: ns, state: dir, windowMs: 0)
