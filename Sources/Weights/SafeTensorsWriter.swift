@@ -53,12 +53,27 @@ public enum SafeTensorsWriter {
         let dir = url.deletingLastPathComponent()
         let tmp = dir.appendingPathComponent(".\(url.lastPathComponent).tmp-\(getpid())-\(UInt32.random(in: 0...UInt32.max))")
         let name = url.lastPathComponent
-        guard FileManager.default.createFile(atPath: tmp.path, contents: data) else {
-            throw WeightError(.writeFailed, file: name, "cannot write temporary file in \(dir.path)")
+        // Written and flushed to disk before the rename makes the file visible; on any failure the
+        // temporary file is removed (a full disk must not keep partial files) and errno is named.
+        let fd = open(tmp.path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o644)
+        guard fd >= 0 else {
+            throw WeightError(.writeFailed, file: name, "cannot create a temporary file in \(dir.path): \(String(cString: strerror(errno)))")
         }
-        // Flush to disk before the rename makes the file visible.
-        let fd = open(tmp.path, O_RDONLY)
-        if fd >= 0 { _ = fsync(fd); close(fd) }
+        let failure: String? = data.withUnsafeBytes { (raw: UnsafeRawBufferPointer) -> String? in
+            var offset = 0
+            while offset < raw.count {
+                let n = Foundation.write(fd, raw.baseAddress! + offset, raw.count - offset)
+                if n < 0, errno == EINTR { continue }
+                guard n > 0 else { return String(cString: strerror(errno)) }
+                offset += n
+            }
+            return fsync(fd) == 0 ? nil : String(cString: strerror(errno))
+        }
+        close(fd)
+        if let failure {
+            unlink(tmp.path)
+            throw WeightError(.writeFailed, file: name, "cannot write \(data.count) bytes in \(dir.path): \(failure)")
+        }
         guard rename(tmp.path, url.path) == 0 else {
             let err = String(cString: strerror(errno))
             unlink(tmp.path)

@@ -63,6 +63,18 @@ func values(_ v: WeightView) -> [Float] { withExtendedLifetime(v) { Array(v.buff
         }
     }
 
+    /// A write that fails names errno: `ops/chaos/run faults` found a full state dir reported only as
+    /// "cannot write temporary file in DIR" (no reason), with the partial temporary file left behind.
+    @Test func aFailedWriteNamesTheReason() throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("st-missing-\(UInt32.random(in: 0...UInt32.max))")
+        do {
+            try SafeTensorsWriter.write(tensors: [("x", [1], [1])], to: dir.appendingPathComponent("x.safetensors"))
+            Issue.record("writing into a folder that does not exist succeeded")
+        } catch {
+            #expect("\(error)".contains("No such file or directory"), "\(error)")
+        }
+    }
+
     @Test func halfAndBFloat16AreConvertedExactly() throws {
         // F16: 1.0 = 0x3c00, -2.5 = 0xc100, 2^-24 (smallest subnormal) = 0x0001, 65504 = 0x7bff
         // BF16: 1.0 = 0x3f80, -3.0 = 0xc040
