@@ -3,7 +3,7 @@ SWIFT ?= swift
 BUILD_FLAGS ?=
 export DARKROOM_BROKER_URLS ?= amqp://guest:guest@127.0.0.1:$(or $(DARKROOM_BROKER_PORT),5672)/
 
-.PHONY: deps broker-start broker-stop build release test demo clean
+.PHONY: deps broker-start broker-stop build release test demo chaos clean
 
 deps:
 	ops/deps
@@ -34,3 +34,8 @@ demo: deps
 
 clean:
 	rm -rf .build out
+
+# The reliability scenarios (docs/reliability.md): worker kills, broker restarts, a 3-node cluster, malformed
+# input, resource faults, a soak. Not part of `make test`. One scenario: make chaos SCENARIO=kills
+chaos: deps
+	ops/chaos/run $(SCENARIO)
