@@ -102,9 +102,9 @@ class Broker:
         return depths
 
 
-def fresh_broker(port=PORT, name="broker"):
-    """A single node with empty state (a previous run's queues would skew the counts)."""
-    b = Broker(port, os.path.join(STATE, name))
+def fresh_broker(port=PORT):
+    """A single node with empty state (a previous run's queues would skew the counts), under STATE/node-PORT."""
+    b = Broker(port, os.path.join(STATE, f"node-{port}"))
     b.stop()
     subprocess.run(["rm", "-rf", b.state])
     b.start()
