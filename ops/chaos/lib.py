@@ -538,7 +538,8 @@ class Result:
         return bool(self.checks) and all(ok for _, ok, _ in self.checks)
 
     def finish(self):
-        write_row(self.scenario, self.passed, "; ".join(self.figures), self.load_before)
+        failed = "; ".join(f"FAILED {name}: {detail[:200]}" for name, ok, detail in self.checks if not ok)
+        write_row(self.scenario, self.passed, "; ".join(self.figures + ([failed] if failed else [])), self.load_before)
         failed = [c for c in self.checks if not c[1]]
         log(f"{self.scenario}: {len(self.checks) - len(failed)} of {len(self.checks)} checks passed")
         return 0 if self.passed else 1
