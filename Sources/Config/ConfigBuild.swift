@@ -100,10 +100,33 @@ extension DarkroomConfig {
             }
             c.metrics.listen = listen
         }
+        c.precision = try buildPrecision(r, models: c.models)
 
         try r.rejectUnused(known: Array(sections) + scalarKeys + c.classes.flatMap { cls in classFields.map { "classes.\(cls.name).\($0)" } }
                            + autoscaleKnownKeys(classes: c.classes))
         return c
+    }
+
+    /// `[precision]`: `<model> = "bf16" | "fp16" | "fp32"` for served models; from the environment
+    /// `DARKROOM_PRECISION_<MODEL>` (the model name upper-cased, '-' and '.' as '_').
+    static func buildPrecision(_ r: Reader, models: [String]) throws -> [String: String] {
+        var out: [String: String] = [:]
+        var known: Set<String> = []
+        for model in models {
+            let envKey = "precision." + environmentName(forKey: model).dropFirst("DARKROOM_".count).lowercased()
+            for key in ["precision.\(model)", envKey] where r.has(key) && !known.contains(key) {   // the environment's last: it wins
+                known.insert(key)
+                guard let value = try r.string(key) else { continue }
+                guard precisions.contains(value) else {
+                    throw r.fail(.invalid, key, "unknown precision \"\(value)\"; expected one of " + precisions.map { "\"\($0)\"" }.joined(separator: ", "))
+                }
+                out[model] = value
+            }
+        }
+        for key in r.entries.keys.sorted() where key.hasPrefix("precision.") && !known.contains(key) {
+            throw r.fail(.invalid, key, "model \(key.dropFirst("precision.".count)) is not among models [\(models.joined(separator: ", "))]")
+        }
+        return out
     }
 
     /// The class set is the file's `[classes]` when it has one, else the built-in classes; environment

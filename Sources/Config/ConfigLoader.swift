@@ -67,7 +67,8 @@ extension DarkroomConfig {
     ]
     /// Fields of each `classes.<name>` table.
     static let classFields = ["max_pixels", "max_width", "max_height", "max_batch", "batch_window_ms", "prefetch", "weight"]
-    static let sections: Set<String> = ["broker", "worker", "log", "classes", "autoscale", "autoscale.classes", "text", "metrics"]
+    static let sections: Set<String> = ["broker", "worker", "log", "classes", "autoscale", "autoscale.classes", "text", "metrics",
+                                        "precision"]
 
     static let fixedEnvironmentNames: [String: String] =
         Dictionary(uniqueKeysWithValues: scalarKeys.map { (environmentName(forKey: $0), $0) })
@@ -77,6 +78,8 @@ extension DarkroomConfig {
     /// of `environmentName(forKey:)`, which is the one mapping from keys to names.
     static func key(environmentName name: String) -> String? {
         if let key = fixedEnvironmentNames[name] { return key }
+        let precision = environmentName(forKey: "precision.")
+        if name.hasPrefix(precision), name.count > precision.count { return "precision." + name.dropFirst(precision.count).lowercased() }
         for (table, fields) in [("autoscale.classes", autoscaleFields), ("classes", classFields)] {
             if let key = tableKey(environmentName: name, table: table, fields: fields) { return key }
         }

@@ -151,6 +151,12 @@ public struct DarkroomConfig: Sendable, Equatable {
         public var description: String { isIPv6 ? "[\(host)]:\(port)" : "\(host):\(port)" }
     }
 
+    /// `[precision]`: model name → "bf16", "fp16" or "fp32", the precision its weights are held in; a model not
+    /// listed keeps its files' own.
+    public var precision: [String: String] = [:]
+    /// The precisions `[precision]` accepts.
+    public static let precisions = ["bf16", "fp16", "fp32"]
+
     public struct Text: Sendable, Equatable {
         /// Byte budget of the prompt-embedding cache (LRU), in MiB; 0 turns it off.
         public var cacheMB: Int = 256

@@ -63,6 +63,8 @@ public struct ModelInfo: Equatable, Sendable {
     public var samplers: [String]
     /// The sizes the model serves; empty means any multiple of `granularity` within budget.
     public var sizes: [ImageSize]
+    /// Text models: resolution binning when a job does not say (the folder's darkroom.json `call`, else on).
+    public var defaultBinning: Bool? = nil
 
     private let labelIndex: [String: Int]
 

@@ -58,6 +58,9 @@ public struct Job: Equatable, Sendable {
     public var priority: UInt8?
     /// AMQP expiration in milliseconds, when the message had a valid one.
     public var expirationMs: UInt64?
+    /// Text models: whether the image is generated at the model's aspect-ratio bin and resized back (the job's
+    /// `use_resolution_binning`, else the model's default); nil for class-conditional models.
+    public var useResolutionBinning: Bool? = nil
 
     /// Classifier-free guidance runs when guidance > 1 (as in diffusers' `do_classifier_free_guidance`).
     public var usesGuidance: Bool { guidance > 1 }
@@ -90,6 +93,7 @@ public struct Job: Equatable, Sendable {
             lines.append(prompt)
             if !negative.isEmpty { lines.append("Negative prompt: \(negative)") }
         }
+        if let useResolutionBinning { fields.append("Resolution binning: \(useResolutionBinning)") }
         fields = ["Steps: \(steps)", "Sampler: \(sampler)", "CFG scale: \(guidance)", "Seed: \(seed)",
                   "Size: \(width)x\(height)", "Model: \(model)"] + fields + ["Job: \(id)", "Index: \(index)"]
         lines.append(fields.joined(separator: ", "))

@@ -11,6 +11,9 @@ public struct JobRequest: Equatable, Sendable {
     public var prompt: String?
     public var classID: Int64?
     public var negativePrompt: String?
+    /// Text models: generate at the model's nearest trained aspect-ratio bin and resize back (diffusers'
+    /// `use_resolution_binning`); absent: the model folder's default.
+    public var useResolutionBinning: Bool?
     public var width: Int64?
     public var height: Int64?
     public var steps: Int64?
@@ -29,7 +32,7 @@ public struct JobRequest: Equatable, Sendable {
 
     /// The body's field names, in contract order.
     public static let fieldNames = [
-        "v", "id", "model", "prompt", "class_id", "negative_prompt", "width", "height", "steps",
+        "v", "id", "model", "prompt", "class_id", "negative_prompt", "use_resolution_binning", "width", "height", "steps",
         "guidance", "sampler", "seed", "seed_ref", "count", "preview", "progress_every",
         "save_seed_as", "deadline",
     ]
@@ -117,6 +120,7 @@ public struct JobRequest: Equatable, Sendable {
         prompt = try string("prompt")
         classID = try int("class_id")
         negativePrompt = try string("negative_prompt")
+        useResolutionBinning = try bool("use_resolution_binning")
         width = try int("width")
         height = try int("height")
         steps = try int("steps")
@@ -152,6 +156,7 @@ public struct JobRequest: Equatable, Sendable {
         add("prompt", prompt.map(JSONValue.string))
         add("class_id", classID.map { .int($0) })
         add("negative_prompt", negativePrompt.map(JSONValue.string))
+        add("use_resolution_binning", useResolutionBinning.map(JSONValue.bool))
         add("width", width.map { .int($0) })
         add("height", height.map { .int($0) })
         add("steps", steps.map { .int($0) })

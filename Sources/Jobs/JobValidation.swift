@@ -75,9 +75,9 @@ extension JobRequest {
             if prompt != nil, classID != nil {
                 throw JobFailure(.invalidRequest, "give either \"prompt\" (a class label) or \"class_id\", not both")
             }
-            if negativePrompt != nil {
+            for (key, given) in [("negative_prompt", negativePrompt != nil), ("use_resolution_binning", useResolutionBinning != nil)] where given {
                 throw JobFailure(.invalidRequest,
-                    "field \"negative_prompt\" is for text models; model \(quoted(info.name)) is class-conditional")
+                    "field \"\(key)\" is for text models; model \(quoted(info.name)) is class-conditional")
             }
             if let classID {
                 guard classID >= 0, classID < Int64(info.numClasses) else {
@@ -199,7 +199,8 @@ extension JobRequest {
             guidance: guidance, sampler: sampler, seed: seedSource, count: Int(count), preview: preview ?? false,
             progressEvery: Int(clamping: progressEvery), saveSeedAs: saveSeedAs, deadline: deadlineDate,
             sizeClass: sizeClass.name, replyTo: properties.replyTo.flatMap { $0.isEmpty ? nil : $0 }, correlationID: properties.correlationID,
-            priority: properties.priority, expirationMs: properties.expiration.flatMap { UInt64($0) })
+            priority: properties.priority, expirationMs: properties.expiration.flatMap { UInt64($0) },
+            useResolutionBinning: info.kind == .text ? useResolutionBinning ?? info.defaultBinning ?? true : nil)
         if let failure = job.deadlineFailure(now: now) { throw failure }
         return job
     }

@@ -212,6 +212,13 @@ public final class SafeTensorsFile: WeightStore, @unchecked Sendable {
 
     public func info(_ name: String) -> SafeTensorInfo? { tensors[name] }
 
+    /// Addresses of tensor `name`'s bytes in the mapping.
+    func byteRange(_ name: String) -> Range<Int>? {
+        guard let info = tensors[name] else { return nil }
+        let start = Int(bitPattern: base) + dataStart + info.begin
+        return start..<(start + info.end - info.begin)
+    }
+
     public func weight(_ name: String) throws -> WeightView {
         guard let info = tensors[name] else {
             throw WeightError(.missingTensor, file: fileName, "no tensor named \(name)")

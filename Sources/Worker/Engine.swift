@@ -5,6 +5,7 @@ import Foundation
 import Jobs
 import Tensor
 import Text
+import Weights
 
 /// The models this worker serves, loaded once, and what the contract needs to know of them:
 /// the catalog (labels, sizes, defaults, samplers) and a memory estimate per job.
@@ -39,20 +40,23 @@ public final class Engine: Sendable {
         for name in config.models {
             let path = config.modelPath(name)
             progress("loading model \(name) from \(path)")
-            models[name] = try Self.load(name: name, path: path, promptCache: promptCache)
+            models[name] = try Self.load(name: name, path: path, promptCache: promptCache,
+                                         precision: config.precision[name].flatMap(WeightPrecision.init(name:)))
         }
         self.models = models
         self.catalog = Catalog(models: config.models.compactMap { models[$0]?.info }, defaultModel: config.defaultModel,
                                sizeClasses: config.contractClasses)
     }
 
-    /// One model folder, with the serving hints of its optional `darkroom.json`.
-    public static func load(name: String, path: String, promptCache: PromptCache? = nil) throws -> Model {
+    /// One model folder, with the serving hints of its optional `darkroom.json`; `precision` nil keeps the
+    /// weights as stored, else converts them at load (config `[precision]`).
+    public static func load(name: String, path: String, promptCache: PromptCache? = nil,
+                            precision: WeightPrecision? = nil) throws -> Model {
         let schedulerJSON = FileManager.default.contents(atPath: path + "/scheduler/scheduler_config.json") ?? Data()
         if let folder = try? PipelineFolder(path: path), TextToImagePipeline.Family(rawValue: folder.className) != nil {
             let text: TextToImagePipeline
             do {
-                text = try TextToImagePipeline(folder: folder, promptCache: promptCache)
+                text = try TextToImagePipeline(folder: folder, promptCache: promptCache, precision: precision)
             } catch {
                 throw WorkerError(.engine, "model \(name) (\(path)): \(error)")
             }
@@ -61,7 +65,7 @@ public final class Engine: Sendable {
         }
         let pipeline: DiffusionPipeline
         do {
-            pipeline = try DiffusionPipeline.load(path: path)
+            pipeline = try DiffusionPipeline.load(path: path, precision: precision)
         } catch {
             throw WorkerError(.engine, "model \(name) (\(path)): \(error)")
         }
@@ -90,8 +94,10 @@ public final class Engine: Sendable {
         let flow = pipe.schedulerConfig.className == SamplerName.flowEuler.className
         let sampler = sprint ? "scm" : flow ? SamplerName.flowEuler.rawValue : SamplerName.dpmpp2m.rawValue
         let side = pipe.defaultImageSize
-        return ModelInfo(name: name, kind: .text, granularity: pipe.sizeMultiple, defaultWidth: side, defaultHeight: side,
-                         defaultSteps: sprint ? 2 : 20, defaultGuidance: 4.5, defaultSampler: sampler, samplers: [sampler])
+        var info = ModelInfo(name: name, kind: .text, granularity: pipe.sizeMultiple, defaultWidth: side, defaultHeight: side,
+                             defaultSteps: sprint ? 2 : 20, defaultGuidance: 4.5, defaultSampler: sampler, samplers: [sampler])
+        info.defaultBinning = pipe.callDefaults.binning ?? true
+        return info
     }
 
     /// A conservative estimate of the memory a batch of `rows` denoiser rows of `width` x `height`

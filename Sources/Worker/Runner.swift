@@ -189,10 +189,11 @@ extension Daemon {
         do {
             let generate: (@escaping (SamplerProgress) -> Set<Int>) throws -> [SampleOutcome]
             if let text = model.text {
-                // Text models: the folder's scheduler; resolution binning as its darkroom.json says, else on (diffusers' default).
+                // Text models: the folder's scheduler; resolution binning as the jobs say (one batch key), else as its
+                // darkroom.json says, else on (diffusers' default).
                 generate = { callback in
                     try text.generate(rows.textRequests, steps: job0.steps, height: job0.height, width: job0.width,
-                                      callback: callback)
+                                      binning: job0.useResolutionBinning, callback: callback)
                 }
             } else if let pipeline = model.pipeline, let sampler = run.sampler {
                 let tables = try schedules.tables(for: cacheKey) { try pipeline.schedulerTables(sampler, steps: job0.steps) }

@@ -17,13 +17,14 @@ struct Bench: AsyncParsableCommand {
     enum Op: String, ExpressibleByArgument {
         case transformer, vaeDecode = "vae-decode", sgemm, textEncoder = "text-encoder", conv3x3 = "conv3x3"
         case sanaTransformer = "sana-transformer", pixArtTransformer = "pixart-transformer", dcaeDecode = "dcae-decode"
+        case sanaSprint = "sana-sprint", sanaSprintText = "sana-sprint-text"
     }
 
     @Option(help: "The pipeline folder (transformer/, vae/); for text-encoder the text_encoder/ folder.") var model: String?
     @Option(help: "Inputs written by the harness (x, t, labels | z | input_ids, attention_mask), F32 safetensors.") var inputs: String?
     @Option(help: "Where to save the last call's output (tensor `out`).") var save: String?
     @Option(help: "BLAS threads.") var threads: Int?
-    @Option(help: "transformer, vae-decode, sgemm, text-encoder, conv3x3, sana-transformer, pixart-transformer or dcae-decode.")
+    @Option(help: "transformer, vae-decode, sgemm, text-encoder, conv3x3, sana-transformer, pixart-transformer, dcae-decode, sana-sprint (a whole image from caption embeddings) or sana-sprint-text (a whole image from --prompt, text encoder included).")
     var op: Op
     @Option(help: "Batch size (checked against the inputs).") var batch: Int = 1
     @Option(help: "Image size in pixels (sgemm: the matrix side).") var size: Int = 256
@@ -32,6 +33,10 @@ struct Bench: AsyncParsableCommand {
     @Option(help: "conv3x3: input and output channels (a 3×3, stride-1, padding-1 convolution on --size² pixels).")
     var channels: Int = 128
     @Option(help: "conv3x3: automatic, im2col or winograd.") var algorithm: String = "automatic"
+    @Option(help: "sana-sprint(-text): denoising steps.") var steps: Int = 2
+    @Option(help: "sana-sprint-text: the prompt.") var prompt: String = "a red fox in the snow, photograph"
+    @Option(help: "Hold the model's weights as bf16, fp16 or fp32, converted at load (default: as the files store them).")
+    var precision: WeightPrecision?
 
     func run() async throws {
         if let threads, threads > 0 { setBLASThreadCount(threads) }
@@ -72,7 +77,8 @@ struct Bench: AsyncParsableCommand {
             let run: (SafeTensorsFile) throws -> () throws -> Tensor
             do {
                 let configData = try Data(contentsOf: folder.appendingPathComponent("config.json"))
-                let weights = try SafeTensorsFile(url: folder.appendingPathComponent("diffusion_pytorch_model.safetensors"))
+                let weights = PrecisionWeights.wrap(
+                    try SafeTensorsFile(url: folder.appendingPathComponent("diffusion_pytorch_model.safetensors")), precision)
                 file = try SafeTensorsFile(path: inputs)
                 func input(_ name: String, _ f: SafeTensorsFile) throws -> Tensor {
                     let w = try f.weight(name)
@@ -106,13 +112,42 @@ struct Bench: AsyncParsableCommand {
                 throw CLIError(oneLine("\(model): \(error)"))
             }
             extra["load_s"] = Date().timeIntervalSince(loadStart)
+        case .sanaSprint, .sanaSprintText:
+            // bench/t2i: --model is a SanaSprintPipeline folder; seed 0, guidance 4.5, no resolution binning, the
+            // image (x / 2 + 0.5 clamped, [1, 3, S, S]) is the output. sana-sprint takes `caption` [1, L, H] and `mask`
+            // [1, L] from --inputs (diffusers' prompt_embeds / prompt_attention_mask: no text encoder run).
+            guard let model else { throw CLIError("--op \(op.rawValue) needs --model PIPELINE_DIR") }
+            let loadStart = Date()
+            let pipe: TextToImagePipeline
+            var embeds: (embeddings: [[Float]], masks: [[Float]])? = nil
+            do {
+                pipe = try TextToImagePipeline(url: URL(fileURLWithPath: model), precision: precision)
+                if op == .sanaSprint {
+                    guard let inputs else { throw CLIError("--op sana-sprint needs --inputs FILE (caption, mask)") }
+                    let f = try SafeTensorsFile(path: inputs)
+                    let caption = try f.weight("caption"), mask = try f.weight("mask")
+                    embeds = ([Array(caption.buffer)], [Array(mask.buffer)])
+                }
+            } catch let e as CLIError {
+                throw e
+            } catch {
+                throw CLIError(oneLine("\(model): \(error)"))
+            }
+            extra["load_s"] = Date().timeIntervalSince(loadStart)
+            extra["rss_after_load_mib"] = Self.residentMiB()
+            let request = TextRequest(prompt: prompt, guidanceScale: 4.5, seed: 0), side = size, steps = steps
+            call = {
+                let out = try pipe.generate([request], steps: steps, height: side, width: side, binning: false, promptEmbeds: embeds)
+                guard let image = out.first?.image else { throw CLIError("no image") }
+                return Tensor(shape: [1, 3, side, side], data: image.image)
+            }
         case .textEncoder:
             guard let model, let inputs else { throw CLIError("--op text-encoder needs --model DIR and --inputs FILE") }
             let loadStart = Date()
             let encoder: TextEncoder
             let batchIn: TokenBatch
             do {
-                encoder = try TextEncoder(folder: URL(fileURLWithPath: model))
+                encoder = try TextEncoder(folder: URL(fileURLWithPath: model), precision: precision)
                 let file = try SafeTensorsFile(path: inputs)
                 let ids = try file.weight("input_ids"), mask = try file.weight("attention_mask")
                 guard ids.shape.count == 2, ids.shape == mask.shape, ids.shape[0] == batch else {
@@ -138,7 +173,7 @@ struct Bench: AsyncParsableCommand {
             let pipeline: DiffusionPipeline
             let file: SafeTensorsFile
             do {
-                pipeline = try DiffusionPipeline.load(path: model)
+                pipeline = try DiffusionPipeline.load(path: model, precision: precision)
                 file = try SafeTensorsFile(path: inputs)
             } catch {
                 throw CLIError(oneLine("\(error)"))

@@ -4,7 +4,10 @@ import Config
 import Diffusion
 import Foundation
 import Jobs
+import Weights
 import Worker
+
+extension WeightPrecision: ExpressibleByArgument {}
 
 /// `darkroom generate`: runs the engine in this process, no broker. The settings are checked and
 /// defaulted by the same contract rules a worker applies to a job (`JobRequest.resolve`), and the PNG
@@ -23,16 +26,16 @@ struct Generate: AsyncParsableCommand {
     @OptionGroup var options: JobOptions
     @Option(name: .customLong("seeds-dir"), help: "Seed store folder (default: the config's seeds_dir).") var seedsDir: String?
     @Option(name: .shortAndLong, help: "Output PNG path.") var output = "out.png"
-    @Flag(name: .customLong("no-binning"), help: "Text models: generate at exactly the requested size (diffusers' use_resolution_binning=False).")
-    var noBinning = false
+    @Option(help: "Hold the weights as bf16, fp16 or fp32, converted at load (default: the config's [precision] for the model, else as the files store them).")
+    var precision: WeightPrecision?
 
     func run() async throws {
         let cfg = try local.load()
         if let (name, path) = Self.textModel(self.model, config: cfg) {
-            try generateText(name: name, path: path)
+            try generateText(name: name, path: path, config: cfg)
             return
         }
-        let model = try LocalModel.load(self.model, config: cfg)
+        let model = try LocalModel.load(self.model, config: cfg, precision: precision)
         let job = try resolve(model)
         guard let pipeline = model.pipeline else { throw CLIError("model \(model.name) is not class-conditional") }
         guard let samplerName = SamplerName(rawValue: job.sampler) else {

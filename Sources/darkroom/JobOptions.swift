@@ -9,6 +9,8 @@ struct JobOptions: ParsableArguments {
     var classID: Int64?
     @Option(name: .customLong("negative-prompt"), help: "Negative prompt of a text model (used with guidance > 1). [negative_prompt]")
     var negativePrompt: String?
+    @Flag(inversion: .prefixedNo, help: "Text models: generate at the model's aspect-ratio bin and resize back (--no-binning: at exactly the requested size; default: the model's). [use_resolution_binning]")
+    var binning: Bool?
     @Option(help: "Width in pixels. [width]") var width: Int64?
     @Option(help: "Height in pixels. [height]") var height: Int64?
     @Option(help: "Denoising steps. [steps]") var steps: Int64?
@@ -27,6 +29,7 @@ struct JobOptions: ParsableArguments {
         if let prompt { r.prompt = prompt }
         if let classID { r.classID = classID }
         if let negativePrompt { r.negativePrompt = negativePrompt }
+        if let binning { r.useResolutionBinning = binning }
         if let width { r.width = width }
         if let height { r.height = height }
         if let steps { r.steps = steps }
@@ -42,6 +45,7 @@ struct JobOptions: ParsableArguments {
     static func flagNames(in message: String) -> String {
         var message = message
         for (field, flag) in [("class_id", "class-id"), ("negative_prompt", "negative-prompt"), ("seed_ref", "seed-ref"),
+                              ("use_resolution_binning", "[no-]binning"),
                               ("save_seed_as", "save-seed-as")]
             + ["width", "height", "steps", "guidance", "count", "prompt", "sampler", "seed"].map({ ($0, $0) }) {
             message = message.replacingOccurrences(of: "field \"\(field)\"", with: "--\(flag)")

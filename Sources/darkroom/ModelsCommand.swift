@@ -82,7 +82,13 @@ enum LocalModel {
         return (arg, config.modelPath(arg))
     }
 
-    static func load(_ arg: String?, config: DarkroomConfig) throws -> Engine.Model {
+    /// `precision` nil: the config's `[precision]` for the model, else the files' own.
+    /// The config's `[precision]` entry for model `name`.
+    static func configured(_ name: String, _ config: DarkroomConfig) -> WeightPrecision? {
+        config.precision[name].flatMap(WeightPrecision.init(name:))
+    }
+
+    static func load(_ arg: String?, config: DarkroomConfig, precision: WeightPrecision? = nil) throws -> Engine.Model {
         let (name, path) = locate(arg, config: config)
         var isDir: ObjCBool = false
         guard FileManager.default.fileExists(atPath: path, isDirectory: &isDir), isDir.boolValue else {
@@ -91,7 +97,7 @@ enum LocalModel {
                 : "no model folder at \(path); give a pipeline folder or a model name under \(config.modelDir)")
         }
         do {
-            return try Engine.load(name: name, path: path)
+            return try Engine.load(name: name, path: path, precision: precision ?? configured(name, config))
         } catch let e as WorkerError {
             throw CLIError(oneLine("cannot load " + e.message))
         } catch {

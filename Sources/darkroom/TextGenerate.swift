@@ -5,6 +5,7 @@ import Config
 import Diffusion
 import Foundation
 import Jobs
+import Weights
 import Worker
 
 extension Generate {
@@ -16,13 +17,13 @@ extension Generate {
         return (name, path)
     }
 
-    func generateText(name: String, path: String) throws {
+    func generateText(name: String, path: String, config cfg: DarkroomConfig) throws {
         guard options.seedRef == nil, options.saveSeedAs == nil else {
             throw CLIError("--seed-ref and --save-seed-as are for class-conditional models; text models take --seed")
         }
         let pipe: TextToImagePipeline
         do {
-            pipe = try TextToImagePipeline(url: URL(fileURLWithPath: path))
+            pipe = try TextToImagePipeline(url: URL(fileURLWithPath: path), precision: precision ?? LocalModel.configured(name, cfg))
         } catch {
             throw CLIError(oneLine("cannot load model \(name) (\(path)): \(error)"))
         }
@@ -49,10 +50,10 @@ extension Generate {
 
         let start = Date()
         let outcomes = try Self.withProgress(start) { callback in
-            try pipe.generate(requests, steps: job.steps, height: job.height, width: job.width, binning: noBinning ? false : nil, callback: callback)
+            try pipe.generate(requests, steps: job.steps, height: job.height, width: job.width, binning: job.useResolutionBinning, callback: callback)
         }
         _ = try writeImages(outcomes, job: job, seeds: seeds)
         warn(String(format: "%d image(s) %dx%d%@, %d steps %@, %.1f s", job.count, job.width, job.height,
-                    noBinning || pipe.callDefaults.binning == false ? "" : " (binned)", job.steps, job.sampler, Date().timeIntervalSince(start)))
+                    job.useResolutionBinning == true ? " (binned)" : "", job.steps, job.sampler, Date().timeIntervalSince(start)))
     }
 }

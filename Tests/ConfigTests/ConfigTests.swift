@@ -64,6 +64,19 @@ func configError(_ body: () throws -> DarkroomConfig) -> ConfigError? {
     #expect(throws: ConfigError.self) { try DarkroomConfig.load(path: path, environment: [:]) }
 }
 
+@Test func precisionPerModelFromFileAndEnvironment() throws {
+    let toml = "models = [\"tiny-shapes\", \"sana-600m\"]\n[precision]\nsana-600m = \"bf16\"\n"
+    #expect(try parse(toml).precision == ["sana-600m": "bf16"])
+    #expect(try parse(nil).precision.isEmpty)
+    #expect(try parse(toml, ["DARKROOM_PRECISION_SANA_600M": "fp32", "DARKROOM_PRECISION_TINY_SHAPES": "fp16"]).precision
+            == ["sana-600m": "fp32", "tiny-shapes": "fp16"])
+    let bad = #expect(throws: ConfigError.self) { try parse(toml.replacingOccurrences(of: "\"bf16\"", with: "\"int8\"")) }
+    #expect(bad?.code == .invalid && bad?.key == "precision.sana-600m" && bad?.message.contains("\"int8\"") == true)
+    let unserved = #expect(throws: ConfigError.self) { try parse(toml + "sdxl = \"bf16\"\n") }
+    #expect(unserved?.message.contains("sdxl is not among models") == true)
+    #expect(throws: ConfigError.self) { try parse(toml.replacingOccurrences(of: "\"bf16\"", with: "16")) }
+}
+
 @Test func builtInModelDirIsTheCheckoutModelsFolderWhenRunFromABuildTree() {
     // The test binary lives under <checkout>/.build*/..., so the checkout's models/ is found.
     let checkoutModels = URL(fileURLWithPath: shippedConfig).deletingLastPathComponent()

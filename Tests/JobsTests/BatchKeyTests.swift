@@ -28,3 +28,13 @@ import Testing
         #expect(try Fixtures.decode(other).batchKey != base, "\(other)")
     }
 }
+
+@Test func resolutionBinningOnAndOffDoNotShareABatch() throws {
+    let text = "{\"model\":\"tiny-text\",\"prompt\":\"a red circle\",\"width\":64,\"height\":64"
+    let unsaid = try Fixtures.decode(text + "}"), on = try Fixtures.decode(text + ",\"use_resolution_binning\":true}")
+    let off = try Fixtures.decode(text + ",\"use_resolution_binning\":false}")
+    #expect(unsaid.useResolutionBinning == true && off.useResolutionBinning == false)   // the model's default: on
+    #expect(unsaid.batchKey == on.batchKey)
+    #expect(on.batchKey != off.batchKey)
+    #expect(try Fixtures.decode("{\"prompt\":\"red circle\"}").useResolutionBinning == nil)
+}

@@ -44,7 +44,7 @@ import Testing
 @Test func everyFieldGivenIsKept() throws {
     let body = """
     {"v":1,"id":"order-7:img.1_a","model":"tiny-text","prompt":"a red circle","negative_prompt":"blurry",
-     "width":768,"height":512,"steps":50,"guidance":7.5,"sampler":"euler","seed_ref":"best.v2",
+     "use_resolution_binning":false,"width":768,"height":512,"steps":50,"guidance":7.5,"sampler":"euler","seed_ref":"best.v2",
      "count":16,"preview":true,"progress_every":5,"save_seed_as":"keep-me_2","deadline":"2027-01-15T09:30:00.25+01:00"}
     """
     let props = JobProperties(messageID: "ignored", replyTo: "replies", correlationID: "corr", priority: 7, expiration: "60000")
@@ -60,6 +60,8 @@ import Testing
     #expect(job.saveSeedAs == "keep-me_2")
     #expect(job.deadline == Date(timeIntervalSince1970: 1_800_000_000 + 1800.25))
     #expect(job.priority == 7 && job.expirationMs == 60000)
+    #expect(job.useResolutionBinning == false)
+    #expect(job.parametersText(index: 0, seed: 3).contains("Resolution binning: false"))
 }
 
 @Test func nullMeansAbsent() throws {

@@ -19,18 +19,22 @@ import Testing
         return models
     }
 
+    /// A client and an in-process worker serving latent-dit and pixart, 1.5 s batch window.
+    static func serveBoth() async throws -> (TestClient, TestWorker) {
+        let ns = uniqueNamespace(), dir = tempDir()
+        var cfg = try testConfig(namespace: ns, state: dir, windowMs: 1500)
+        cfg.modelDir = try modelDir(dir)
+        cfg.models = ["latent-dit", "pixart"]
+        return (try await TestClient(namespace: ns, topology: cfg.contractTopology), try await TestWorker(cfg))
+    }
+
     static func textJob(_ id: String, prompt: String, negative: String? = nil, seed: UInt64) -> String {
         let neg = negative.map { ",\"negative_prompt\":\"\($0)\"" } ?? ""
         return "{\"v\":1,\"id\":\"\(id)\",\"model\":\"pixart\",\"prompt\":\"\(prompt)\"\(neg),\"width\":32,\"height\":32,\"steps\":3,\"guidance\":4.5,\"seed\":\(seed)}"
     }
 
     @Test func textJobsWithDifferentPromptsBatchAndEachImageEqualsItsSoloRun() async throws {
-        let ns = uniqueNamespace(), dir = tempDir()
-        var cfg = try testConfig(namespace: ns, state: dir, windowMs: 1500)
-        cfg.modelDir = try Self.modelDir(dir)
-        cfg.models = ["latent-dit", "pixart"]
-        let client = try await TestClient(namespace: ns, topology: cfg.contractTopology)
-        let worker = try await TestWorker(cfg)
+        let (client, worker) = try await Self.serveBoth()
         try await client.submit(Self.textJob("t1", prompt: "a red circle", seed: 1), toClass: "tiny", id: "t1")
         try await client.submit(Self.textJob("t2", prompt: "Blue square ON green", negative: "dark", seed: 2), toClass: "tiny", id: "t2")
         try await client.submit(job("c1", prompt: "blue square", steps: 2, seed: 3), toClass: "tiny", id: "c1")   // the DiT, same worker
@@ -62,6 +66,43 @@ import Testing
         #expect(batches.count == 2 && Set(batches).count == 1, "the two text jobs ran in one batch: \(batches)")
         #expect(client.events(of: "c1").last?.kind == .completed)
         #expect(client.events(of: "bad").last?.failure?.code == .invalidRequest)
+        await client.cleanUp()
+    }
+
+    /// `use_resolution_binning` in the job: exact-size jobs batch together, apart from binned ones; each image equals
+    /// the pipeline's solo run with that setting, and the PNG records it.
+    @Test func resolutionBinningFromTheJobSeparatesBatchesAndReachesTheImage() async throws {
+        let (client, worker) = try await Self.serveBoth()
+        func binned(_ body: String, _ on: Bool) -> String {
+            body.replacingOccurrences(of: "\"width\":32", with: "\"use_resolution_binning\":\(on),\"width\":32")
+        }
+        let cases: [(String, String, UInt64, Bool?)] = [("e1", "a red circle", 1, false), ("e2", "a yellow star", 2, false),
+                                                        ("b1", "a red circle", 1, nil)]
+        for (id, prompt, seed, on) in cases {
+            let body = Self.textJob(id, prompt: prompt, seed: seed)
+            try await client.submit(on.map { binned(body, $0) } ?? body, toClass: "tiny", id: id)
+        }
+        #expect(await client.waitTerminal(cases.map(\.0), timeout: 180))
+        try await worker.stop()
+
+        let pipe = try TextToImagePipeline(url: URL(fileURLWithPath: fixtureModels + "/sana/pixart-sigma-pipeline"))
+        var batchOf: [String: String] = [:]
+        for (id, prompt, seed, on) in cases {
+            let evs = client.events(of: id)
+            #expect(evs.last?.kind == .completed, "\(id): \(evs.map(\.kind)) \(evs.last?.failure?.message ?? "")")
+            batchOf[id] = evs.compactMap(\.accepted).first?.batch
+            guard let png = evs.compactMap(\.png).first else { Issue.record("\(id): no image"); continue }
+            let image = try PNG.decode(png)
+            let solo = try pipe.generate([TextRequest(prompt: prompt, guidanceScale: 4.5, seed: Int64(seed))],
+                                         steps: 3, height: 32, width: 32, binning: on ?? true)
+            #expect(image.pixels == solo[0].image?.rgb.pixels, "\(id): the worker's image is not the solo run's")
+            let text = image.text("parameters") ?? ""
+            #expect(text.contains("Resolution binning: \(on ?? true)"), "\(text)")
+        }
+        #expect(batchOf["e1"] != nil && batchOf["e1"] == batchOf["e2"] && batchOf["b1"] != batchOf["e1"], "\(batchOf)")
+        let exact = try PNG.decode(try #require(client.events(of: "e1").compactMap(\.png).first))
+        let binnedImage = try PNG.decode(try #require(client.events(of: "b1").compactMap(\.png).first))
+        #expect(exact.pixels != binnedImage.pixels, "binning on and off gave the same image")
         await client.cleanUp()
     }
 }

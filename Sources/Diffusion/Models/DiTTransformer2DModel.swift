@@ -259,7 +259,7 @@ extension LinearLayer {
     init(_ store: WeightStore, _ prefix: String, in inFeatures: Int, out outFeatures: Int, conv: (channels: Int, patch: Int)) throws {
         self.inFeatures = inFeatures
         self.outFeatures = outFeatures
-        weight = try loadWeight(store, prefix + ".weight", shape: [outFeatures, conv.channels, conv.patch, conv.patch])
+        weight = try loadMatrix(store, prefix + ".weight", shape: [outFeatures, conv.channels, conv.patch, conv.patch])
         bias = try loadWeight(store, prefix + ".bias", shape: [outFeatures])
     }
 }

@@ -6,17 +6,17 @@ import Weights
 /// 1×1 conv H → Cout (no bias), then, with `norm_type="rms_norm"` (DC-AE), RMSNorm across channels
 /// (eps 1e-5, weight and bias). The residual (DC-AE) is added by the caller. H = int(expand_ratio · C).
 struct GLUMBConv: Sendable {
-    let convInverted: Conv2dLayer   // conv_inverted [2H, C, 1, 1]
+    let convInverted: PointwiseConvLayer   // conv_inverted [2H, C, 1, 1]
     let convDepth: Conv2dLayer      // conv_depth [2H, 1, 3, 3], groups 2H
-    let convPoint: Conv2dLayer      // conv_point [Cout, H, 1, 1], no bias
+    let convPoint: PointwiseConvLayer      // conv_point [Cout, H, 1, 1], no bias
     let norm: (weight: WeightView, bias: WeightView)?   // norm [Cout]
     let hidden: Int
 
     init(_ store: WeightStore, _ prefix: String, in c: Int, out: Int, expandRatio: Double, rmsNorm: Bool) throws {
         hidden = Int(expandRatio * Double(c))
-        convInverted = try Conv2dLayer(store, prefix + ".conv_inverted", in: c, out: 2 * hidden, kernel: 1)
+        convInverted = try PointwiseConvLayer(store, prefix + ".conv_inverted", in: c, out: 2 * hidden)
         convDepth = try Conv2dLayer(store, prefix + ".conv_depth", in: 1, out: 2 * hidden, kernel: 3)
-        convPoint = try Conv2dLayer(store, prefix + ".conv_point", in: hidden, out: out, kernel: 1, bias: false)
+        convPoint = try PointwiseConvLayer(store, prefix + ".conv_point", in: hidden, out: out, bias: false)
         norm = rmsNorm
             ? (try loadWeight(store, prefix + ".norm.weight", shape: [out]), try loadWeight(store, prefix + ".norm.bias", shape: [out]))
             : nil
@@ -31,8 +31,7 @@ struct GLUMBConv: Sendable {
         let s = height * width, h2 = 2 * hidden
         let wide = scratch, depth = scratch + batch * h2 * s
         // conv_inverted + SiLU                                      [B, 2H, S]
-        conv2d(wide, x, convInverted.weight.pointer, convInverted.bias?.pointer, batch: batch,
-               geometry: convInverted.same(height: height, width: width), scratch: nil, scratchCount: 0)
+        convInverted(wide, x, batch: batch, spatial: s)
         silu(wide, wide, count: batch * h2 * s)
         // conv_depth, depthwise 3×3                                 [B, 2H, S]
         depthwiseConv2d(depth, wide, convDepth.weight.pointer, convDepth.bias?.pointer,
@@ -40,8 +39,7 @@ struct GLUMBConv: Sendable {
         // hidden · SiLU(gate)                                        [B, H, S]
         gluSiLU(wide, depth, batch: batch, channels: hidden, spatial: s)
         // conv_point                                                 [B, Cout, S]
-        conv2d(y, wide, convPoint.weight.pointer, nil, batch: batch,
-               geometry: convPoint.same(height: height, width: width), scratch: nil, scratchCount: 0)
+        convPoint(y, wide, batch: batch, spatial: s)
         if let norm {
             rmsNormChannels(y, y, weight: norm.weight.pointer, bias: norm.bias.pointer, batch: batch,
                             channels: convPoint.outChannels, spatial: s, eps: 1e-5)

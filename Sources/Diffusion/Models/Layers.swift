@@ -9,19 +9,33 @@ import Weights
 func loadWeight(
     _ store: WeightStore, _ name: String, shape: [Int], alternateShapes: [[Int]] = [], aliases: [String] = []
 ) throws -> WeightView {
+    try loadChecked(store, name, shape: shape, alternateShapes: alternateShapes, aliases: aliases, read: store.weight, shapeOf: \.shape)
+}
+
+/// `loadWeight` for a matrix a layer multiplies by: a `WeightMatrix`, 16-bit when the store serves it so.
+func loadMatrix(
+    _ store: WeightStore, _ name: String, shape: [Int], alternateShapes: [[Int]] = [], aliases: [String] = []
+) throws -> WeightMatrix {
+    try loadChecked(store, name, shape: shape, alternateShapes: alternateShapes, aliases: aliases, read: store.matrix, shapeOf: \.shape)
+}
+
+private func loadChecked<T>(
+    _ store: WeightStore, _ name: String, shape: [Int], alternateShapes: [[Int]], aliases: [String],
+    read: (String) throws -> T, shapeOf: (T) -> [Int]
+) throws -> T {
     guard let present = ([name] + aliases).first(where: { store.contains($0) }) else {
         throw ModelError(.missingWeight, "weight \(name) \(shape) is missing from the model files")
     }
-    let view = try store.weight(present)
-    guard view.shape == shape || alternateShapes.contains(view.shape) else {
-        throw ModelError(.weightShape, "weight \(present) has shape \(view.shape), the config expects \(shape)")
+    let value = try read(present)
+    guard shapeOf(value) == shape || alternateShapes.contains(shapeOf(value)) else {
+        throw ModelError(.weightShape, "weight \(present) has shape \(shapeOf(value)), the config expects \(shape)")
     }
-    return view
+    return value
 }
 
-/// torch `Linear(in, out)`: weight `[out, in]`, bias `[out]`.
+/// torch `Linear(in, out)`: weight `[out, in]` (float32, or bf16/fp16 widened per block of output rows), bias `[out]`.
 struct LinearLayer: Sendable {
-    let weight: WeightView
+    let weight: WeightMatrix
     let bias: WeightView?
     let inFeatures: Int
     let outFeatures: Int
@@ -31,7 +45,7 @@ struct LinearLayer: Sendable {
          acceptConvShape: Bool = false, legacyPrefixes: [String] = []) throws {
         self.inFeatures = inFeatures
         self.outFeatures = outFeatures
-        weight = try loadWeight(store, prefix + ".weight", shape: [outFeatures, inFeatures],
+        weight = try loadMatrix(store, prefix + ".weight", shape: [outFeatures, inFeatures],
                                 alternateShapes: acceptConvShape ? [[outFeatures, inFeatures, 1, 1]] : [],
                                 aliases: legacyPrefixes.map { $0 + ".weight" })
         self.bias = bias
@@ -41,18 +55,27 @@ struct LinearLayer: Sendable {
 
     // x: [M, in] -> y: [M, out]
     func callAsFunction(_ y: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>, rows: Int) {
-        linear(y, x, weight.pointer, bias?.pointer, rows: rows, inFeatures: inFeatures, outFeatures: outFeatures)
+        callAsFunction(y, x, rows: rows, items: 1)
     }
 
     /// One sgemm per batch item (`rows` split into `items` equal parts): an item's rows then come from the very
     /// call it would get alone, so its result does not depend on its batch-mates (OpenBLAS's bits for a row
-    /// can depend on how many rows share the call).
+    /// can depend on how many rows share the call). A 16-bit weight is widened 128 output rows at a time into a
+    /// scratch block (Tensor `linear(half:)`), the same blocks whatever the batch.
     // x: [items, M/items, in] -> y: [items, M/items, out]
     func callAsFunction(_ y: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>, rows: Int, items: Int) {
         let per = rows / max(items, 1)
-        for item in 0..<items {
-            linear(y + item * per * outFeatures, x + item * per * inFeatures, weight.pointer, bias?.pointer, rows: per,
-                   inFeatures: inFeatures, outFeatures: outFeatures)
+        switch weight {
+        case .float(let w):
+            for item in 0..<items {
+                linear(y + item * per * outFeatures, x + item * per * inFeatures, w.pointer, bias?.pointer, rows: per,
+                       inFeatures: inFeatures, outFeatures: outFeatures)
+            }
+        case .half(let w):
+            let scratch = UnsafeMutablePointer<Float>.allocate(capacity: halfLinearScratchCount(inFeatures: inFeatures))
+            defer { scratch.deallocate() }
+            linear(y, x, half: w, bias?.pointer, rows: per * items, inFeatures: inFeatures, outFeatures: outFeatures,
+                   scratch: scratch, threads: kernelThreads, groupRows: max(per, 1))
         }
     }
 }
@@ -104,5 +127,50 @@ struct GroupNormLayer: Sendable {
     func callAsFunction(_ y: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>, batch: Int, spatial: Int, silu: Bool) {
         groupNorm(y, x, gamma: gamma.pointer, beta: beta.pointer, batch: batch, channels: channels, spatial: spatial,
                   groups: groups, eps: eps, silu: silu)
+    }
+}
+
+/// torch `Conv2d(in, out, 1)`: weight `[out, in, 1, 1]` (float32, or bf16/fp16 widened per block of 128 output
+/// channels), bias `[out]`. A pointwise convolution is the matrix product `W · X` per image.
+struct PointwiseConvLayer: Sendable {
+    let weight: WeightMatrix
+    let bias: WeightView?
+    let inChannels: Int
+    let outChannels: Int
+
+    init(_ store: WeightStore, _ prefix: String, in inChannels: Int, out outChannels: Int, bias: Bool = true) throws {
+        self.inChannels = inChannels
+        self.outChannels = outChannels
+        weight = try loadMatrix(store, prefix + ".weight", shape: [outChannels, inChannels, 1, 1])
+        self.bias = bias ? try loadWeight(store, prefix + ".bias", shape: [outChannels]) : nil
+    }
+
+    // x: [B, C, S] -> y: [B, O, S]
+    func callAsFunction(_ y: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>, batch: Int, spatial s: Int) {
+        let c = inChannels, o = outChannels
+        switch weight {
+        case .float(let w):
+            conv2d(y, x, w.pointer, bias?.pointer, batch: batch,
+                   geometry: Conv2dGeometry(inChannels: c, outChannels: o, height: 1, width: s, kernel: 1, padding: 0),
+                   scratch: nil, scratchCount: 0)
+        case .half(let w):
+            var beta: Float = 0
+            if let b = bias?.pointer {
+                for item in 0..<batch { for k in 0..<o { (y + (item * o + k) * s).update(repeating: b[k], count: s) } }
+                beta = 1
+            }
+            let scratch = UnsafeMutablePointer<Float>.allocate(capacity: halfLinearBlockRows * c)
+            defer { scratch.deallocate() }
+            var o0 = 0
+            while o0 < o {   // widen 128 output channels, then one sgemm per image: [rows, C] · [C, S]
+                let rows = min(halfLinearBlockRows, o - o0)
+                widen(scratch, w.pointer + o0 * c, count: rows * c, format: w.format)
+                for item in 0..<batch {
+                    sgemm(transA: false, transB: false, m: rows, n: s, k: c, alpha: 1, scratch, lda: c,
+                          x + item * c * s, ldb: s, beta: beta, y + (item * o + o0) * s, ldc: s)
+                }
+                o0 += rows
+            }
+        }
     }
 }

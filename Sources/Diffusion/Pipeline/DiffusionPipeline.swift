@@ -2,6 +2,7 @@
 // (DiffusionPipeline.from_pretrained for DiTPipeline-style folders; docs/engine.md §1.2).
 import Foundation
 import Tensor
+import Weights
 
 public struct DiffusionPipeline: Sendable {
     public let folder: PipelineFolder
@@ -25,20 +26,23 @@ public struct DiffusionPipeline: Sendable {
 
     /// Loads a pipeline folder. Any problem — missing or corrupt files, unsupported classes, weights that do not
     /// fit the config — is thrown as one error with a one-line description.
-    public static func load(_ url: URL) throws -> DiffusionPipeline {
+    /// `precision` nil: the weights as stored; else converted to it at load.
+    public static func load(_ url: URL, precision: WeightPrecision? = nil) throws -> DiffusionPipeline {
         let folder = try PipelineFolder(url: url)
-        return try load(folder)
+        return try load(folder, precision: precision)
     }
 
-    public static func load(path: String) throws -> DiffusionPipeline { try load(URL(fileURLWithPath: path)) }
+    public static func load(path: String, precision: WeightPrecision? = nil) throws -> DiffusionPipeline {
+        try load(URL(fileURLWithPath: path), precision: precision)
+    }
 
-    public static func load(_ folder: PipelineFolder) throws -> DiffusionPipeline {
+    public static func load(_ folder: PipelineFolder, precision: WeightPrecision? = nil) throws -> DiffusionPipeline {
         let t = folder.transformer
         guard t.className == "DiTTransformer2DModel" else {
             throw PipelineError(.unsupportedComponent, "\(t.name): \(t.className.isEmpty ? "unknown class" : t.className) is not supported (DiTTransformer2DModel only)")
         }
         let tConfig = try t.decodeConfig(DiTTransformer2DModel.Config.self)
-        let denoiser = try DiTTransformer2DModel(config: tConfig, weights: t.openWeights())
+        let denoiser = try DiTTransformer2DModel(config: tConfig, weights: t.openWeights(precision: precision))
 
         var vaeConfig: AutoencoderKL.Config? = nil
         let decoder: any SampleDecoder
@@ -51,7 +55,7 @@ public struct DiffusionPipeline: Sendable {
                 throw PipelineError(.badConfig, "vae latent_channels \(c.latentChannels) ≠ transformer in_channels \(tConfig.inChannels)")
             }
             vaeConfig = c
-            decoder = VAEDecoder(vae: try AutoencoderKL(config: c, weights: v.openWeights()))
+            decoder = VAEDecoder(vae: try AutoencoderKL(config: c, weights: v.openWeights(precision: precision)))
         } else {
             guard tConfig.inChannels == 3 else {
                 throw PipelineError(.badConfig, "no vae/ and transformer in_channels is \(tConfig.inChannels): a pixel-space model needs 3")

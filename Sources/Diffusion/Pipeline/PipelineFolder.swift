@@ -50,8 +50,12 @@ public struct ComponentFolder: Sendable {
     }
 
     /// Opens the component's weights: the single file, else the sharded index; `variant` nil tries the plain
-    /// names first and then "fp16".
-    public func openWeights(variant: String? = nil) throws -> any WeightStore {
+    /// names first and then "fp16". `precision` nil serves them as stored, else converted (`PrecisionWeights`).
+    public func openWeights(variant: String? = nil, precision: WeightPrecision? = nil) throws -> any WeightStore {
+        PrecisionWeights.wrap(try openStoredWeights(variant: variant), precision)
+    }
+
+    func openStoredWeights(variant: String?) throws -> any WeightStore {
         let fm = FileManager.default
         let variants: [String?] = variant.map { [$0] } ?? [nil, "fp16"]
         for v in variants {

@@ -79,6 +79,8 @@ public final class TextToImagePipeline: Sendable {
 
     public let family: Family
     public let folder: PipelineFolder
+    /// The precision the weights were converted to at load; nil: as stored.
+    public let precision: WeightPrecision?
     /// Caption embeddings already computed (part 1's prompt cache), keyed by this folder's path, text and length.
     public let promptCache: PromptCache?
     let tokenizer: Tokenizer
@@ -94,7 +96,9 @@ public final class TextToImagePipeline: Sendable {
 
     /// Loads a folder whose `_class_name` is one of `Family`. Any problem (unsupported class, missing tokenizer,
     /// weights that do not fit) is one error naming the component.
-    public init(folder: PipelineFolder, promptCache: PromptCache? = nil) throws {
+    /// `precision` nil: every component's weights as stored; else all converted to it at load.
+    public init(folder: PipelineFolder, promptCache: PromptCache? = nil, precision: WeightPrecision? = nil) throws {
+        self.precision = precision
         self.promptCache = promptCache
         guard let family = Family(rawValue: folder.className) else {
             throw PipelineError(.unsupportedComponent, "\(folder.className.isEmpty ? "no _class_name" : folder.className) is not a text-to-image pipeline this engine runs (\(Family.allCases.map(\.rawValue).joined(separator: ", ")))")
@@ -108,7 +112,7 @@ public final class TextToImagePipeline: Sendable {
             throw PipelineError(.badConfig, "tokenizer: \(error)")
         }
         do {
-            textEncoder = try TextEncoder(folder: url.appendingPathComponent("text_encoder"))
+            textEncoder = try TextEncoder(folder: url.appendingPathComponent("text_encoder"), precision: precision)
         } catch {
             throw PipelineError(.badConfig, "text_encoder: \(error)")
         }
@@ -122,7 +126,7 @@ public final class TextToImagePipeline: Sendable {
                 throw PipelineError(.unsupportedComponent, "transformer: \(t.className) is not supported by \(family.rawValue) (PixArtTransformer2DModel)")
             }
             let model = try component("transformer") {
-                try PixArtTransformer2DModel(config: t.decodeConfig(PixArtTransformer2DModel.Config.self), weights: t.openWeights())
+                try PixArtTransformer2DModel(config: t.decodeConfig(PixArtTransformer2DModel.Config.self), weights: t.openWeights(precision: precision))
             }
             transformer = .pixArt(model)
         case .sana, .sanaSprint:
@@ -130,7 +134,7 @@ public final class TextToImagePipeline: Sendable {
                 throw PipelineError(.unsupportedComponent, "transformer: \(t.className) is not supported by \(family.rawValue) (SanaTransformer2DModel)")
             }
             let model = try component("transformer") {
-                try SanaTransformer2DModel(config: t.decodeConfig(SanaTransformer2DModel.Config.self), weights: t.openWeights())
+                try SanaTransformer2DModel(config: t.decodeConfig(SanaTransformer2DModel.Config.self), weights: t.openWeights(precision: precision))
             }
             guard model.config.guidanceEmbeds == (family == .sanaSprint) else {
                 throw PipelineError(.badConfig, "transformer: guidance_embeds \(model.config.guidanceEmbeds) does not fit \(family.rawValue)")
@@ -140,9 +144,9 @@ public final class TextToImagePipeline: Sendable {
         guard let v = folder.vae else { throw PipelineError(.badModelIndex, "\(family.rawValue) needs a vae/ component") }
         switch v.className {
         case "AutoencoderKL":
-            vae = .kl(try component("vae") { try AutoencoderKL(config: v.decodeConfig(AutoencoderKL.Config.self), weights: v.openWeights()) })
+            vae = .kl(try component("vae") { try AutoencoderKL(config: v.decodeConfig(AutoencoderKL.Config.self), weights: v.openWeights(precision: precision)) })
         case "AutoencoderDC":
-            vae = .dc(try component("vae") { try AutoencoderDC(config: v.decodeConfig(AutoencoderDC.Config.self), weights: v.openWeights()) })
+            vae = .dc(try component("vae") { try AutoencoderDC(config: v.decodeConfig(AutoencoderDC.Config.self), weights: v.openWeights(precision: precision)) })
         default:
             throw PipelineError(.unsupportedComponent, "vae: \(v.className) is not supported (AutoencoderKL, AutoencoderDC)")
         }
@@ -208,8 +212,8 @@ public final class TextToImagePipeline: Sendable {
         return (0..<n).map { i in (0..<3).map { o in Float(abs(ata[i * n + i]) > 1e-12 ? atb[i * 3 + o] / ata[i * n + i] : 0) } }
     }
 
-    public convenience init(url: URL, promptCache: PromptCache? = nil) throws {
-        try self.init(folder: PipelineFolder(url: url), promptCache: promptCache)
+    public convenience init(url: URL, promptCache: PromptCache? = nil, precision: WeightPrecision? = nil) throws {
+        try self.init(folder: PipelineFolder(url: url), promptCache: promptCache, precision: precision)
     }
 
     var inChannels: Int {
@@ -345,8 +349,16 @@ public final class TextToImagePipeline: Sendable {
     public func generate(_ requests: [TextRequest], steps: Int, height: Int, width: Int, binning requested: Bool? = nil,
                          maxSequenceLength: Int? = nil, complexHumanInstruction: [String]? = nil,
                          intermediateTimestep: Double? = 1.3, maxTimestep: Double = 1.57080,
+                         promptEmbeds: (embeddings: [[Float]], masks: [[Float]])? = nil,
                          callback: ((SamplerProgress) -> Set<Int>)? = nil) throws -> [SampleOutcome] {
         guard !requests.isEmpty else { return [] }
+        if let given = promptEmbeds {   // `prompt_embeds` / `prompt_attention_mask`: [L·H] and [L] per request
+            let l = given.masks.first?.count ?? 0, hidden = textEncoder.hiddenSize
+            guard given.embeddings.count == requests.count, given.masks.count == requests.count, l > 0,
+                  given.masks.allSatisfy({ $0.count == l }), given.embeddings.allSatisfy({ $0.count == l * hidden }) else {
+                throw PipelineError(.badRequest, "prompt embeddings must be one [L, \(hidden)] row and one [L] mask per request")
+            }
+        }
         let binning = requested ?? callDefaults.binning ?? true
         guard height > 0, width > 0 else { throw PipelineError(.badRequest, "image size \(width)×\(height) must be positive") }
         let (genHeight, genWidth) = binning ? ResolutionBins.classify(height: height, width: width, bins: try resolutionBins()) : (height, width)
@@ -361,7 +373,7 @@ public final class TextToImagePipeline: Sendable {
 
         // 1. Captions: positives for every request, negatives for those with guidance (not Sprint)
         let instruction = complexHumanInstruction ?? callDefaults.complexHumanInstruction ?? Self.complexHumanInstruction
-        let pos = try positiveCaptions(requests.map(\.prompt), maxSequenceLength: msl, instruction: instruction)
+        let pos = try promptEmbeds ?? positiveCaptions(requests.map(\.prompt), maxSequenceLength: msl, instruction: instruction)
         let guided = family == .sanaSprint ? [] : requests.indices.filter { requests[$0].guidanceScale > 1 }
         let neg = guided.isEmpty ? (embeddings: [[Float]](), masks: [[Float]]())
             : try encode(guided.map { Self.preprocess(requests[$0].negativePrompt) }, maxLength: pos.masks[0].count)

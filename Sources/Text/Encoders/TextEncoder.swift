@@ -19,7 +19,8 @@ public final class TextEncoder: @unchecked Sendable {
     /// The opened weight files (single or sharded).
     public let weights: any WeightStore
 
-    public init(folder: URL) throws {
+    /// `precision` nil: the weights as stored; else converted at load (`PrecisionWeights`).
+    public init(folder: URL, precision: WeightPrecision? = nil) throws {
         self.folder = folder
         let config = try readJSONObject(folder.appendingPathComponent("config.json"))
         let arch = config["architectures"]?.arrayValue?.first?.stringValue
@@ -27,13 +28,13 @@ public final class TextEncoder: @unchecked Sendable {
         switch (arch, type) {
         case ("Gemma2Model", _), ("Gemma2ForCausalLM", _), (nil, "gemma2"):
             let parsed = try Gemma2Model.Config(json: config, file: "config.json")
-            weights = try openTextEncoderWeights(folder)
+            weights = PrecisionWeights.wrap(try openTextEncoderWeights(folder), precision)
             model = .gemma2(try Gemma2Model(config: parsed, weights: weights))
             architecture = "Gemma2Model"
             storedDType = weights.dtype("embed_tokens.weight") ?? weights.dtype("model.embed_tokens.weight") ?? "?"
         case ("T5EncoderModel", _), (nil, "t5"):
             let parsed = try T5EncoderModel.Config(json: config, file: "config.json")
-            weights = try openTextEncoderWeights(folder)
+            weights = PrecisionWeights.wrap(try openTextEncoderWeights(folder), precision)
             model = .t5(try T5EncoderModel(config: parsed, weights: weights))
             architecture = "T5EncoderModel"
             storedDType = weights.dtype("shared.weight") ?? weights.dtype("encoder.embed_tokens.weight") ?? "?"
