@@ -6,6 +6,11 @@ reply queue, prints each event and saves the PNGs.
 
     /usr/bin/python3 examples/pika_producer.py --url amqp://guest:guest@127.0.0.1:5672/ \
         --class small --prompt "red circle" --prompt "blue square" --size 64 --out out/pika
+
+A text job (a text-to-image model such as the shipped tiny-scenes; free-text prompt, optional negative prompt):
+
+    /usr/bin/python3 examples/pika_producer.py --class small --model tiny-scenes --size 64 \
+        --prompt "a red circle above a blue square" --out out/pika-text
 """
 import argparse
 import json
@@ -21,7 +26,9 @@ def main() -> int:
     ap.add_argument("--url", default=os.environ.get("DARKROOM_BROKER_URLS", "amqp://guest:guest@127.0.0.1:5672/").split(",")[0])
     ap.add_argument("--namespace", default="darkroom")
     ap.add_argument("--class", dest="size_class", default="small")
+    ap.add_argument("--model", help="a model the worker serves (default: its default model)")
     ap.add_argument("--prompt", action="append", default=[])
+    ap.add_argument("--negative-prompt", help="text models: the negative prompt (counts with guidance > 1)")
     ap.add_argument("--size", type=int, default=64)
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--steps", type=int)
@@ -44,6 +51,10 @@ def main() -> int:
                 "seed": args.seed + i, "preview": args.preview}
         if args.steps:
             body["steps"] = args.steps
+        if args.model:
+            body["model"] = args.model
+        if args.negative_prompt is not None:
+            body["negative_prompt"] = args.negative_prompt
         ch.basic_publish(
             exchange=f"{args.namespace}.jobs", routing_key=args.size_class, body=json.dumps(body),
             properties=pika.BasicProperties(content_type="application/json", delivery_mode=2,

@@ -105,4 +105,31 @@ import Testing
         #expect(exact.pixels != binnedImage.pixels, "binning on and off gave the same image")
         await client.cleanUp()
     }
+
+    /// examples/pika_producer.py sends a text job for the shipped tiny-scenes model; the worker answers with the image
+    /// the pipeline makes alone for that prompt and seed (the PNG `parameters` name the prompt and the model).
+    @Test func thePikaExampleSendsATextJobAndGetsTheTinyScenesImage() async throws {
+        let ns = uniqueNamespace(), dir = tempDir()
+        var cfg = try testConfig(namespace: ns, state: dir, windowMs: 0)
+        cfg.modelDir = repoRoot + "/models"
+        cfg.models = ["tiny-scenes"]
+        cfg.defaultModel = "tiny-scenes"
+        let client = try await TestClient(namespace: ns, topology: cfg.contractTopology)
+        let worker = try await TestWorker(cfg)
+        let prompt = "a red circle above a blue square"
+        let (status, out) = try await run("/usr/bin/python3", [repoRoot + "/examples/pika_producer.py", "--url", brokerURL, "--namespace", ns,
+                                                         "--class", "big", "--model", "tiny-scenes", "--size", "64", "--seed", "3",
+                                                         "--prompt", prompt, "--out", dir + "/pika", "--timeout", "120"])
+        try await worker.stop()
+        #expect(status == 0 && out.contains("completed"), "\(out)")
+        let pngs = try FileManager.default.contentsOfDirectory(atPath: dir + "/pika").filter { $0.hasSuffix(".png") }
+        try #require(pngs.count == 1, "\(pngs)")
+        let image = try PNG.decode(try Data(contentsOf: URL(fileURLWithPath: dir + "/pika/" + pngs[0])).map { $0 })
+        let pipe = try TextToImagePipeline(url: URL(fileURLWithPath: repoRoot + "/models/tiny-scenes"))
+        let solo = try pipe.generate([TextRequest(prompt: prompt, guidanceScale: 4.5, seed: 3)], steps: 20, height: 64, width: 64)
+        #expect(image.width == 64 && image.height == 64 && image.pixels == solo[0].image?.rgb.pixels)
+        let text = image.text("parameters") ?? ""
+        #expect(text.hasPrefix(prompt + "\n") && text.contains("Model: tiny-scenes"), "\(text)")
+        await client.cleanUp()
+    }
 }

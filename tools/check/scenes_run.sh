@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# tools/check/scenes_run.sh [--generator diffusers|darkroom] [--model DIR] [--n N] [more scenes_check.py options]
+# tools/check/scenes_run.sh [--generator diffusers|darkroom] [--darkroom BINARY] [--model DIR] [--n N] [more scenes_check.py options]
 #
 # The tiny-scenes quality check in one command:
 #   1. proves the analyser (tools/check/scenes_analyse.py) on ground-truth renders of every frame, training and
@@ -8,7 +8,7 @@
 #   2. generates N images per frame for prompts never seen in training (held-out seeds of trained combinations,
 #      and held-out combinations) and judges them (tools/check/scenes_check.py); tools/check/scenes_results.md.
 # Generator: diffusers' SanaPipeline (default) or the Swift engine (`--generator darkroom`, built here with
-# swift build --scratch-path .build-check) with a Swift-vs-diffusers comparison.
+# swift build --scratch-path .build-check, or the binary given with --darkroom) with a Swift-vs-diffusers comparison.
 # Runs under nice, one torch thread. Exit status 0 when the analyser proofs and the seen-combinations goal
 # (>= 90%) hold, 1 when not.
 set -euo pipefail
@@ -25,11 +25,14 @@ gt_n="${SCENES_GT_N:-100}"
 while [[ $# -gt 0 ]]; do
     case "$1" in
         --generator) generator="$2"; args+=("$1" "$2"); shift 2 ;;
+        --darkroom) binary="$2"; shift 2 ;;
         *) args+=("$1"); shift ;;
     esac
 done
 export OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 PYTHONUNBUFFERED=1
-if [[ "$generator" == darkroom ]]; then
+if [[ "$generator" == darkroom && -n "${binary:-}" ]]; then
+    args+=(--darkroom "$binary")
+elif [[ "$generator" == darkroom ]]; then
     scratch="${DARKROOM_CHECK_SCRATCH:-.build-check}"
     echo "building darkroom (swift build --scratch-path $scratch --product darkroom) ..." >&2
     nice -n 10 swift build --scratch-path "$scratch" --product darkroom >&2
