@@ -19,6 +19,7 @@ if [[ ! -x "$py" ]] || ! "$py" -c 'import torch, diffusers, transformers' 2>/dev
     echo "building the reference venv (tools/venv.sh) ..." >&2
     py="$(tools/venv.sh | tail -1)/bin/python"
 fi
+command="tools/check/scenes_run.sh $*"
 args=()
 generator=diffusers
 gt_n="${SCENES_GT_N:-100}"
@@ -61,4 +62,4 @@ for line in open(sys.argv[1]):
 if bad:
     sys.exit("analyser proof failed (< 99%):\n" + "\n".join(bad))
 PY
-exec nice -n 10 "$py" tools/check/scenes_check.py --command "tools/check/scenes_run.sh $*" "${args[@]}"
+exec nice -n 10 "$py" tools/check/scenes_check.py --command "$command" "${args[@]}"
