@@ -340,6 +340,31 @@ import Testing
         await client.cleanUp()
     }
 
+    /// A batch that finishes after its connection closed does not answer its jobs: the broker requeued
+    /// them and the redelivery answers, once (`ops/chaos/run cluster` saw 2 of 300 jobs answered twice:
+    /// the stale batch's terminal event went out on the new connection while the redelivery ran again).
+    @Test func aJobWhoseConnectionClosedMidBatchIsAnsweredOnceByItsRedelivery() async throws {
+        let ns = uniqueNamespace(), dir = tempDir()
+        let cfg = try testConfig(namespace: ns, state: dir, windowMs: 0)
+        let client = try await TestClient(namespace: ns, topology: cfg.contractTopology)
+        let worker = try await TestWorker(cfg)
+        try await client.submit(job("long", size: 128, steps: 120), toClass: "big", id: "long")
+        #expect(await client.wait { client.events(of: "long").contains { $0.kind == .progress } })
+        let (_, listing) = try await run(repoRoot + "/ops/broker", ["ctl", "list_connections", "pid", "client_properties", "-s"])
+        let line = listing.split(separator: "\n").first { $0.contains("darkroomd test-\(ns)") }
+        let pid = try #require(line?.split(separator: "\t").first.map(String.init))
+        _ = try await run(repoRoot + "/ops/broker", ["ctl", "close_connection", pid, "test: connection lost mid-batch"])
+        #expect(await client.waitTerminal(["long"], timeout: 120))
+        // the stale batch and the redelivered job have both finished by the time a later job is answered
+        try await client.submit(job("later", size: 128, steps: 3), toClass: "big", id: "later")
+        #expect(await client.waitTerminal(["later"], timeout: 120))
+        let terminals = client.events(of: "long").filter { $0.kind.isTerminal }
+        #expect(terminals.count == 1, "\(terminals.map(\.kind))")
+        #expect(terminals.first?.kind == .completed)
+        try await worker.stop()
+        await client.cleanUp()
+    }
+
     /// The control queue is server-named and exclusive: it dies with the connection, so after a broker
     /// restart (here: the broker closing the connection) it must be declared and bound again, or cancels
     /// reach nobody.
