@@ -12,18 +12,19 @@ from lib import (Producer, Result, Setup, account, log, mixed_job, wait_for)
 
 
 class Load(threading.Thread):
-    """Publishes a quick job every `interval` seconds until stopped (its own connection, reconnecting)."""
+    """Publishes a quick job every `interval` seconds until stopped or `limit` jobs are out (its own
+    connection, reconnecting)."""
 
-    def __init__(self, urls, reply, rng, interval, prefix):
+    def __init__(self, urls, reply, rng, interval, prefix, limit=None):
         super().__init__(daemon=True)
         self.producer = Producer(urls)
-        self.reply, self.rng, self.interval, self.prefix = reply, rng, interval, prefix
+        self.reply, self.rng, self.interval, self.prefix, self.limit = reply, rng, interval, prefix, limit
         self.jobs = []
         self.stopping = threading.Event()
 
     def run(self):
         i = 0
-        while not self.stopping.is_set():
+        while not self.stopping.is_set() and (self.limit is None or i < self.limit):
             job, cls = mixed_job(self.rng, f"{self.prefix}-{i:04d}")
             if self.producer.job(job, self.reply, cls):
                 self.jobs.append(job["id"])

@@ -62,8 +62,9 @@ def main(r: Result):
     r.cleanup.append(collector.stop)
     collector.connected.wait(30)
 
-    # the load: n_jobs quick jobs spread over about a minute, published through the URIs in a third order
-    load = Load(urls[2:] + urls[:2], reply, rng, 0.2, "cl")
+    # the load: n_jobs quick jobs, one every 0.5 s (so that the stops, 30-45 s each on a loaded machine,
+    # fall within it), published through the URIs in a third order
+    load = Load(urls[2:] + urls[:2], reply, rng, 0.5, "cl", limit=n_jobs)
     load.start()
     r.cleanup.append(load.stop)
     stopped_nodes, downtime = [], []
