@@ -101,7 +101,8 @@ struct Bench: AsyncParsableCommand {
                         return { try forward(x, t.data, caption, mask.data) }
                     }
                 default:
-                    let m = try AutoencoderDC(config: JSONDecoder().decode(AutoencoderDC.Config.self, from: configData), weights: weights)
+                    let m = try AutoencoderDC(config: JSONDecoder().decode(AutoencoderDC.Config.self, from: configData), weights: weights,
+                                              decoderOnly: true)
                     run = { f in
                         let z = try input("z", f)
                         return { try m.decode(z) }   // z as given: no 1/scaling_factor

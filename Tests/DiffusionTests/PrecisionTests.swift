@@ -129,5 +129,10 @@ enum PrecisionFigures {
             print("precision bf16: \(label): \(bytes.stored) bytes as stored, \(bytes.held) held (\(String(format: "%.2f", ratio))x)")
             #expect(bytes.stored > 0 && ratio < 0.6, "\(label): \(ratio)")
         }
+        // A converted pipeline skips its autoencoder's encoder (generation only decodes; converted tensors are resident).
+        let sana = try TextToImagePipeline(url: ModelFixtures.root.appendingPathComponent("sana/sana-pipeline"), precision: .bf16)
+        let plain = try TextToImagePipeline(url: ModelFixtures.root.appendingPathComponent("sana/sana-pipeline"))
+        guard case .dc(let converted) = sana.vae, case .dc(let stored) = plain.vae else { Issue.record("no DC-AE"); return }
+        #expect(!converted.hasEncoder && stored.hasEncoder)
     }
 }

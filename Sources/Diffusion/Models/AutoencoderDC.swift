@@ -79,14 +79,20 @@ public final class AutoencoderDC: Sendable {
     let encoder: DCEncoder?
     let decoder: DCDecoder
 
-    /// Builds the decoder, and the encoder when its weights are present (decode-only files are accepted).
-    public init(config: Config, weights: WeightStore) throws {
+    /// Builds the decoder, and the encoder when its weights are present (decode-only files are accepted) and
+    /// `decoderOnly` is false (pipelines that only decode and convert weights at load skip it: converted tensors are
+    /// resident, mapped ones only once read).
+    public convenience init(config: Config, weights: WeightStore) throws {
+        try self.init(config: config, weights: weights, decoderOnly: false)
+    }
+
+    public init(config: Config, weights: WeightStore, decoderOnly: Bool) throws {
         guard config.inChannels > 0, config.latentChannels > 0, config.attentionHeadDim > 0 else {
             throw ModelError(.unsupportedConfig, "AutoencoderDC config is inconsistent: in_channels, latent_channels and attention_head_dim must be positive")
         }
         self.config = config
         decoder = try DCDecoder(weights, config: config)
-        encoder = weights.contains("encoder.conv_out.weight") ? try DCEncoder(weights, config: config) : nil
+        encoder = !decoderOnly && weights.contains("encoder.conv_out.weight") ? try DCEncoder(weights, config: config) : nil
     }
 
     public var hasEncoder: Bool { encoder != nil }

@@ -80,7 +80,12 @@ public final class AutoencoderKL: Sendable {
 
     /// Builds the decoder, and the encoder when its weights are present (decode-only files are accepted;
     /// `encode` then throws).
-    public init(config: Config, weights: WeightStore) throws {
+    /// `decoderOnly`: skip the encoder even when its weights are there (see AutoencoderDC).
+    public convenience init(config: Config, weights: WeightStore) throws {
+        try self.init(config: config, weights: weights, decoderOnly: false)
+    }
+
+    public init(config: Config, weights: WeightStore, decoderOnly: Bool) throws {
         guard !config.blockOutChannels.isEmpty, config.blockOutChannels.allSatisfy({ $0 > 0 }),
               config.layersPerBlock >= 1, config.latentChannels > 0, config.inChannels > 0, config.outChannels > 0 else {
             throw ModelError(.unsupportedConfig, "AutoencoderKL config is inconsistent: block_out_channels \(config.blockOutChannels), layers_per_block \(config.layersPerBlock)")
@@ -96,7 +101,7 @@ public final class AutoencoderKL: Sendable {
         decoder = try VAEDecoderStack(weights, config: config)
         postQuantConv = config.usePostQuantConv
             ? try Conv2dLayer(weights, "post_quant_conv", in: config.latentChannels, out: config.latentChannels, kernel: 1) : nil
-        if weights.contains("encoder.conv_in.weight") {
+        if !decoderOnly && weights.contains("encoder.conv_in.weight") {
             guard config.downBlockTypes.count == config.blockOutChannels.count,
                   config.downBlockTypes.allSatisfy({ $0 == "DownEncoderBlock2D" }) else {
                 throw ModelError(.unsupportedConfig, "AutoencoderKL down_block_types \(config.downBlockTypes) are not supported (one DownEncoderBlock2D per block_out_channels entry)")

@@ -55,7 +55,8 @@ public struct DiffusionPipeline: Sendable {
                 throw PipelineError(.badConfig, "vae latent_channels \(c.latentChannels) ≠ transformer in_channels \(tConfig.inChannels)")
             }
             vaeConfig = c
-            decoder = VAEDecoder(vae: try AutoencoderKL(config: c, weights: v.openWeights(precision: precision)))
+            decoder = VAEDecoder(vae: try AutoencoderKL(config: c, weights: v.openWeights(precision: precision),
+                                                         decoderOnly: precision != nil))
         } else {
             guard tConfig.inChannels == 3 else {
                 throw PipelineError(.badConfig, "no vae/ and transformer in_channels is \(tConfig.inChannels): a pixel-space model needs 3")

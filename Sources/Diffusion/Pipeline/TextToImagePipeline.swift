@@ -144,9 +144,11 @@ public final class TextToImagePipeline: Sendable {
         guard let v = folder.vae else { throw PipelineError(.badModelIndex, "\(family.rawValue) needs a vae/ component") }
         switch v.className {
         case "AutoencoderKL":
-            vae = .kl(try component("vae") { try AutoencoderKL(config: v.decodeConfig(AutoencoderKL.Config.self), weights: v.openWeights(precision: precision)) })
+            vae = .kl(try component("vae") { try AutoencoderKL(config: v.decodeConfig(AutoencoderKL.Config.self), weights: v.openWeights(precision: precision),
+                                                             decoderOnly: precision != nil) })
         case "AutoencoderDC":
-            vae = .dc(try component("vae") { try AutoencoderDC(config: v.decodeConfig(AutoencoderDC.Config.self), weights: v.openWeights(precision: precision)) })
+            vae = .dc(try component("vae") { try AutoencoderDC(config: v.decodeConfig(AutoencoderDC.Config.self), weights: v.openWeights(precision: precision),
+                                                             decoderOnly: precision != nil) })
         default:
             throw PipelineError(.unsupportedComponent, "vae: \(v.className) is not supported (AutoencoderKL, AutoencoderDC)")
         }
