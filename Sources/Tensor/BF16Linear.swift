@@ -19,11 +19,11 @@ private struct BF16MatmulKey: Hashable, Sendable {
     let m: Int, k: Int, n: Int, bias: Bool
 }
 
-private let bf16Matmuls = DNNLPrimitiveCache<BF16MatmulKey>()
+private let bf16Matmuls = DNNLCache<BF16MatmulKey, DNNLPrimitive>()
 
 /// The oneDNN bf16 matmul for `[m, k]·[k, n]` (+ bias), created once per shape; nil where oneDNN has none.
 private func bf16Matmul(m: Int, k: Int, n: Int, bias: Bool) -> DNNLPrimitive? {
-    bf16Matmuls.primitive(BF16MatmulKey(m: m, k: k, n: n, bias: bias)) {
+    bf16Matmuls.entry(BF16MatmulKey(m: m, k: k, n: n, bias: bias)) {
         guard var src = dnnlDesc([m, k], dnnl_bf16, dnnl_ab),
               var wei = dnnlDesc([k, n], dnnl_bf16, dnnl_ba),  // W [n, k] row-major read as Wᵀ
               var dst = dnnlDesc([m, n], dnnl_f32, dnnl_ab),

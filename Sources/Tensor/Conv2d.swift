@@ -1,6 +1,6 @@
 /// Shape of a 2-D convolution with a square kernel (torch `Conv2d` / `F.pad` + `Conv2d`).
 /// Padding may be asymmetric: the VAE encoder's Downsample2D pads (left 0, right 1, top 0, bottom 1).
-public struct Conv2dGeometry: Sendable, Equatable {
+public struct Conv2dGeometry: Sendable, Hashable {
     public var inChannels: Int
     public var outChannels: Int
     public var height: Int
@@ -46,10 +46,22 @@ public struct Conv2dGeometry: Sendable, Equatable {
     public var minimumScratch: Int { isPointwise ? 0 : patchLength * outWidth }
     /// Scratch that holds the whole im2col matrix, capped at `limit` floats (but ≥ `minimumScratch`); for a
     /// convolution `conv2d` runs through Winograd, the larger of that and `winogradScratchCount(limit: 2·limit)`.
+    /// For one `conv2d` runs through oneDNN (`prefersDNNL`), the larger of that and `dnnlScratchCount`.
     public func scratchCount(limit: Int = 1 << 23) -> Int {
         if isPointwise { return 0 }
         let im2col = max(minimumScratch, min(patchLength * outHeight * outWidth, limit))
-        return prefersWinograd ? max(im2col, winogradScratchCount(limit: 2 * limit)) : im2col
+        let own = prefersWinograd ? max(im2col, winogradScratchCount(limit: 2 * limit)) : im2col
+        return prefersDNNL.map { max(own, dnnlScratchCount($0)) } ?? own
+    }
+
+    /// Scratch for `conv2d` forced to `algorithm` (benchmarks and tests).
+    public func scratchCount(for algorithm: Conv2dAlgorithm) -> Int {
+        switch algorithm {
+        case .automatic, .im2col: return scratchCount()
+        case .winograd: return max(scratchCount(), winogradScratchCount())
+        case .dnnlWinograd: return max(minimumScratch, dnnlScratchCount(.winograd))
+        case .dnnlDirect: return max(minimumScratch, dnnlScratchCount(.direct))
+        }
     }
 
     /// Whether `conv2d` (automatic) takes the Winograd kernel, given enough scratch: 3×3 stride-1 convolutions
@@ -57,15 +69,34 @@ public struct Conv2dGeometry: Sendable, Equatable {
     /// (docs/benchmarks.md, "3×3 convolutions"): Winograd wins 1.3–1.6× at 512 channels on 32² and 64², 256 on 128²;
     /// it loses at 128 channels on 256² (the tile transforms cost more than the products they save) and at
     /// 1024 channels on 16² (the per-call weight transform outweighs 64 tiles).
+    /// Which oneDNN kernel `conv2d` (automatic) takes, if any (DNNLConv2d.swift). Measured (docs/benchmarks.md,
+    /// "3×3 convolutions"): oneDNN's Winograd F(4×4, 3×3) wins 1.5–3× over im2col and our F(2×2, 3×3) from
+    /// 128² pixels up at 128–512 channels, and loses below (512 × 32², 512 × 64², 1024 × 16²: its per-call weight
+    /// transform, 36 floats per 3×3 filter, outweighs the few tiles). Only on CPUs with AVX-512 (the kernel is
+    /// avx512_core only), channels multiples of 16, and while its scratch (blocked input and output and the
+    /// transformed tiles) stays within `dnnlScratchLimit` floats, so peak memory stays bounded.
+    public var prefersDNNL: DNNLConvolution? {
+        guard DNNL.hasAVX512, winogradApplies, stride == 1, padTop == 1, padBottom == 1, padLeft == 1, padRight == 1,
+              inChannels % 16 == 0, outChannels % 16 == 0, inChannels >= 128, outChannels >= 128,
+              height * width >= 128 * 128 else { return nil }
+        let need = dnnlScratchCount(.winograd)
+        return need > 0 && need <= dnnlScratchLimit ? .winograd : nil
+    }
+
     public var prefersWinograd: Bool {
         winogradApplies && inChannels >= 256 && outChannels >= 256 && winogradTileRows * winogradTileColumns >= 256
     }
 }
 
+/// The most scratch floats (256 MiB) a convolution may take to run through oneDNN automatically.
+public let dnnlScratchLimit = 1 << 26
+
 /// Which kernel `conv2d` uses: `automatic` takes Winograd where `prefersWinograd` says so and the scratch holds
 /// it, im2col + sgemm elsewhere; the others force one (tests and benchmarks). im2col is the reference.
 public enum Conv2dAlgorithm: String, Sendable, CaseIterable {
     case automatic, im2col, winograd
+    /// oneDNN's Winograd F(4×4, 3×3) or direct kernel (DNNLConv2d.swift); im2col where oneDNN has none.
+    case dnnlWinograd = "dnnl-winograd", dnnlDirect = "dnnl-direct"
 }
 
 /// 2-D convolution; 3×3 stride-1 ones with enough channels through Winograd F(2×2, 3×3) (Winograd.swift), the
@@ -81,7 +112,18 @@ public func conv2d(
     batch: Int, geometry g: Conv2dGeometry, scratch: UnsafeMutablePointer<Float>?, scratchCount: Int,
     accumulate: Bool = false, algorithm: Conv2dAlgorithm = .automatic
 ) {
-    if let scratch, algorithm != .im2col, !g.isPointwise,
+    let dnnl: DNNLConvolution? = switch algorithm {
+    case .automatic: g.prefersDNNL
+    case .dnnlWinograd: .winograd
+    case .dnnlDirect: .direct
+    case .im2col, .winograd: nil
+    }
+    if let dnnl, let scratch, !g.isPointwise,
+       conv2dDNNL(y, x, w, b, batch: batch, geometry: g, scratch: scratch, scratchCount: scratchCount,
+                  accumulate: accumulate, kind: dnnl, threads: blasThreadCount) {
+        return
+    }
+    if let scratch, algorithm != .im2col, algorithm != .dnnlDirect, algorithm != .dnnlWinograd, !g.isPointwise,
        algorithm == .winograd || (g.prefersWinograd && scratchCount >= g.winogradMinimumScratch) {
         conv2dWinograd(y, x, w, b, batch: batch, geometry: g, scratch: scratch, scratchCount: scratchCount,
                        accumulate: accumulate)

@@ -24,6 +24,13 @@ public enum DNNL {
         return dnnl_get_effective_cpu_isa().rawValue & bf16 == bf16
     }()
 
+    /// Whether oneDNN runs its avx512_core kernels here (its float32 Winograd convolution needs them).
+    public static let hasAVX512: Bool = {
+        guard engine != nil else { return false }
+        let core = dnnl_cpu_isa_avx512_core.rawValue
+        return dnnl_get_effective_cpu_isa().rawValue & core == core
+    }()
+
     /// A readable name for `isa` (for benchmark headers).
     public static var isaName: String {
         let v = isa
@@ -67,8 +74,10 @@ final class DNNLPrimitive: @unchecked Sendable {
         let scratchMemory: dnnl_memory_t?
         var args: [dnnl_exec_arg_t]
 
+        /// With `external`, the scratchpad memory object gets the caller's buffer per call; otherwise
+        /// `scratchpadBytes` are allocated here, once.
         init?(engine: dnnl_engine_t, arguments: [(Int32, dnnl_memory_desc_t)], scratchpad: inout dnnl_memory_desc_t,
-              scratchpadBytes: Int) {
+              scratchpadBytes: Int, external: Bool) {
             var s: dnnl_stream_t?
             guard dnnl_stream_create(&s, engine, dnnl_stream_default_flags.rawValue) == dnnl_success, let s else { return nil }
             stream = s
@@ -82,11 +91,11 @@ final class DNNLPrimitive: @unchecked Sendable {
                 mems.append(m)
                 args.append(dnnl_exec_arg_t(arg: arg, memory: m))
             }
-            if scratchpadBytes > 0 {
-                let p = UnsafeMutableRawPointer.allocate(byteCount: scratchpadBytes, alignment: 64)
+            if scratchpadBytes > 0 || external {
+                let p = external ? nil : UnsafeMutableRawPointer.allocate(byteCount: scratchpadBytes, alignment: 64)
                 var m: dnnl_memory_t?
                 guard dnnl_memory_create(&m, &scratchpad, engine, p) == dnnl_success, let m else {
-                    p.deallocate()
+                    p?.deallocate()
                     return nil
                 }
                 scratch = p
@@ -103,14 +112,43 @@ final class DNNLPrimitive: @unchecked Sendable {
 
     /// Creates the primitive from an operation descriptor (`dnnl_matmul_desc_t`, `dnnl_convolution_desc_t`, …)
     /// with a user-managed scratchpad; nil when oneDNN has no implementation for it here.
-    init?(descriptor: UnsafeRawPointer, attributes: dnnl_primitive_attr_t? = nil, arguments: [(Int32, dnnl_memory_desc_t)]) {
+    /// With `sum`, the result is added into the destination (`dst += op(src)`).
+    convenience init?(descriptor: UnsafeRawPointer, sum: Bool = false, arguments: [(Int32, dnnl_memory_desc_t)]) {
         guard let engine = DNNL.engine else { return nil }
         var attr: dnnl_primitive_attr_t?
         guard dnnl_primitive_attr_create(&attr) == dnnl_success, let attr else { return nil }
         defer { dnnl_primitive_attr_destroy(attr) }
         _ = dnnl_primitive_attr_set_scratchpad_mode(attr, dnnl_scratchpad_mode_user)
+        if sum { guard DNNLPrimitive.appendSum(attr) else { return nil } }
         var pd: dnnl_primitive_desc_t?
         guard dnnl_primitive_desc_create(&pd, descriptor, attr, engine, nil) == dnnl_success, let pd else { return nil }
+        self.init(pd, arguments: arguments)
+    }
+
+    /// A reorder from `from` to `to` (layout changes, e.g. `nchw` ↔ `nChw16c`); with `sum`, adds into `to`.
+    convenience init?(reorderFrom from: dnnl_memory_desc_t, to: dnnl_memory_desc_t, sum: Bool = false) {
+        guard let engine = DNNL.engine else { return nil }
+        var attr: dnnl_primitive_attr_t?
+        guard dnnl_primitive_attr_create(&attr) == dnnl_success, let attr else { return nil }
+        defer { dnnl_primitive_attr_destroy(attr) }
+        _ = dnnl_primitive_attr_set_scratchpad_mode(attr, dnnl_scratchpad_mode_user)
+        if sum { guard DNNLPrimitive.appendSum(attr) else { return nil } }
+        var f = from, t = to
+        var pd: dnnl_primitive_desc_t?
+        guard dnnl_reorder_primitive_desc_create(&pd, &f, engine, &t, engine, attr) == dnnl_success, let pd else { return nil }
+        self.init(pd, arguments: [(DNNL_ARG_FROM, from), (DNNL_ARG_TO, to)])
+    }
+
+    /// Post-op `dst += result` (oneDNN's sum post-op with scale 1).
+    private static func appendSum(_ attr: dnnl_primitive_attr_t) -> Bool {
+        var ops: dnnl_post_ops_t?
+        guard dnnl_post_ops_create(&ops) == dnnl_success, let ops else { return false }
+        defer { dnnl_post_ops_destroy(ops) }
+        return dnnl_post_ops_append_sum(ops, 1) == dnnl_success && dnnl_primitive_attr_set_post_ops(attr, ops) == dnnl_success
+    }
+
+    /// Takes a primitive descriptor (and destroys it).
+    private init?(_ pd: dnnl_primitive_desc_t, arguments: [(Int32, dnnl_memory_desc_t)]) {
         defer { dnnl_primitive_desc_destroy(pd) }
         var impl: UnsafePointer<CChar>?
         _ = dnnl_primitive_desc_query(pd, dnnl_query_impl_info_str, 0, &impl)
@@ -124,31 +162,41 @@ final class DNNLPrimitive: @unchecked Sendable {
         self.arguments = arguments
     }
 
+    /// Bytes of scratchpad one call needs (a caller that passes its own to `run` sizes it with this).
+    var scratchpadSize: Int { scratchpadBytes }
+
     /// Runs the primitive on `pointers` (one per argument, in `arguments` order) with `threads` OpenMP threads.
-    /// Returns false when oneDNN reports a failure (the caller then takes its plain path).
-    func run(_ pointers: [UnsafeMutableRawPointer?], threads: Int) -> Bool {
+    /// `scratchpad` (≥ `scratchpadSize` bytes, 64-byte aligned) is the caller's; without it the context's own
+    /// (allocated once per context) is used. Returns false when oneDNN reports a failure (the caller then takes
+    /// its plain path).
+    func run(_ pointers: [UnsafeMutableRawPointer?], scratchpad external: UnsafeMutableRawPointer? = nil,
+             threads: Int) -> Bool {
         guard let engine = DNNL.engine else { return false }
         let taken = contexts.withLock { $0.popLast() }
         guard let context = taken ?? Context(engine: engine, arguments: arguments, scratchpad: &scratchpad,
-                                             scratchpadBytes: scratchpadBytes) else { return false }
+                                             scratchpadBytes: external == nil ? scratchpadBytes : 0,
+                                             external: external != nil && scratchpadBytes > 0) else { return false }
+        defer { contexts.withLock { $0.append(context) } }
         for (memory, pointer) in zip(context.memories, pointers) {
             guard dnnl_memory_set_data_handle(memory, pointer) == dnnl_success else { return false }
         }
+        if let m = context.scratchMemory {
+            guard external != nil || context.scratch != nil else { return false }  // made for a caller's scratchpad
+            guard dnnl_memory_set_data_handle(m, external ?? context.scratch) == dnnl_success else { return false }
+        }
         DNNL.useThreads(threads)
-        let ok = context.args.withUnsafeBufferPointer { args in
+        return context.args.withUnsafeBufferPointer { args in
             dnnl_primitive_execute(primitive, context.stream, Int32(args.count), args.baseAddress) == dnnl_success
         } && dnnl_stream_wait(context.stream) == dnnl_success
-        contexts.withLock { $0.append(context) }
-        return ok
     }
 }
 
 /// Primitives by shape: made on first use, kept for the process's life (a model has a few dozen shapes).
 /// A shape oneDNN cannot serve is remembered as nil, so it is asked once.
-final class DNNLPrimitiveCache<Key: Hashable & Sendable>: Sendable {
-    private let entries = Locked<[Key: DNNLPrimitive?]>([:])
+final class DNNLCache<Key: Hashable & Sendable, Value: AnyObject & Sendable>: Sendable {
+    private let entries = Locked<[Key: Value?]>([:])
 
-    func primitive(_ key: Key, make: () -> DNNLPrimitive?) -> DNNLPrimitive? {
+    func entry(_ key: Key, make: () -> Value?) -> Value? {
         if let found = entries.withLock({ $0[key] }) { return found }
         let made = make()
         return entries.withLock { cache in

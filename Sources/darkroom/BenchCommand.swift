@@ -32,7 +32,7 @@ struct Bench: AsyncParsableCommand {
     @Option(help: "Timed calls.") var repeats: Int = 3
     @Option(help: "conv3x3: input and output channels (a 3×3, stride-1, padding-1 convolution on --size² pixels).")
     var channels: Int = 128
-    @Option(help: "conv3x3: automatic, im2col or winograd.") var algorithm: String = "automatic"
+    @Option(help: "conv3x3: automatic, im2col, winograd, dnnl-winograd or dnnl-direct.") var algorithm: String = "automatic"
     @Option(help: "sana-sprint(-text): denoising steps.") var steps: Int = 2
     @Option(help: "sana-sprint-text: the prompt.") var prompt: String = "a red fox in the snow, photograph"
     @Option(help: "Hold the model's weights as bf16, fp16 or fp32, converted at load (default: as the files store them).")
@@ -63,7 +63,7 @@ struct Bench: AsyncParsableCommand {
             let x = (0..<(channels * size * size)).map { _ in Float.random(in: -1...1) }
             let w = (0..<(channels * channels * 9)).map { _ in Float.random(in: -0.05...0.05) }, b = [Float](repeating: 0.1, count: channels)
             var y = [Float](repeating: 0, count: channels * size * size)
-            var scratch = [Float](repeating: 0, count: max(g.scratchCount(), algorithm == .winograd ? g.winogradScratchCount() : 0))
+            var scratch = [Float](repeating: 0, count: g.scratchCount(for: algorithm))
             call = {
                 conv2d(&y, x, w, b, batch: 1, geometry: g, scratch: &scratch, scratchCount: scratch.count, algorithm: algorithm)
                 return Tensor(shape: [1, channels, size, size], data: y)

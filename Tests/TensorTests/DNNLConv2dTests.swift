@@ -1,0 +1,115 @@
+import Testing
+@testable import Tensor
+
+// oneDNN's convolutions (Winograd F(4×4, 3×3) and direct, DNNLConv2d.swift) against the naive convolution, and
+// their independence from batch size and thread count.
+@Suite struct DNNLConv2dTests {
+    struct Case: Sendable, CustomTestStringConvertible {
+        var kind: DNNLConvolution
+        var batch, c, o, h, w, stride, top, bottom, left, right: Int
+        var testDescription: String { "\(kind) \(batch)x\(c)->\(o) \(h)x\(w) s\(stride) pad(\(top),\(bottom),\(left),\(right))" }
+    }
+
+    static let cases: [Case] = [
+        Case(kind: .winograd, batch: 2, c: 64, o: 64, h: 20, w: 18, stride: 1, top: 1, bottom: 1, left: 1, right: 1),
+        Case(kind: .winograd, batch: 1, c: 64, o: 128, h: 13, w: 11, stride: 1, top: 1, bottom: 1, left: 1, right: 1),
+        Case(kind: .direct, batch: 2, c: 32, o: 48, h: 17, w: 9, stride: 1, top: 1, bottom: 1, left: 1, right: 1),
+        Case(kind: .direct, batch: 1, c: 16, o: 32, h: 16, w: 14, stride: 2, top: 0, bottom: 1, left: 0, right: 1),
+        Case(kind: .direct, batch: 1, c: 3, o: 16, h: 9, w: 7, stride: 1, top: 1, bottom: 1, left: 1, right: 1),
+    ]
+
+    func geometry(_ t: Case) -> Conv2dGeometry {
+        Conv2dGeometry(inChannels: t.c, outChannels: t.o, height: t.h, width: t.w, kernel: 3, stride: t.stride,
+                       padTop: t.top, padBottom: t.bottom, padLeft: t.left, padRight: t.right)
+    }
+
+    @Test(arguments: cases)
+    func matchesNaiveConvolution(t: Case) throws {
+        var rng = TestRandom(seed: UInt64(t.c * 31 + t.h * 7 + t.w + t.stride))
+        let x = rng.values(t.batch * t.c * t.h * t.w), w = rng.values(t.o * t.c * 9, scale: 0.1), b = rng.values(t.o)
+        let start = rng.values(t.batch * t.o * geometry(t).outHeight * geometry(t).outWidth)
+        let g = geometry(t)
+        let count = g.dnnlScratchCount(t.kind)
+        guard count > 0 else {
+            // oneDNN's Winograd kernel exists on avx512_core only; the direct kernel everywhere.
+            #expect(t.kind == .winograd && !DNNL.hasAVX512, "oneDNN refused \(t)")
+            return
+        }
+        var scratch = [Float](repeating: .nan, count: count)
+        let naive = Naive.conv2d(x, w, b, batch: t.batch, c: t.c, o: t.o, h: t.h, wd: t.w, k: 3, stride: t.stride,
+                                 top: t.top, bottom: t.bottom, left: t.left, right: t.right)
+        // Winograd F(4×4, 3×3)'s transforms cost a few more float32 roundings than a direct sum.
+        let rtol = t.kind == .winograd ? 5e-5 : 1e-5
+        var y = [Float](repeating: .nan, count: naive.count)
+        #expect(conv2dDNNL(&y, x, w, b, batch: t.batch, geometry: g, scratch: &scratch, scratchCount: count, kind: t.kind, threads: 2))
+        expectClose(y, naive, rtol: rtol)
+        var sum = start
+        #expect(conv2dDNNL(&sum, x, w, b, batch: t.batch, geometry: g, scratch: &scratch, scratchCount: count,
+                           accumulate: true, kind: t.kind, threads: 2))
+        expectClose(sum, zip(naive, start).map { $0 + Double($1) }, rtol: rtol)
+        var noBias = [Float](repeating: .nan, count: naive.count)
+        #expect(conv2dDNNL(&noBias, x, w, nil, batch: t.batch, geometry: g, scratch: &scratch, scratchCount: count, kind: t.kind, threads: 2))
+        let plain = Naive.conv2d(x, w, nil, batch: t.batch, c: t.c, o: t.o, h: t.h, wd: t.w, k: 3, stride: t.stride,
+                                 top: t.top, bottom: t.bottom, left: t.left, right: t.right)
+        expectClose(noBias, plain, rtol: rtol)
+        // through conv2d's algorithm switch
+        let algorithm: Conv2dAlgorithm = t.kind == .winograd ? .dnnlWinograd : .dnnlDirect
+        var viaConv = [Float](repeating: .nan, count: naive.count)
+        conv2d(&viaConv, x, w, b, batch: t.batch, geometry: g, scratch: &scratch, scratchCount: count, algorithm: algorithm)
+        #expect(viaConv == y)
+    }
+
+    /// An item's output is the same bits alone or in a batch, at 1 or 2 threads.
+    @Test(arguments: [DNNLConvolution.winograd, .direct])
+    func independentOfBatchAndThreads(kind: DNNLConvolution) throws {
+        let g = Conv2dGeometry(inChannels: 64, outChannels: 64, height: 24, width: 20, kernel: 3, padding: 1)
+        let count = g.dnnlScratchCount(kind)
+        guard count > 0 else {
+            #expect(kind == .winograd && !DNNL.hasAVX512)
+            return
+        }
+        var rng = TestRandom(seed: 21)
+        let n = 64 * 24 * 20
+        let x = rng.values(3 * n), w = rng.values(64 * 64 * 9, scale: 0.1), b = rng.values(64)
+        var scratch = [Float](repeating: 0, count: count)
+        var all = [Float](repeating: .nan, count: 3 * n)
+        #expect(conv2dDNNL(&all, x, w, b, batch: 3, geometry: g, scratch: &scratch, scratchCount: count, kind: kind, threads: 2))
+        for item in 0..<3 {
+            for threads in [1, 2] {
+                var one = [Float](repeating: .nan, count: n)
+                let xi = Array(x[(item * n)..<((item + 1) * n)])
+                #expect(conv2dDNNL(&one, xi, w, b, batch: 1, geometry: g, scratch: &scratch, scratchCount: count, kind: kind, threads: threads))
+                #expect(one == Array(all[(item * n)..<((item + 1) * n)]), "item \(item), \(threads) threads")
+            }
+        }
+    }
+
+    /// The automatic choice: oneDNN's Winograd for wide layers on large images (CPUs with AVX-512), our own kernels
+    /// for small images, few channels or a scratch over the limit.
+    @Test func automaticChoosesByShape() {
+        let big = Conv2dGeometry(inChannels: 256, outChannels: 256, height: 128, width: 128, kernel: 3, padding: 1)
+        #expect((big.prefersDNNL == .winograd) == DNNL.hasAVX512)
+        if DNNL.hasAVX512 {
+            #expect(big.scratchCount() >= big.dnnlScratchCount(.winograd))
+            #expect(big.dnnlScratchCount(.winograd) <= dnnlScratchLimit)
+        }
+        #expect(Conv2dGeometry(inChannels: 512, outChannels: 512, height: 64, width: 64, kernel: 3, padding: 1).prefersDNNL == nil)
+        #expect(Conv2dGeometry(inChannels: 64, outChannels: 64, height: 256, width: 256, kernel: 3, padding: 1).prefersDNNL == nil)
+        #expect(Conv2dGeometry(inChannels: 128, outChannels: 3, height: 256, width: 256, kernel: 3, padding: 1).prefersDNNL == nil)
+        // 128 channels at 1024²: several GiB of scratch, over the limit
+        #expect(Conv2dGeometry(inChannels: 128, outChannels: 128, height: 1024, width: 1024, kernel: 3, padding: 1).prefersDNNL == nil)
+    }
+
+    /// Too little scratch: refused (false), nothing written; conv2d then falls back to its own kernels.
+    @Test func refusesSmallScratch() {
+        let g = Conv2dGeometry(inChannels: 64, outChannels: 64, height: 8, width: 8, kernel: 3, padding: 1)
+        var rng = TestRandom(seed: 2)
+        let x = rng.values(64 * 64), w = rng.values(64 * 64 * 9), b = rng.values(64)
+        var scratch = [Float](repeating: 0, count: g.minimumScratch)
+        var y = [Float](repeating: .nan, count: 64 * 64)
+        #expect(!conv2dDNNL(&y, x, w, b, batch: 1, geometry: g, scratch: &scratch, scratchCount: scratch.count, kind: .direct, threads: 2))
+        #expect(y.allSatisfy { $0.isNaN })
+        conv2d(&y, x, w, b, batch: 1, geometry: g, scratch: &scratch, scratchCount: scratch.count, algorithm: .dnnlDirect)
+        expectClose(y, Naive.conv2d(x, w, b, batch: 1, c: 64, o: 64, h: 8, wd: 8, k: 3, stride: 1, top: 1, bottom: 1, left: 1, right: 1))
+    }
+}
