@@ -16,7 +16,7 @@ Components shaped like the released models (issue 11, point 7), random weights, 
   sana-sprint-2b the same with bench/text's Gemma-2-2B-shaped bf16 encoder: op `sana-sprint-text` is the whole
                image from a prompt, the text encoder included (Sana's complex_human_instruction prefix as diffusers
                sends it; the tokenizer is tiny-scenes' 384-piece one, so the encoder sees more tokens than with
-               Gemma's; the sequence length is reported). Only with --only sana-sprint-text (builds 5.2 GB).
+               Gemma's). Only with --only sana-sprint-text (builds 5.2 GB).
 `--precision bf16` adds a Darkroom row per op with the weights held as bf16 (`darkroom bench --precision bf16`),
 against the same PyTorch float32 figures.
 Every measurement runs in its own child process (peak RSS from os.wait4), 2 threads. The helpers (children,
