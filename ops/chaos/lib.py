@@ -476,7 +476,12 @@ def machine():
                 break
     except OSError:
         pass
-    return f"{model}, {os.cpu_count()} CPUs"
+    try:
+        flags = next(l for l in open("/proc/cpuinfo") if l.startswith("flags")).split()
+        isa = "AVX-512" if "avx512f" in flags else "AVX2" if "avx2" in flags else "no AVX2"
+    except (OSError, StopIteration):
+        isa = "?"
+    return f"{model}, {os.cpu_count()} CPUs, {isa}"
 
 
 def loadavg():
@@ -504,7 +509,7 @@ def write_row(scenario, passed, figures, load_before):
             and not l.startswith("| ---")]
     rows = [r for r in rows if not r.startswith(f"| {scenario} |")]
     knobs = " ".join(f"{k}={v}" for k, v in sorted(os.environ.items())
-                     if k.split("_")[0] in ("KILLS", "BROKER", "CLUSTER", "MALFORMED", "SOAK") or k == "CHAOS_SEED")
+                     if k.startswith(scenario.upper() + "_") or k == "CHAOS_SEED")
     command = (knobs + " " if knobs else "") + os.environ.get("CHAOS_COMMAND", f"ops/chaos/run {scenario}")
     load = f"load {load_before} at start, {loadavg()} at end"
     row = (f"| {scenario} | {'passed' if passed else '**failed**'} | {figures.replace('|', '/')} | "
