@@ -233,6 +233,16 @@ def fmt_mb(n: int) -> str:
     return f"{n / 2**20:,.0f}"
 
 
+def cpu_line() -> str:
+    """bench/text/bench.py's line: CPU model, CPU count and vector extensions."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("bench_text", os.path.join(REPO, "bench", "text", "bench.py"))
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod.cpu_line()
+
+
 def cmd_run(args) -> None:
     import torch
     from safetensors.torch import save_file
@@ -274,10 +284,22 @@ def cmd_run(args) -> None:
                        darkroom_rss=rss, rel_diff=compare(dr_out, torch_out))
             print(f"  darkroom {tag}: {row['darkroom_s']:.3f} s, peak RSS {fmt_mb(rss)} MiB", file=sys.stderr)
         rows.append(row)
+        if args.darkroom and args.precision:  # the same op with Darkroom's weights held at --precision
+            p_out = os.path.join(REPO, "out", "bench", f"darkroom-{args.precision}-{tag}.safetensors")
+            argv = shlex.split(args.darkroom) + ["--model", args.dir, "--inputs", inputs_file(op, batch, size),
+                                                  "--save", p_out, "--threads", str(args.threads),
+                                                  "--precision", args.precision] + common
+            res, rss = run_child(argv, args.threads)
+            rows.append(dict(row, precision=args.precision, darkroom_s=min(res["times_s"]),
+                             darkroom_median_s=statistics.median(res["times_s"]), darkroom_rss=rss,
+                             rel_diff=compare(p_out, torch_out)))
+            print(f"  darkroom {args.precision} {tag}: {rows[-1]['darkroom_s']:.3f} s, peak RSS {fmt_mb(rss)} MiB",
+                  file=sys.stderr)
 
     # "% of sgemm" is against the best OpenBLAS rate measured (numpy's bundled OpenBLAS, or Darkroom's own).
     peak = max(v for k, v in sg.items() if k.startswith(("numpy_openblas", "darkroom_blas")))
     lines = [
+        f"CPU: {cpu_line()}.",
         f"Machine: {os.cpu_count()} CPUs, {args.threads} threads, float32; torch {torch.__version__}; "
         f"best of {args.repeats} after {args.warmup} warm-up.",
         f"sgemm (2048³, {args.threads} threads): OpenBLAS (numpy) "
@@ -295,6 +317,8 @@ def cmd_run(args) -> None:
     ]
     for r in rows:
         name = f"{'DiT-XL/2 forward' if r['op'] == 'transformer' else 'VAE decode'}, batch {r['batch']}, {r['size']} px"
+        if r.get("precision"):
+            name += f" (Darkroom weights {r['precision']})"
         tr = r["gflop"] / r["torch_s"]
         cells = [name, f"{r['gflop']:.0f}", f"{r['torch_s']:.2f}", f"{tr:.0f}", f"{100 * tr / peak:.0f}%",
                  fmt_mb(r["torch_rss"])]
@@ -343,6 +367,10 @@ def main() -> None:
         p.add_argument("--only", default=None, help="comma list of op tags, e.g. transformer-b2-256,vae-decode-b1-512")
         p.add_argument("--darkroom", default=None,
                        help="Darkroom bench command prefix, e.g. '.build/release/darkroom bench' (see README)")
+        p.add_argument("--precision", default=None, choices=["bf16", "fp16"],
+                       help="also run Darkroom with its weights held at this precision (extra rows; "
+                            "`darkroom bench --precision`): bf16 goes through oneDNN's bf16 dot products where the "
+                            "CPU has AVX512_BF16")
         p.add_argument("--darkroom-sgemm", action="store_true",
                        help="also time sgemm through the Darkroom command (--op sgemm)")
     args = ap.parse_args()
