@@ -1,3 +1,5 @@
+import Glibc
+
 /// Shape of a 2-D convolution with a square kernel (torch `Conv2d` / `F.pad` + `Conv2d`).
 /// Padding may be asymmetric: the VAE encoder's Downsample2D pads (left 0, right 1, top 0, bottom 1).
 public struct Conv2dGeometry: Sendable, Hashable {
@@ -75,8 +77,10 @@ public struct Conv2dGeometry: Sendable, Hashable {
     /// transform, 36 floats per 3×3 filter, outweighs the few tiles). Only on CPUs with AVX-512 (the kernel is
     /// avx512_core only), channels multiples of 16, and while its scratch (blocked input and output and the
     /// transformed tiles) stays within `dnnlScratchLimit` floats, so peak memory stays bounded.
+    /// `DARKROOM_DNNL_CONVOLUTIONS=off` in the environment keeps every convolution on our kernels (side-by-side
+    /// benchmarks).
     public var prefersDNNL: DNNLConvolution? {
-        guard DNNL.hasAVX512, winogradApplies, stride == 1, padTop == 1, padBottom == 1, padLeft == 1, padRight == 1,
+        guard dnnlConvolutionsEnabled, DNNL.hasAVX512, winogradApplies, stride == 1, padTop == 1, padBottom == 1, padLeft == 1, padRight == 1,
               inChannels % 16 == 0, outChannels % 16 == 0, inChannels >= 128, outChannels >= 128,
               height * width >= 128 * 128 else { return nil }
         let need = dnnlScratchCount(.winograd)
@@ -87,6 +91,12 @@ public struct Conv2dGeometry: Sendable, Hashable {
         winogradApplies && inChannels >= 256 && outChannels >= 256 && winogradTileRows * winogradTileColumns >= 256
     }
 }
+
+/// False when the environment says `DARKROOM_DNNL_CONVOLUTIONS=off` (read once).
+public let dnnlConvolutionsEnabled: Bool = {
+    guard let v = getenv("DARKROOM_DNNL_CONVOLUTIONS") else { return true }
+    return !["off", "0", "false", "no"].contains(String(cString: v).lowercased())
+}()
 
 /// The most scratch floats (256 MiB) a convolution may take to run through oneDNN automatically.
 public let dnnlScratchLimit = 1 << 26
