@@ -34,6 +34,7 @@ let package = Package(
         .systemLibrary(name: "CSystemd", pkgConfig: "libsystemd", providers: [.apt(["libsystemd-dev"])]),
         // oneDNN (bf16 matmul, convolutions); Debian ships no pkg-config file for it: linked by name.
         .systemLibrary(name: "CDNNL", providers: [.apt(["libdnnl-dev"])]),
+        .systemLibrary(name: "CCrypto", pkgConfig: "libcrypto", providers: [.apt(["libssl-dev"])]),
 
         // Thin safe Swift layers over them.
         .target(name: "AMQP", dependencies: ["Core", "CRabbitMQ"]),
@@ -49,10 +50,13 @@ let package = Package(
         // The wire contract, configuration, and the worker.
         .target(name: "Jobs", dependencies: ["Core"]),
         .target(name: "Config", dependencies: ["Core", "TOMLKit"]),
+        // Delivery beyond the reply queue: signed webhooks, results in a folder or an S3 bucket (SigV4), over
+        // FoundationNetworking's URLSession; SHA-256/HMAC from libcrypto.
+        .target(name: "Delivery", dependencies: ["CCrypto", "Config", "Core", "Jobs"]),
         // The autoscaler's decisions (pure; `darkroom autoscale` applies them through Systemd).
         .target(name: "Autoscale", dependencies: ["Config", "Core"]),
         .target(name: "Worker", dependencies: [
-            "AMQP", "Config", "Core", "Diffusion", "Imaging", "Jobs", "Systemd", "Tensor", "Text", "Weights",
+            "AMQP", "Config", "Core", "Delivery", "Diffusion", "Imaging", "Jobs", "Systemd", "Tensor", "Text", "Weights",
             .product(name: "Logging", package: "swift-log"),
             .product(name: "CoreMetrics", package: "swift-metrics"),
             .product(name: "Metrics", package: "swift-metrics"),
@@ -72,7 +76,7 @@ let package = Package(
         ]),
 
         // What several test targets share.
-        .target(name: "TestSupport", dependencies: ["Jobs", "Systemd"], path: "Tests/TestSupport", exclude: ["pika_publish.py"]),
+        .target(name: "TestSupport", dependencies: ["Jobs", "Systemd"], path: "Tests/TestSupport", exclude: ["pika_publish.py", "webhook_receiver.py", "s3_server.py"]),
         // Logs through Systemd in a process of its own, for SystemdTests' journal tests.
         .executableTarget(name: "systemd-probe", dependencies: [
             "Systemd", .product(name: "Logging", package: "swift-log"),
@@ -90,9 +94,10 @@ let package = Package(
                     resources: [.copy("Fixtures")], swiftSettings: optimised),
         .testTarget(name: "JobsTests", dependencies: ["Jobs", "TestSupport"]),
         .testTarget(name: "ConfigTests", dependencies: ["Config"]),
+        .testTarget(name: "DeliveryTests", dependencies: ["Config", "Delivery", "Jobs"]),
         .testTarget(name: "AutoscaleTests", dependencies: ["Autoscale", "Config"]),
         .testTarget(name: "WorkerTests", dependencies: [
-            "AMQP", "Autoscale", "Config", "Core", "Diffusion", "Imaging", "Jobs", "Systemd", "TestSupport", "Worker",
+            "AMQP", "Autoscale", "Config", "Core", "Delivery", "Diffusion", "Imaging", "Jobs", "Systemd", "TestSupport", "Worker",
             .product(name: "Logging", package: "swift-log"),
         ]),
     ],

@@ -101,6 +101,7 @@ extension DarkroomConfig {
             c.metrics.listen = listen
         }
         c.precision = try buildPrecision(r, models: c.models)
+        try buildDelivery(r, &c, environment: environment)
 
         try r.rejectUnused(known: Array(sections) + scalarKeys + c.classes.flatMap { cls in classFields.map { "classes.\(cls.name).\($0)" } }
                            + autoscaleKnownKeys(classes: c.classes))
@@ -167,6 +168,7 @@ extension DarkroomConfig {
                              "prefetch (\(cls.prefetch)) must be at least max_batch (\(cls.maxBatch)), or batches can never fill")
             }
             cls.weight = try r.int(k("weight"), 1...100) ?? cls.weight
+            cls.store = try r.choice(k("store"), StoreName.self) ?? cls.store
             classes.append(cls)
         }
         classes.sort { $0.maxPixels < $1.maxPixels }

@@ -64,11 +64,11 @@ extension DarkroomConfig {
         "autoscale.hysteresis", "autoscale.cooldown",
         "text.cache_mb",
         "metrics.listen",
-    ]
+    ] + deliveryKeys
     /// Fields of each `classes.<name>` table.
-    static let classFields = ["max_pixels", "max_width", "max_height", "max_batch", "batch_window_ms", "prefetch", "weight"]
+    static let classFields = ["max_pixels", "max_width", "max_height", "max_batch", "batch_window_ms", "prefetch", "weight", "store"]
     static let sections: Set<String> = ["broker", "worker", "log", "classes", "autoscale", "autoscale.classes", "text", "metrics",
-                                        "precision"]
+                                        "precision", "webhook", "output", "output.s3"]
 
     static let fixedEnvironmentNames: [String: String] =
         Dictionary(uniqueKeysWithValues: scalarKeys.map { (environmentName(forKey: $0), $0) })

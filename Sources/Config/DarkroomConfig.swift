@@ -36,6 +36,8 @@ public struct DarkroomConfig: Sendable, Equatable {
         public var prefetch: Int
         /// Relative share of engine time when several classes have work (fair scheduling).
         public var weight: Int
+        /// Where this class's PNGs go when a job names no store (nil: `output.store`).
+        public var store: StoreName? = nil
 
         public init(name: String, maxPixels: Int, maxWidth: Int? = nil, maxHeight: Int? = nil,
                     maxBatch: Int, batchWindowMs: Int, prefetch: Int, weight: Int = 1) {
@@ -156,6 +158,10 @@ public struct DarkroomConfig: Sendable, Equatable {
     public var precision: [String: String] = [:]
     /// The precisions `[precision]` accepts.
     public static let precisions = ["bf16", "fp16", "fp32"]
+    /// `[webhook]`: signing secrets and retries of the jobs' webhooks (DeliveryConfig.swift).
+    public var webhook: Webhook = Webhook()
+    /// `[output]`: where results go when not inline.
+    public var output: Output = Output()
 
     public struct Text: Sendable, Equatable {
         /// Byte budget of the prompt-embedding cache (LRU), in MiB; 0 turns it off.

@@ -36,10 +36,10 @@ enum Paths {
         return (clean.isEmpty ? "worker" : clean) + "-\(ProcessInfo.processInfo.processIdentifier)"
     }
 
-    /// `$CREDENTIALS_DIRECTORY/broker` when systemd passed it (LoadCredential=broker:...).
-    static func systemdCredential(environment: [String: String]) -> String? {
+    /// `$CREDENTIALS_DIRECTORY/<name>` when systemd passed it (LoadCredential=broker:...).
+    static func systemdCredential(environment: [String: String], name: String = "broker") -> String? {
         guard let dir = environment["CREDENTIALS_DIRECTORY"], !dir.isEmpty else { return nil }
-        let path = dir.hasSuffix("/") ? dir + "broker" : dir + "/broker"
+        let path = dir.hasSuffix("/") ? dir + name : dir + "/" + name
         return FileManager.default.fileExists(atPath: path) ? path : nil
     }
 

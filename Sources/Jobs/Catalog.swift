@@ -115,11 +115,14 @@ public struct Catalog: Equatable, Sendable {
     /// Used when a job names no model; nil means jobs must name one.
     public var defaultModel: String?
     public var sizeClasses: [SizeClass]
+    /// Webhook secrets and result stores the worker has.
+    public var delivery: DeliveryCatalog
 
-    public init(models: [ModelInfo], defaultModel: String?, sizeClasses: [SizeClass]) {
+    public init(models: [ModelInfo], defaultModel: String?, sizeClasses: [SizeClass], delivery: DeliveryCatalog = DeliveryCatalog()) {
         self.models = models
         self.defaultModel = defaultModel
         self.sizeClasses = sizeClasses
+        self.delivery = delivery
     }
 
     public func model(named name: String) -> ModelInfo? {

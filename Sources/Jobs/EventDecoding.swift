@@ -61,7 +61,7 @@ public enum JobEvent: Equatable, Sendable {
         guard let kind = EventKind(rawValue: kindText) else {
             throw DecodeError("unknown event kind \(quoted(kindText)) in header \(HeaderName.event)")
         }
-        if kind == .image {
+        if kind == .image, contentType != "application/json" {
             guard let id = headers[header: HeaderName.job]?.stringValue else {
                 throw DecodeError("image event has no string header \(HeaderName.job)")
             }
@@ -132,7 +132,17 @@ public enum JobEvent: Equatable, Sendable {
             }
             return .failed(FailedEvent(id: id, failure: JobFailure(code, try r.string("message"), retryable: retryable)))
         case .image:
-            throw DecodeError("unreachable")
+            // A stored result: where the PNG went instead of the PNG.
+            let storeText = try r.string("store")
+            guard let store = ResultStore(rawValue: storeText), store != .inline else {
+                throw DecodeError("image event has unknown store \(quoted(storeText))")
+            }
+            guard let seed = r.fields["seed"]?.uint64 else { throw DecodeError("image event needs a uint64 \"seed\"") }
+            let result = StoredResult(store: store, location: try r.string(store == .s3 ? "url" : "path"),
+                                      key: store == .s3 ? try r.string("key") : nil, sha256: try r.string("sha256"),
+                                      bytes: Int(try r.int("bytes")))
+            return .image(ImageEvent(id: id, index: Int(try r.int("index")), seed: seed, width: Int(try r.int("width")),
+                                     height: Int(try r.int("height")), png: [], stored: result))
         }
     }
 

@@ -91,29 +91,75 @@ public struct ProgressEvent: Equatable, Sendable {
     }
 }
 
-/// `image`: one PNG; the body is the PNG itself.
+/// Where a stored PNG went (`output.store` "file" or "s3"), carried by the `image` event instead of the bytes.
+public struct StoredResult: Equatable, Sendable {
+    public var store: ResultStore
+    /// s3: the object's URL; file: the file's absolute path.
+    public var location: String
+    /// s3: the object key in the bucket; nil for file.
+    public var key: String?
+    /// SHA-256 of the PNG, lower-case hex.
+    public var sha256: String
+    /// The PNG's size in bytes.
+    public var bytes: Int
+
+    public init(store: ResultStore, location: String, key: String? = nil, sha256: String, bytes: Int) {
+        self.store = store
+        self.location = location
+        self.key = key
+        self.sha256 = sha256
+        self.bytes = bytes
+    }
+}
+
+/// `image`: one PNG; the body is the PNG itself, or, when the job's results are stored, a JSON object
+/// saying where (`stored`).
 public struct ImageEvent: Equatable, Sendable {
     public var id: String
     public var index: Int
     public var seed: UInt64
     public var width: Int
     public var height: Int
+    /// The PNG (empty when `stored`).
     public var png: [UInt8]
+    public var stored: StoredResult?
 
-    public init(id: String, index: Int, seed: UInt64, width: Int, height: Int, png: [UInt8]) {
+    public init(id: String, index: Int, seed: UInt64, width: Int, height: Int, png: [UInt8], stored: StoredResult? = nil) {
         self.id = id
         self.index = index
         self.seed = seed
         self.width = width
         self.height = height
         self.png = png
+        self.stored = stored
+    }
+
+    /// The same image, stored: the bytes replaced by where they went.
+    public func storing(_ result: StoredResult) -> ImageEvent {
+        ImageEvent(id: id, index: index, seed: seed, width: width, height: height, png: [], stored: result)
     }
 
     public func encoded() -> OutgoingEvent {
-        OutgoingEvent(kind: .image, jobID: id, body: png, contentType: "image/png", extra: [
+        let headers = [
             Header(HeaderName.index, .int(Int64(index))), Header(HeaderName.seed, .string(String(seed))),
             Header(HeaderName.width, .int(Int64(width))), Header(HeaderName.height, .int(Int64(height))),
-        ])
+        ]
+        guard let stored else {
+            return OutgoingEvent(kind: .image, jobID: id, body: png, contentType: "image/png", extra: headers)
+        }
+        var m = [
+            JSONMember("v", .int(1)), JSONMember("id", .string(id)), JSONMember("index", .int(index)),
+            JSONMember("seed", .int(seed)), JSONMember("width", .int(width)), JSONMember("height", .int(height)),
+            JSONMember("store", .string(stored.store.rawValue)),
+        ]
+        if stored.store == .s3 {
+            m.append(JSONMember("url", .string(stored.location)))
+            if let key = stored.key { m.append(JSONMember("key", .string(key))) }
+        } else {
+            m.append(JSONMember("path", .string(stored.location)))
+        }
+        m += [JSONMember("sha256", .string(stored.sha256)), JSONMember("bytes", .int(stored.bytes))]
+        return OutgoingEvent(kind: .image, jobID: id, body: JSONWriter.write(.object(m)), extra: headers)
     }
 }
 

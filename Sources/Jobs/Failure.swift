@@ -12,6 +12,9 @@ public enum FailureCode: String, Sendable, CaseIterable, Equatable {
     case expired
     /// Cancelled through `darkroom.control`.
     case cancelled
+    /// The images were made but could not be put in the job's result store (`output.store` file or s3) after the
+    /// retries; sending the job again may work.
+    case storageFailed = "storage_failed"
     /// The worker failed; retrying may work.
     case `internal`
 }
@@ -26,7 +29,7 @@ public struct JobFailure: CodedError, Equatable {
     public init(_ code: FailureCode, _ message: String, retryable: Bool? = nil) {
         self.code = code
         self.message = message
-        self.retryable = retryable ?? (code == .internal)
+        self.retryable = retryable ?? (code == .internal || code == .storageFailed)
     }
 }
 

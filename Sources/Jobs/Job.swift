@@ -51,6 +51,10 @@ public struct Job: Equatable, Sendable {
     public var progressEvery: Int
     public var saveSeedAs: String?
     public var deadline: Date?
+    /// Where the events are also posted, signed (nil: the reply queue only).
+    public var webhook: Webhook? = nil
+    /// Where the PNGs go.
+    public var store: ResultStore = .inline
     /// The size class whose queue this job belongs on (smallest budget that fits).
     public var sizeClass: String
     public var replyTo: String?

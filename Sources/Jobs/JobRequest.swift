@@ -27,6 +27,10 @@ public struct JobRequest: Equatable, Sendable {
     public var saveSeedAs: String?
     /// RFC 3339 text, as sent.
     public var deadline: String?
+    /// Where the events are also posted (JobDelivery.swift).
+    public var webhook: WebhookRequest?
+    /// Where the PNGs go.
+    public var output: OutputRequest?
 
     public init() {}
 
@@ -34,7 +38,7 @@ public struct JobRequest: Equatable, Sendable {
     public static let fieldNames = [
         "v", "id", "model", "prompt", "class_id", "negative_prompt", "use_resolution_binning", "width", "height", "steps",
         "guidance", "sampler", "seed", "seed_ref", "count", "preview", "progress_every",
-        "save_seed_as", "deadline",
+        "save_seed_as", "deadline", "webhook", "output",
     ]
 
     /// Parses a job body. A body that is not JSON or not a JSON object is rejected with
@@ -144,6 +148,8 @@ public struct JobRequest: Equatable, Sendable {
         progressEvery = try int("progress_every")
         saveSeedAs = try string("save_seed_as")
         deadline = try string("deadline")
+        if let w = present("webhook") { webhook = try WebhookRequest(w) }
+        if let o = present("output") { output = try OutputRequest(o) }
     }
 
     /// The body as compact JSON, fields in contract order, absent fields left out.
@@ -169,6 +175,8 @@ public struct JobRequest: Equatable, Sendable {
         add("progress_every", progressEvery.map { .int($0) })
         add("save_seed_as", saveSeedAs.map(JSONValue.string))
         add("deadline", deadline.map(JSONValue.string))
+        add("webhook", webhook?.json)
+        add("output", output?.json)
         return JSONWriter.write(.object(m))
     }
 

@@ -194,13 +194,20 @@ extension JobRequest {
             deadlineDate = date
         }
 
-        let job = Job(
+        // webhook, output
+        var webhook: Webhook?
+        if let w = self.webhook { webhook = try w.resolve(catalog.delivery) }
+        let store = try output.resolve(sizeClass: sizeClass.name, catalog.delivery)
+
+        var job = Job(
             id: id, model: info.name, conditioning: conditioning, width: w, height: h, steps: Int(steps),
             guidance: guidance, sampler: sampler, seed: seedSource, count: Int(count), preview: preview ?? false,
             progressEvery: Int(clamping: progressEvery), saveSeedAs: saveSeedAs, deadline: deadlineDate,
             sizeClass: sizeClass.name, replyTo: properties.replyTo.flatMap { $0.isEmpty ? nil : $0 }, correlationID: properties.correlationID,
             priority: properties.priority, expirationMs: properties.expiration.flatMap { UInt64($0) },
             useResolutionBinning: info.kind == .text ? useResolutionBinning ?? info.defaultBinning ?? true : nil)
+        job.webhook = webhook
+        job.store = store
         if let failure = job.deadlineFailure(now: now) { throw failure }
         return job
     }

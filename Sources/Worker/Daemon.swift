@@ -1,5 +1,6 @@
 import AMQP
 import Config
+import Core
 import Diffusion
 import Foundation
 import Jobs
@@ -42,6 +43,8 @@ public final class Daemon: @unchecked Sendable {
     /// Counters and histograms for GET /metrics (no-ops unless darkroomd bootstrapped a registry).
     let metrics = WorkerMetrics()
     let startedAt = Date()
+    /// Webhooks and result stores.
+    let deliveries: Deliveries
 
     /// Guards everything below; the engine thread waits on it for work.
     let cond = NSCondition()
@@ -85,6 +88,7 @@ public final class Daemon: @unchecked Sendable {
         self.seeds = try SeedStore(directory: config.seedsDir)
         self.batcher = Batcher(limits: Self.limits(config))
         metrics.declare(classes: config.consumedClasses.map(\.name), models: engine.models.keys.sorted())
+        self.deliveries = try Deliveries(config: config, logger: logger)
         let box = ClientStateBox()
         self.client = AMQPClient(settings: try config.clientSettings(name: "darkroomd \(config.worker.id)"),
                                  logger: { [logger] in logger.debug("\($0)") },
@@ -253,6 +257,9 @@ public final class Daemon: @unchecked Sendable {
             await work.waitAll()
             if publisher.backlog > 0 { try? await Task.sleep(for: .milliseconds(20)) }
         }
+        // Webhook posts still queued or retrying get what is left of the drain deadline (at least 5 s); the jobs
+        // themselves are acked already.
+        await deliveries.webhooks.finish(deadline: max(deadline, Date().addingTimeInterval(5)))
     }
 
     /// WATCHDOG=1 only while both loops live: the engine loop (beats each step and each idle wait) and
@@ -341,7 +348,8 @@ public final class Daemon: @unchecked Sendable {
     /// A terminal event the broker returns (no queue of that name: the reply queue was deleted)
     /// cannot be answered either: the job is dead-lettered with the reason.
     func terminal(_ event: OutgoingEvent, for delivery: Delivery, jobID: String, replyTo: String?, correlationID: String?,
-                  labels: JobLabels, failure: FailureCode?, metadata: Logger.Metadata) {
+                  labels: JobLabels, failure: FailureCode?, webhook: Webhook? = nil, metadata: Logger.Metadata) {
+        if let webhook { deliveries.webhooks.post(event, to: webhook) }
         let failedKind = event.kind == .failed
         cond.withLock { if failedKind { failed += 1 } else { done += 1 } }
         metrics.jobEnded(labels, failure: failure)
@@ -417,7 +425,9 @@ public final class Daemon: @unchecked Sendable {
         }
     }
 
+    /// An event of a running job: to its webhook (if it wants this kind; queued, never waited for) and its reply queue.
     func send(_ event: OutgoingEvent, _ job: Job) {
+        if let webhook = job.webhook { deliveries.webhooks.post(event, to: webhook) }
         guard let replyTo = job.replyTo else { return }
         publisher.send(event, replyTo: replyTo, correlationID: job.correlationID)
     }

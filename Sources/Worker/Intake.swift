@@ -18,8 +18,10 @@ extension Daemon {
         let props = JobProperties(messageID: d.properties.messageId, replyTo: d.properties.replyTo,
                                   correlationID: d.properties.correlationId, priority: d.properties.priority,
                                   expiration: d.properties.expiration)
+        var catalog = engine.catalog
+        catalog.delivery = deliveries.catalog(cond.withLock { config })
         let decoded = Result { () throws(JobRejection) -> Job in
-            try Job.decode(body: d.body, properties: props, catalog: engine.catalog, now: received)
+            try Job.decode(body: d.body, properties: props, catalog: catalog, now: received)
         }
         if let problem = d.malformed {
             // Headers that break AMQP 0-9-1 (an empty field name) make the message poison whatever its body.
@@ -58,7 +60,7 @@ extension Daemon {
             logger.info("\(failure.code.rawValue): \(failure.message)", metadata: meta.with("event", "failed"))
             terminal(FailedEvent(id: job.id, failure: failure).encoded(), for: d, jobID: job.id, replyTo: job.replyTo,
                      correlationID: job.correlationID, labels: JobLabels(className: className, model: job.model), failure: failure.code,
-                     metadata: meta)
+                     webhook: job.webhook, metadata: meta)
         }
         if cancels.isCancelled(job.id) {
             fail(JobFailure(.cancelled, "job \(job.id) was cancelled before it started"))
@@ -205,7 +207,7 @@ extension Daemon {
             for p in queued {
                 terminal(FailedEvent(id: id, failure: JobFailure(.cancelled, "job \(id) was cancelled before it started")).encoded(),
                          for: p.delivery, jobID: id, replyTo: p.job.replyTo, correlationID: p.job.correlationID,
-                         labels: p.labels, failure: .cancelled, metadata: ["job": "\(id)"])
+                         labels: p.labels, failure: .cancelled, webhook: p.job.webhook, metadata: ["job": "\(id)"])
             }
             await settle(d, requeue: false)
         }

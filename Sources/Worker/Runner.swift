@@ -258,19 +258,18 @@ extension Daemon {
         }
         let encodeStart = Date()
         var noiseRows: [Float] = []
-        var sent = 0
+        var images: [ImageEvent] = []
         for (i, r) in rows.rowsOf[j].enumerated() {
             guard let img = d.outcomes[r].image else { continue }
             noiseRows += img.initialNoise
             do {
-                send(try ImageEvent(job: p.job, index: i, seed: rows.seedsOf[j][i], rgb: img.rgb.pixels).encoded(), p.job)
-                sent += 1
+                images.append(try ImageEvent(job: p.job, index: i, seed: rows.seedsOf[j][i], rgb: img.rgb.pixels))
             } catch {
                 logger.error("PNG encoding failed: \(error)", metadata: meta)
             }
         }
-        guard sent == p.job.count else {
-            finishFailed(p, JobFailure(.internal, "only \(sent) of \(p.job.count) images could be produced"), meta)
+        guard images.count == p.job.count else {
+            finishFailed(p, JobFailure(.internal, "only \(images.count) of \(p.job.count) images could be produced"), meta)
             return
         }
         if let name = p.job.saveSeedAs, let pipeline = run.model.pipeline {
@@ -287,22 +286,30 @@ extension Daemon {
         }
         let end = Date()
         let labels = p.labels
-        metrics.imagesSent(labels, sent)
+        metrics.imagesSent(labels, images.count)
         let s = { (a: Date, b: Date) in b.timeIntervalSince(a) }
         metrics.timings(labels, queue: s(p.received, run.started), denoise: s(d.start, d.denoiseEnd), decode: s(d.denoiseEnd, d.decodeEnd),
                         total: s(p.received, end))
         let ms = { (a: Date, b: Date) in Int64(max(0, b.timeIntervalSince(a)) * 1000) }
         let timings = Timings(queue: ms(p.received, run.started), denoise: ms(d.start, d.denoiseEnd),
                               decode: ms(d.denoiseEnd, d.decodeEnd), encode: ms(encodeStart, end), total: ms(p.received, end))
+        let completed = CompletedEvent(id: p.job.id, seeds: rows.seedsOf[j], timings: timings).encoded()
+        guard p.job.store == .inline else {
+            // Uploads and file writes run as tracked work: the engine goes on with the next batch meanwhile.
+            let made = images
+            work.run { await self.deliverStored(p, images: made, completed: completed, meta: meta) }
+            return
+        }
+        for image in images { send(image.encoded(), p.job) }
         logger.info("completed", metadata: meta.with("event", "completed").with("duration_ms", "\(timings.total)"))
-        terminal(CompletedEvent(id: p.job.id, seeds: rows.seedsOf[j], timings: timings).encoded(), for: p.delivery, jobID: p.job.id,
-                 replyTo: p.job.replyTo, correlationID: p.job.correlationID, labels: labels, failure: nil, metadata: meta)
+        terminal(completed, for: p.delivery, jobID: p.job.id, replyTo: p.job.replyTo, correlationID: p.job.correlationID,
+                 labels: labels, failure: nil, webhook: p.job.webhook, metadata: meta)
     }
 
     func finishFailed(_ p: Pending, _ failure: JobFailure, _ meta: Logger.Metadata) {
         logger.info("\(failure.code.rawValue): \(failure.message)", metadata: meta.with("event", "failed"))
         terminal(FailedEvent(id: p.job.id, failure: failure).encoded(), for: p.delivery, jobID: p.job.id, replyTo: p.job.replyTo,
-                 correlationID: p.job.correlationID, labels: p.labels, failure: failure.code, metadata: meta)
+                 correlationID: p.job.correlationID, labels: p.labels, failure: failure.code, webhook: p.job.webhook, metadata: meta)
     }
 }
 

@@ -30,6 +30,7 @@ private func docExamples() throws -> [String] {
         }
         let kind: EventKind? =
             example.contains("\"worker\"") ? .accepted : example.contains("\"step\"") ? .progress
+            : example.contains("\"sha256\"") ? .image
             : example.contains("\"timings_ms\"") ? .completed : example.contains("\"code\"") ? .failed : nil
         if let kind {
             let headers = [Header(HeaderName.event, .string(kind.rawValue)), Header(HeaderName.job, .string("order-17.a"))]
@@ -40,10 +41,12 @@ private func docExamples() throws -> [String] {
             #expect(try ControlMessage.decode(body) == .cancel(jobID: "order-17.a"))
             kindsSeen.insert("cancel")
         } else {
-            let job = try Job.decode(body: body, properties: JobProperties(messageID: "m"), catalog: Fixtures.catalog, now: docNow)
+            var catalog = Fixtures.catalog
+            catalog.delivery.s3Store = true     // the example worker has a bucket
+            let job = try Job.decode(body: body, properties: JobProperties(messageID: "m"), catalog: catalog, now: docNow)
             #expect(job.model == "tiny-shapes")
             kindsSeen.insert("job")
         }
     }
-    #expect(kindsSeen == ["job", "accepted", "progress", "completed", "failed", "cancel", "status", "status report"])
+    #expect(kindsSeen == ["job", "accepted", "progress", "image", "completed", "failed", "cancel", "status", "status report"])
 }

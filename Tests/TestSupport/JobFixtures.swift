@@ -22,7 +22,8 @@ public enum Fixtures {
         SizeClass(name: "large", maxPixels: 1024 * 1024),
     ]
 
-    public static let catalog = Catalog(models: [shapes, text], defaultModel: "tiny-shapes", sizeClasses: classes)
+    public static let catalog = Catalog(models: [shapes, text], defaultModel: "tiny-shapes", sizeClasses: classes,
+                                        delivery: DeliveryCatalog(webhookSecrets: ["hook", "shop-hooks"], fileStore: true, s3Store: false))
 
     public static let now = Date(timeIntervalSince1970: 1_800_000_000)  // 2027-01-15T08:00:00Z
 
