@@ -38,11 +38,12 @@ final class LineProcess: @unchecked Sendable {
         return object
     }
 
-    /// SIGTERM, then reaped by Foundation's child monitor (waitUntilExit spins a run loop, which a test's
-    /// cooperative thread does not have).
+    /// SIGKILL (the test process may hand its children a signal mask that blocks SIGTERM), then reaped by
+    /// Foundation's child monitor (waitUntilExit spins a run loop, which a test's cooperative thread does not
+    /// have). The helpers also exit when their stdin closes, so none outlives a crashed test run.
     func stop() {
         guard process.isRunning else { return }
-        process.terminate()
+        kill(process.processIdentifier, SIGKILL)
         for _ in 0..<500 where process.isRunning { usleep(10_000) }
     }
 

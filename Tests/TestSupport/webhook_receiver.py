@@ -7,7 +7,7 @@ log file. Standard library only.
     webhook_receiver.py --secret S --log FILE [--fail-first N]
 prints "READY <port>" once listening; --fail-first N answers 503 to the first N posts (to exercise retries).
 """
-import argparse, base64, hashlib, hmac, json, sys, threading, time
+import argparse, base64, hashlib, hmac, json, os, sys, threading, time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 ap = argparse.ArgumentParser()
@@ -48,6 +48,13 @@ class Handler(BaseHTTPRequestHandler):
         pass
 
 
+def exit_when_stdin_closes():
+    """The test holds our stdin: when it goes (stopped or crashed), so do we."""
+    sys.stdin.read()
+    os._exit(0)
+
+
+threading.Thread(target=exit_when_stdin_closes, daemon=True).start()
 server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
 print("READY", server.server_address[1], flush=True)
 server.serve_forever()

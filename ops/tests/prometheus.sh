@@ -31,8 +31,10 @@ print(f"dashboard: {len(d['panels'])} panels, {len(exprs)} queries")
 PY
 if command -v promtool >/dev/null; then promtool check rules "$tmp/dashboard-rules.yml"; fi
 
-# Series the worker defines: MetricName constants and the names ObservabilityServer registers.
-defined=$(grep -ohE '"(darkroom|process)_[a-z_]+"' "$root/Sources/Worker/WorkerMetrics.swift" "$root/Sources/Worker/ObservabilityServer.swift" | tr -d '"' | sort -u)
+# Series the worker defines: MetricName constants, the names ObservabilityServer registers, and the webhook
+# and upload counters (DeliveryCounters).
+defined=$(grep -ohE '"(darkroom|process)_[a-z_]+"' "$root/Sources/Worker/WorkerMetrics.swift" "$root/Sources/Worker/ObservabilityServer.swift" \
+          "$root/Sources/Worker/DeliveryCounters.swift" | tr -d '"' | sort -u)
 used=$(cat "$rules" "$dashboard" "$root/docs/operations.md" | grep -oE '\b(darkroom|process)_[a-z_]+' \
        | sed -E 's/_(bucket|count|sum)$//' | sort -u)
 missing=""
