@@ -23,6 +23,13 @@ public struct AMQPURI: Sendable, Equatable, CustomStringConvertible {
     public var certFile: String?
     public var keyFile: String?
     public var verifyPeer: Bool
+    /// How to log in: SASL PLAIN with user and password, or EXTERNAL (amqps with a client certificate; the
+    /// broker takes the user from the certificate). Query parameter `auth_mechanism=plain|external`.
+    public var authMechanism: AuthMechanism
+
+    public enum AuthMechanism: String, Sendable, Equatable {
+        case plain, external
+    }
 
     public static let defaultPort = 5672
     public static let defaultTLSPort = 5671
@@ -30,7 +37,8 @@ public struct AMQPURI: Sendable, Equatable, CustomStringConvertible {
     public init(tls: Bool = false, host: String = "localhost", port: Int? = nil, user: String = "guest",
                 password: String = "guest", vhost: String = "/", heartbeat: Int = 60, frameMax: Int = 131_072,
                 channelMax: Int = 2047, connectionTimeoutMs: Int = 10_000, caCertFile: String? = nil,
-                certFile: String? = nil, keyFile: String? = nil, verifyPeer: Bool = true) {
+                certFile: String? = nil, keyFile: String? = nil, verifyPeer: Bool = true,
+                authMechanism: AuthMechanism = .plain) {
         self.tls = tls
         self.host = host
         self.port = port ?? (tls ? Self.defaultTLSPort : Self.defaultPort)
@@ -45,6 +53,7 @@ public struct AMQPURI: Sendable, Equatable, CustomStringConvertible {
         self.certFile = certFile
         self.keyFile = keyFile
         self.verifyPeer = verifyPeer
+        self.authMechanism = authMechanism
     }
 
     /// Parses one URI; throws `AMQPError.invalidURI` naming what is wrong (the password is masked).
@@ -149,15 +158,23 @@ public struct AMQPURI: Sendable, Equatable, CustomStringConvertible {
                 case "verify_none": verifyPeer = false
                 default: throw bad("verify=\(value) must be verify_peer or verify_none")
                 }
+            case "auth_mechanism":
+                guard let m = AuthMechanism(rawValue: value.lowercased()) else {
+                    throw bad("auth_mechanism=\(value) must be plain or external")
+                }
+                authMechanism = m
             default:
                 throw bad("unknown query parameter '\(key)' (known: heartbeat, frame_max, channel_max, "
-                    + "connection_timeout, cacertfile, certfile, keyfile, verify)")
+                    + "connection_timeout, cacertfile, certfile, keyfile, verify, auth_mechanism)")
             }
         }
         if !tls && (caCertFile != nil || certFile != nil || keyFile != nil) {
             throw bad("cacertfile/certfile/keyfile need an amqps:// URI")
         }
         if (certFile == nil) != (keyFile == nil) { throw bad("certfile and keyfile must be given together") }
+        if authMechanism == .external && certFile == nil {
+            throw bad("auth_mechanism=external logs in with a client certificate: give an amqps:// URI with certfile and keyfile")
+        }
     }
 
     /// Parses a list of URIs separated by commas, semicolons or white space (e.g. DARKROOM_BROKER_URLS),

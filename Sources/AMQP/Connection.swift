@@ -46,7 +46,7 @@ public final class Connection {
 
     private static let serials = Locked<UInt64>(0)
 
-    /// Opens the socket (TCP, or TLS for amqps) and logs in with SASL PLAIN.
+    /// Opens the socket (TCP, or TLS for amqps) and logs in with SASL PLAIN (or EXTERNAL: the client certificate).
     /// `connectionName` shows in the management UI and `rabbitmqctl list_connections client_properties`.
     public init(uri: AMQPURI, connectionName: String? = nil, rpcTimeout: Duration = .seconds(30)) throws {
         guard let st = amqp_new_connection() else { throw AMQPError.connectFailed(server: uri.server, reason: "out of memory") }
@@ -89,7 +89,7 @@ public final class Connection {
         }
         var connectTimeout = Connection.timeval(milliseconds: uri.connectionTimeoutMs)
         let rc = amqp_socket_open_noblock(socket, arena.cString(uri.host), Int32(uri.port), &connectTimeout)
-        if rc != AMQP_STATUS_OK.rawValue { throw AMQPError.connectFailed(server: server, reason: Connection.text(rc)) }
+        if rc != AMQP_STATUS_OK.rawValue { throw AMQPError.connectFailed(server: server, reason: Connection.openFailure(rc, uri: uri)) }
         _ = amqp_set_handshake_timeout(state, &connectTimeout)
         var rpc = Connection.timeval(milliseconds: Int(rpcTimeout.milliseconds))
         _ = amqp_set_rpc_timeout(state, &rpc)
@@ -104,9 +104,13 @@ public final class Connection {
         ]
         if let connectionName { clientProperties["connection_name"] = .string(connectionName) }
         var props = try arena.table(clientProperties)
-        let reply = darkroom_amqp_login_plain_with_properties(
-            state, arena.cString(uri.vhost), Int32(uri.channelMax), Int32(uri.frameMax), Int32(uri.heartbeat),
-            &props, arena.cString(uri.user), arena.cString(uri.password))
+        let reply = uri.authMechanism == .external
+            ? darkroom_amqp_login_external_with_properties(
+                state, arena.cString(uri.vhost), Int32(uri.channelMax), Int32(uri.frameMax), Int32(uri.heartbeat),
+                &props, arena.cString(uri.user.isEmpty ? "darkroom" : uri.user))    // rabbitmq-c 0.11 fails on an empty identity (malloc(0))
+            : darkroom_amqp_login_plain_with_properties(
+                state, arena.cString(uri.vhost), Int32(uri.channelMax), Int32(uri.frameMax), Int32(uri.heartbeat),
+                &props, arena.cString(uri.user), arena.cString(uri.password))
         switch reply.reply_type {
         case AMQP_RESPONSE_NORMAL:
             break
@@ -114,11 +118,18 @@ public final class Connection {
             let (code, text) = Connection.closeReason(reply.reply.decoded)
             var ok = amqp_connection_close_ok_t(dummy: 0)
             _ = amqp_send_method(state, 0, AMQP_CONNECTION_CLOSE_OK_METHOD, &ok)
-            throw AMQPError.connectionClosed(code: code, text: "\(text) (logging in to vhost '\(uri.vhost)' as '\(uri.user)')")
+            let who = uri.authMechanism == .external ? "with the client certificate \(uri.certFile ?? "")" : "as '\(uri.user)'"
+            throw AMQPError.connectionClosed(code: code, text: "\(text) (logging in to vhost '\(uri.vhost)' \(who))")
         case AMQP_RESPONSE_LIBRARY_EXCEPTION:
             var reason = Connection.text(reply.library_error)
             if reply.library_error == AMQP_STATUS_CONNECTION_CLOSED.rawValue || reply.library_error == AMQP_STATUS_SOCKET_CLOSED.rawValue {
-                reason += " during login (wrong user/password or vhost '\(uri.vhost)'?)"
+                reason += uri.authMechanism == .external
+                    ? " during login (the broker refused the client certificate's user, or EXTERNAL is not enabled "
+                        + "(rabbitmq_auth_mechanism_ssl), or vhost '\(uri.vhost)' is wrong?)"
+                    : " during login (wrong user/password or vhost '\(uri.vhost)'?)"
+            } else if uri.tls && reply.library_error == AMQP_STATUS_SSL_ERROR.rawValue {
+                reason += " during login (the broker ended the TLS session: does it trust the client certificate's CA, "
+                    + "and is the certificate meant for client authentication?)"
             }
             throw AMQPError.connectFailed(server: server, reason: reason)
         default:
@@ -593,6 +604,25 @@ public final class Connection {
     private static func closeReason(_ decoded: UnsafeMutableRawPointer?) -> (UInt16, String) {
         guard let m = decoded?.assumingMemoryBound(to: amqp_channel_close_t.self).pointee else { return (0, "") }
         return (m.reply_code, copyString(m.reply_text))
+    }
+
+    /// Why opening the socket failed, with what to check for the TLS verification failures.
+    static func openFailure(_ status: Int32, uri: AMQPURI) -> String {
+        let ca = uri.caCertFile.map { "the CA file \($0)" } ?? "the system CA bundle"
+        switch status {
+        case AMQP_STATUS_SSL_PEER_VERIFY_FAILED.rawValue:
+            return "TLS: the broker's certificate is not signed by a CA in \(ca) (set cacertfile to the CA that signed it)"
+        case AMQP_STATUS_SSL_HOSTNAME_VERIFY_FAILED.rawValue:
+            // rabbitmq-c 0.11 matches DNS names only (subjectAltName DNS entries, else the CN), never IP addresses.
+            let isAddress = uri.host.contains(":") || uri.host.allSatisfy { $0.isNumber || $0 == "." }
+            return "TLS: the broker's certificate is not valid for host '\(uri.host)' (connect by a DNS name its "
+                + "subjectAltName lists" + (isAddress ? "; rabbitmq-c does not match IP addresses)" : ")")
+        case AMQP_STATUS_SSL_CONNECTION_FAILED.rawValue where uri.verifyPeer:
+            return "TLS handshake failed: the broker's certificate could not be verified against \(ca) for host "
+                + "'\(uri.host)', or the broker refused the client certificate (\(text(status)))"
+        default:
+            return text(status)
+        }
     }
 
     static func text(_ status: Int32) -> String {

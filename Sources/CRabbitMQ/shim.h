@@ -19,3 +19,12 @@ static inline amqp_rpc_reply_t darkroom_amqp_login_plain_with_properties(
     return amqp_login_with_properties(state, vhost, channel_max, frame_max, heartbeat, properties,
                                       AMQP_SASL_METHOD_PLAIN, user, password);
 }
+
+// SASL EXTERNAL (the broker takes the user from the client certificate; RabbitMQ's rabbitmq_auth_mechanism_ssl).
+// The identity string is sent as the response; RabbitMQ ignores it and uses the certificate.
+static inline amqp_rpc_reply_t darkroom_amqp_login_external_with_properties(
+    amqp_connection_state_t state, const char *vhost, int channel_max, int frame_max, int heartbeat,
+    const amqp_table_t *properties, const char *identity) {
+    return amqp_login_with_properties(state, vhost, channel_max, frame_max, heartbeat, properties,
+                                      AMQP_SASL_METHOD_EXTERNAL, identity);
+}

@@ -27,6 +27,27 @@ extension DarkroomConfig {
         c.broker.heartbeat = try r.int("broker.heartbeat", 0...3600) ?? c.broker.heartbeat
         c.broker.frameMax = try r.int("broker.frame_max", 4096...Int(Int32.max)) ?? c.broker.frameMax
         c.broker.reconnectMaxBackoff = try r.int("broker.reconnect_max_backoff", 1...3600) ?? c.broker.reconnectMaxBackoff
+        // TLS (amqps URLs): files must exist; an empty string unsets a default (e.g. a systemd credential).
+        for (key, path) in [("broker.tls_ca_file", \Broker.tlsCAFile), ("broker.tls_cert_file", \Broker.tlsCertFile),
+                            ("broker.tls_key_file", \Broker.tlsKeyFile)] {
+            guard let file = try r.string(key) else { continue }
+            if file.isEmpty { c.broker[keyPath: path] = nil; continue }
+            let resolved = Paths.resolve(file, relativeTo: r.source(key))
+            guard FileManager.default.isReadableFile(atPath: resolved) else {
+                throw r.fail(.notFound, key, "\(resolved) does not exist or cannot be read")
+            }
+            c.broker[keyPath: path] = resolved
+        }
+        if (c.broker.tlsCertFile == nil) != (c.broker.tlsKeyFile == nil) {
+            throw r.fail(.invalid, c.broker.tlsCertFile == nil ? "broker.tls_key_file" : "broker.tls_cert_file",
+                         "broker.tls_cert_file and broker.tls_key_file must be given together")
+        }
+        c.broker.tlsVerify = try r.bool("broker.tls_verify") ?? c.broker.tlsVerify
+        c.broker.authMechanism = try r.choice("broker.auth_mechanism", AuthMechanism.self) ?? c.broker.authMechanism
+        if c.broker.authMechanism == .external && c.broker.tlsCertFile == nil {
+            throw r.fail(.invalid, "broker.auth_mechanism",
+                         "\"external\" logs in with a client certificate: set broker.tls_cert_file and broker.tls_key_file")
+        }
 
         // Topology.
         if let ns = try r.string("namespace") {

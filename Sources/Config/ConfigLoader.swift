@@ -57,6 +57,7 @@ extension DarkroomConfig {
         "namespace", "queue_type", "max_priority", "delivery_limit",
         "state_dir", "cache_dir", "seeds_dir", "model_dir", "models", "default_model",
         "broker.urls", "broker.credentials_file", "broker.heartbeat", "broker.frame_max", "broker.reconnect_max_backoff",
+        "broker.tls_ca_file", "broker.tls_cert_file", "broker.tls_key_file", "broker.tls_verify", "broker.auth_mechanism",
         "worker.consume", "worker.id", "worker.drain_deadline", "worker.memory_budget_mb",
         "worker.progress_max_hz", "worker.threads",
         "log.level", "log.format",
@@ -251,6 +252,20 @@ final class Reader {
             throw fail(.range, key, "must be between \(range.lowerBound) and \(range.upperBound), got \(v)")
         }
         return v
+    }
+
+    func bool(_ key: String) throws -> Bool? {
+        guard let e = entry(key) else { return nil }
+        switch e.value {
+        case .bool(let b): return b
+        case .string(let s) where e.fromEnvironment:
+            switch s.trimmingCharacters(in: .whitespaces).lowercased() {
+            case "true", "1", "yes": return true
+            case "false", "0", "no": return false
+            default: throw typeError(key, "true or false", e)
+            }
+        default: throw typeError(key, "true or false", e)
+        }
     }
 
     func string(_ key: String) throws -> String? {

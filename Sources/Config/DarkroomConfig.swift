@@ -18,6 +18,18 @@ public struct DarkroomConfig: Sendable, Equatable {
         public var frameMax: Int
         /// Ceiling of the exponential reconnect backoff, in seconds.
         public var reconnectMaxBackoff: Int
+        /// amqps only: the CA bundle that verifies the broker (nil: the system's), the client certificate and
+        /// key (nil: none), whether to verify the broker, and how to log in (`external`: with the certificate).
+        /// An amqps URL's own query parameters (cacertfile, certfile, keyfile, verify, auth_mechanism) win.
+        public var tlsCAFile: String? = nil
+        public var tlsCertFile: String? = nil
+        public var tlsKeyFile: String? = nil
+        public var tlsVerify: Bool = true
+        public var authMechanism: AuthMechanism = .plain
+    }
+
+    public enum AuthMechanism: String, Sendable, Equatable, CaseIterable {
+        case plain, external
     }
 
     /// A size class: a pixel budget with its own queue and batching limits.
@@ -191,7 +203,10 @@ extension DarkroomConfig {
         return DarkroomConfig(
             broker: Broker(urls: [defaultBrokerURL],
                            credentialsFile: Paths.systemdCredential(environment: environment),
-                           heartbeat: 30, frameMax: 131_072, reconnectMaxBackoff: 30),
+                           heartbeat: 30, frameMax: 131_072, reconnectMaxBackoff: 30,
+                           tlsCAFile: Paths.systemdCredential(environment: environment, name: "broker-ca.pem"),
+                           tlsCertFile: Paths.systemdCredential(environment: environment, name: "broker-cert.pem"),
+                           tlsKeyFile: Paths.systemdCredential(environment: environment, name: "broker-key.pem")),
             namespace: "darkroom", queueType: .classic, maxPriority: 10, deliveryLimit: 5,
             classes: defaultClasses,
             worker: Worker(consume: defaultClasses.map(\.name), id: Paths.defaultWorkerID(),

@@ -36,7 +36,7 @@ enum Paths {
         return (clean.isEmpty ? "worker" : clean) + "-\(ProcessInfo.processInfo.processIdentifier)"
     }
 
-    /// `$CREDENTIALS_DIRECTORY/<name>` when systemd passed it (LoadCredential=broker:...).
+    /// `$CREDENTIALS_DIRECTORY/<name>` when systemd passed it (LoadCredential=broker:..., broker-ca.pem:...).
     static func systemdCredential(environment: [String: String], name: String = "broker") -> String? {
         guard let dir = environment["CREDENTIALS_DIRECTORY"], !dir.isEmpty else { return nil }
         let path = dir.hasSuffix("/") ? dir + name : dir + "/" + name

@@ -50,6 +50,17 @@ extension DarkroomConfig {
         let uris = try urls.map { url in
             var uri = try AMQPURI(url)
             if !url.contains("heartbeat=") { uri.heartbeat = broker.heartbeat }   // the URL's own setting wins
+            if uri.tls {   // broker.tls_* for amqps URLs; the URL's own query parameters win
+                if uri.caCertFile == nil { uri.caCertFile = broker.tlsCAFile }
+                if uri.certFile == nil { uri.certFile = broker.tlsCertFile; uri.keyFile = broker.tlsKeyFile }
+                if !url.contains("verify=") { uri.verifyPeer = broker.tlsVerify }
+                if !url.contains("auth_mechanism=") && broker.authMechanism == .external {
+                    guard uri.certFile != nil else {
+                        throw AMQPError.invalidURI(uri: uri.description, reason: "broker.auth_mechanism = \"external\" needs a client certificate")
+                    }
+                    uri.authMechanism = .external
+                }
+            }
             return uri
         }
         var s = ClientSettings(uris: uris, connectionName: name)

@@ -2,6 +2,7 @@
 import Core
 import Foundation
 import Testing
+import TestSupport
 @testable import AMQP
 
 enum Broker {
@@ -48,23 +49,7 @@ enum Broker {
     }
 
     /// Runs `ops/broker ctl ARGS` against the broker of the first URL; returns stdout.
-    static func ctl(_ args: [String]) throws -> String {
-        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
-            .deletingLastPathComponent()
-        let p = Process()
-        p.executableURL = root.appendingPathComponent("ops/broker")
-        p.arguments = ["ctl"] + args
-        var env = ProcessInfo.processInfo.environment
-        if let first = try uris().first { env["DARKROOM_BROKER_PORT"] = String(first.port) }
-        p.environment = env
-        let out = Pipe()
-        p.standardOutput = out
-        p.standardError = FileHandle.nullDevice
-        try p.run()
-        let data = out.fileHandleForReading.readDataToEndOfFile()
-        p.waitUntilExit()
-        return String(decoding: data, as: UTF8.self)
-    }
+    static func ctl(_ args: [String]) throws -> String { try LocalBroker.ctl(args) }
 
     /// Suspends (or resumes) a classic queue's Erlang process in the default vhost, so that it stops
     /// confirming publishes: the way to hold publishes in flight.

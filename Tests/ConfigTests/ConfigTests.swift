@@ -179,6 +179,12 @@ func configError(_ body: () throws -> DarkroomConfig) -> ConfigError? {
     ("[broker]\nurls = [1]", [:], "broker.urls", .type, nil),
     ("[broker]\ncredentials_file = \"/nonexistent/secret\"", [:], "broker.credentials_file", .notFound, nil),
     ("[broker]\nfram_max = 4096", [:], "broker.fram_max", .unknownKey, nil),
+    ("[broker]\ntls_ca_file = \"/nonexistent/ca.pem\"", [:], "broker.tls_ca_file", .notFound, nil),
+    ("[broker]\ntls_cert_file = \"/etc/hostname\"", [:], "broker.tls_cert_file", .invalid, nil),
+    ("[broker]\ntls_verify = \"no\"", [:], "broker.tls_verify", .type, nil),
+    ("[broker]\nauth_mechanism = \"external\"", [:], "broker.auth_mechanism", .invalid, nil),
+    ("[broker]\nauth_mechanism = \"amqplain\"", [:], "broker.auth_mechanism", .invalid, nil),
+    ("", ["DARKROOM_BROKER_TLS_VERIFY": "perhaps"], "broker.tls_verify", .type, "DARKROOM_BROKER_TLS_VERIFY"),
     ("broker = 1", [:], "broker", .type, nil),
     ("[clases.small]\nmax_batch = 1", [:], "clases", .unknownKey, nil),
     ("[classes]", [:], "classes", .missing, nil),
@@ -260,6 +266,25 @@ func invalidConfigIsAnErrorNamingTheKeyAndTheSource(toml: String, env: [String: 
     c.broker.urls = ["amqp://h3?heartbeat=2"]
     c.broker.credentialsFile = scratch.dir + "/pw2"
     #expect(try c.broker.urlsWithCredentials() == ["amqp://guest:p%40ss%20word@h3?heartbeat=2"])
+}
+
+@Test func tlsKeysFromFileEnvironmentAndSystemdCredentials() throws {
+    let scratch = try Scratch()
+    let ca = try scratch.write("ca.pem", "x"), cert = try scratch.write("c.pem", "x"), key = try scratch.write("c.key", "x")
+    let c = try parse("[broker]\ntls_ca_file = \"\(ca)\"\ntls_cert_file = \"\(cert)\"\ntls_key_file = \"\(key)\"\n"
+                      + "tls_verify = false\nauth_mechanism = \"external\"")
+    #expect(c.broker.tlsCAFile == ca && c.broker.tlsCertFile == cert && c.broker.tlsKeyFile == key)
+    #expect(c.broker.tlsVerify == false && c.broker.authMechanism == .external)
+    let e = try parse(nil, ["DARKROOM_BROKER_TLS_CA_FILE": ca, "DARKROOM_BROKER_TLS_VERIFY": "false"])
+    #expect(e.broker.tlsCAFile == ca && e.broker.tlsVerify == false && e.broker.tlsCertFile == nil)
+    // systemd: LoadCredential=broker-ca.pem:..., broker-cert.pem:..., broker-key.pem:... are the defaults.
+    for name in ["broker-ca.pem", "broker-cert.pem", "broker-key.pem"] { _ = try scratch.write(name, "x") }
+    let d = try parse(nil, ["CREDENTIALS_DIRECTORY": scratch.dir])
+    #expect(d.broker.tlsCAFile == scratch.dir + "/broker-ca.pem")
+    #expect(d.broker.tlsCertFile == scratch.dir + "/broker-cert.pem" && d.broker.tlsKeyFile == scratch.dir + "/broker-key.pem")
+    // An empty value unsets a credential default.
+    #expect(try parse("[broker]\ntls_ca_file = \"\"", ["CREDENTIALS_DIRECTORY": scratch.dir]).broker.tlsCAFile == nil)
+    #expect(try parse(nil, [:]).broker.tlsCAFile == nil)
 }
 
 @Test func systemdCredentialIsTheDefaultCredentialsFile() throws {

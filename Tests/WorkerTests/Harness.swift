@@ -16,7 +16,9 @@ let fixtureModels = repoRoot + "/Tests/DiffusionTests/Fixtures"
 
 /// A config for one test: its own namespace (so its queues are its own), state dirs in a temp
 /// folder, the fixture latent DiT, classes `tiny` (<= 32x32) and `big` (<= 128x128).
-func testConfig(namespace: String, state: String, maxBatch: Int = 4, windowMs: Int = 300, extra: String = "") throws -> DarkroomConfig {
+/// `broker` replaces the [broker] lines (urls and heartbeat) when given.
+func testConfig(namespace: String, state: String, maxBatch: Int = 4, windowMs: Int = 300, extra: String = "",
+                broker: String? = nil) throws -> DarkroomConfig {
     let toml = """
     namespace = "\(namespace)"
     state_dir = "\(state)/state"
@@ -25,8 +27,7 @@ func testConfig(namespace: String, state: String, maxBatch: Int = 4, windowMs: I
     model_dir = "\(fixtureModels)"
     default_model = "latent-dit"
     [broker]
-    urls = ["\(brokerURL)"]
-    heartbeat = 10
+    \(broker ?? "urls = [\"\(brokerURL)\"]\nheartbeat = 10")
     [worker]
     id = "test-\(namespace)"
     progress_max_hz = 1000
