@@ -3,7 +3,7 @@ SWIFT ?= swift
 BUILD_FLAGS ?=
 export DARKROOM_BROKER_URLS ?= amqp://guest:guest@127.0.0.1:$(or $(DARKROOM_BROKER_PORT),5672)/
 
-.PHONY: deps broker-start broker-stop build release test demo chaos clean
+.PHONY: deps broker-start broker-stop build release test demo chaos fuzz clean
 
 deps:
 	ops/deps
@@ -31,6 +31,10 @@ test: deps
 
 demo: deps
 	ops/demo
+
+# libFuzzer on the JSON reader, job validation and config parsing, FUZZ_SECONDS (60) each; not part of `make test`.
+fuzz:
+	fuzz/run.sh
 
 clean:
 	rm -rf .build out

@@ -92,7 +92,7 @@ let package = Package(
                     resources: [.copy("Fixtures")], swiftSettings: optimised),
         .testTarget(name: "TextTests", dependencies: ["Core", "Tensor", "Text", "Weights"],
                     resources: [.copy("Fixtures")], swiftSettings: optimised),
-        .testTarget(name: "JobsTests", dependencies: ["Jobs", "TestSupport"]),
+        .testTarget(name: "JobsTests", dependencies: ["Jobs", "TestSupport"], resources: [.copy("Fixtures")]),
         .testTarget(name: "ConfigTests", dependencies: ["Config"]),
         .testTarget(name: "DeliveryTests", dependencies: ["Config", "Delivery", "Jobs"]),
         .testTarget(name: "AutoscaleTests", dependencies: ["Autoscale", "Config"]),
