@@ -21,6 +21,15 @@ public struct OutgoingEvent: Equatable, Sendable {
     /// `darkroom-event` and `darkroom-job` first, then the kind's own headers.
     public var headers: [Header]
 
+    /// An event exactly as it was sent (e.g. read back from a worker's results kept on disk).
+    public init(kind: EventKind, jobID: String, body: [UInt8], contentType: String, headers: [Header]) {
+        self.kind = kind
+        self.jobID = jobID
+        self.body = body
+        self.contentType = contentType
+        self.headers = headers
+    }
+
     init(kind: EventKind, jobID: String, body: [UInt8], contentType: String = "application/json", extra: [Header] = []) {
         self.kind = kind
         self.jobID = jobID

@@ -32,6 +32,8 @@ public final class Daemon: @unchecked Sendable {
     let client: AMQPClient
     let publisher: Publisher
     let ledger: Ledger
+    /// Finished results whose terminal event is not confirmed yet (answers a redelivery without the engine).
+    let results: KeptResults
     let cancels = Cancellations()
     /// Acks, requeues and answers started from handlers and confirms; the drain waits for them.
     let work = WorkTracker()
@@ -59,6 +61,9 @@ public final class Daemon: @unchecked Sendable {
     var currentBatch: ServiceStatus.Batch?
     var done = 0
     var failed = 0
+    /// Batches handed to the engine, and jobs answered from the results kept on disk (no engine run).
+    var batchesStarted = 0
+    var answeredFromDisk = 0
     var staleSerial: UInt64 = 0
     var maxSerialSeen: UInt64 = 0
     /// Queues whose consumer the broker dropped while the connection lives (retried with backoff).
@@ -72,6 +77,8 @@ public final class Daemon: @unchecked Sendable {
     /// A class (or the control queue) left without a consumer is a busy "consumers" part that never beats:
     /// after the watchdog interval the pings stop, and systemd restarts the worker, which declares again.
     let liveness = WatchdogMonitor(parts: ["engine", "io", "consumers"])
+    /// Opens once the worker serves (consumers up, READY sent), or when `run()` ends without getting there.
+    public let serving = Gate()
     private var stopSignal: CheckedContinuation<Void, Never>?
     private var stopRequested = false
 
@@ -84,6 +91,7 @@ public final class Daemon: @unchecked Sendable {
         self.workerID = config.worker.id
         self.topology = config.contractTopology
         self.ledger = try Ledger(directory: config.stateDir + "/ledger")
+        self.results = try KeptResults(directory: config.stateDir + "/results")
         self.schedules = try ScheduleCache(directory: config.cacheDir + "/schedules")
         self.seeds = try SeedStore(directory: config.seedsDir)
         self.batcher = Batcher(limits: Self.limits(config))
@@ -107,6 +115,7 @@ public final class Daemon: @unchecked Sendable {
 
     /// Connects, declares the topology, starts consuming and runs until `stop()`; then drains.
     public func run() async throws {
+        defer { serving.open() }
         try await connectWithBackoff()
         try await client.declare(topology)
         // Server-named, exclusive, auto-delete: declared and bound again on every connect (the old one died
@@ -131,6 +140,7 @@ public final class Daemon: @unchecked Sendable {
                                           "threads": "\(blasThreadCount)", "event": "ready"])
         cond.withLock { serving = true }
         _ = notifier.ready(status: statusLine(.serving))
+        serving.open()
 
         await waitForStop()
         _ = notifier.stopping(status: statusLine(.draining))
@@ -378,6 +388,7 @@ public final class Daemon: @unchecked Sendable {
                 switch result {
                 case .success(.acked):
                     do { try ledger.record(jobID) } catch { logger.error("\(error)", metadata: metadata) }
+                    results.remove(key: KeptResults.key(jobID: jobID, body: delivery.body))
                     await settle(delivery, requeue: false)
                 case .success(.returned(let code, let text)):
                     let reason = "the reply queue \"\(replyTo)\" does not exist (the broker returned the terminal event: \(code) \(text)); the job's answer was lost"

@@ -56,6 +56,16 @@ extension Daemon {
             await reroute(d, job: job, from: className, meta: meta)
             return
         }
+        if let kept = results.load(key: KeptResults.key(jobID: job.id, body: d.body)), let last = kept.last, last.kind.isTerminal {
+            // It finished here (or in a sibling worker) but its terminal event was never confirmed: send what was kept.
+            logger.notice("redelivered job already computed: answering from the result kept on disk (\(kept.count - 1) image(s))",
+                          metadata: meta.with("event", "answered_from_disk"))
+            cond.withLock { answeredFromDisk += 1 }
+            for event in kept.dropLast() { send(event, job) }
+            terminal(last, for: d, jobID: job.id, replyTo: job.replyTo, correlationID: job.correlationID,
+                     labels: JobLabels(className: className, model: job.model), failure: nil, webhook: job.webhook, metadata: meta)
+            return
+        }
         func fail(_ failure: JobFailure) {
             logger.info("\(failure.code.rawValue): \(failure.message)", metadata: meta.with("event", "failed"))
             terminal(FailedEvent(id: job.id, failure: failure).encoded(), for: d, jobID: job.id, replyTo: job.replyTo,

@@ -134,6 +134,7 @@ extension Daemon {
                                batchSize: run.live.count, queuedMs: queued).encoded(), p.job)
         }
         let job0 = run.job0
+        cond.withLock { batchesStarted += 1 }
         logger.info("batch started: \(run.live.count) job(s), \(job0.width)x\(job0.height), \(job0.steps) steps, \(job0.sampler)",
                     metadata: run.meta.with("event", "batch_started"))
     }
@@ -300,7 +301,14 @@ extension Daemon {
             work.run { await self.deliverStored(p, images: made, completed: completed, meta: meta) }
             return
         }
-        for image in images { send(image.encoded(), p.job) }
+        let events = images.map { $0.encoded() }
+        // Kept on disk until `completed` is confirmed: if the broker is away now, the redelivery is answered from it.
+        do {
+            try results.save(key: KeptResults.key(jobID: p.job.id, body: p.delivery.body), events: events + [completed])
+        } catch {
+            logger.warning("the result could not be kept on disk (\(error)); a redelivery would compute it again", metadata: meta)
+        }
+        for image in events { send(image, p.job) }
         logger.info("completed", metadata: meta.with("event", "completed").with("duration_ms", "\(timings.total)"))
         terminal(completed, for: p.delivery, jobID: p.job.id, replyTo: p.job.replyTo, correlationID: p.job.correlationID,
                  labels: labels, failure: nil, webhook: p.job.webhook, metadata: meta)

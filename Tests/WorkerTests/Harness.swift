@@ -5,6 +5,7 @@ import Foundation
 import Jobs
 import Logging
 import TestSupport
+import Testing
 @testable import Worker
 
 // The end-to-end harness: a real broker (make test starts it), a real worker (in-process, or
@@ -16,16 +17,16 @@ let fixtureModels = repoRoot + "/Tests/DiffusionTests/Fixtures"
 
 /// A config for one test: its own namespace (so its queues are its own), state dirs in a temp
 /// folder, the fixture latent DiT, classes `tiny` (<= 32x32) and `big` (<= 128x128).
-/// `broker` replaces the [broker] lines (urls and heartbeat) when given.
+/// `broker` replaces the [broker] lines (urls and heartbeat) when given; `model` the fixture model.
 func testConfig(namespace: String, state: String, maxBatch: Int = 4, windowMs: Int = 300, extra: String = "",
-                broker: String? = nil) throws -> DarkroomConfig {
+                broker: String? = nil, model: (dir: String, name: String)? = nil) throws -> DarkroomConfig {
     let toml = """
     namespace = "\(namespace)"
     state_dir = "\(state)/state"
     cache_dir = "\(state)/cache"
     seeds_dir = "\(state)/seeds"
-    model_dir = "\(fixtureModels)"
-    default_model = "latent-dit"
+    model_dir = "\(model?.dir ?? fixtureModels)"
+    default_model = "\(model?.name ?? "latent-dit")"
     [broker]
     \(broker ?? "urls = [\"\(brokerURL)\"]\nheartbeat = 10")
     [worker]
@@ -74,7 +75,7 @@ final class TestWorker: @unchecked Sendable {
         daemon = try Daemon(config: config, engine: engine, logger: logger, notifier: .silent)
         let d = daemon
         task = Task { try await d.run() }
-        try await Task.sleep(for: .milliseconds(500))   // consumers up
+        #expect(await d.serving.wait(timeout: .seconds(120)), "the worker did not start serving")
     }
 
     func stop() async throws {
@@ -95,14 +96,20 @@ final class TestClient: @unchecked Sendable {
     let namespace: String
     let replyQueue: String
     private let seen = Locked<(events: [Seen], raw: [Delivery])>(([], []))
+    /// Opened (and replaced) at every delivery: what `wait` sleeps on.
+    private let arrived = Locked(Gate())
 
-    init(namespace: String, topology: Topology? = nil) async throws {
+    /// `durableReply`: the reply queue survives a broker restart (for tests that restart their own node).
+    init(namespace: String, topology: Topology? = nil, url: String = brokerURL, durableReply: Bool = false) async throws {
         self.namespace = namespace
-        client = AMQPClient(settings: try ClientSettings(urls: brokerURL, connectionName: "test-client"))
+        var settings = try ClientSettings(urls: url, connectionName: "test-client")
+        settings.reconnectInitialDelay = .milliseconds(200)
+        settings.reconnectMaxDelay = .seconds(1)
+        client = AMQPClient(settings: settings)
         try await client.start()
         if let topology { try await client.declare(topology) }
         replyQueue = "\(namespace).reply"
-        _ = try await client.declareQueue(name: replyQueue, durable: false, exclusive: false, autoDelete: false)
+        _ = try await client.declareQueue(name: replyQueue, durable: durableReply, exclusive: false, autoDelete: false)
         _ = try await client.consume(queue: replyQueue, prefetch: 200) { [weak self] d in self?.record(d) }
     }
 
@@ -112,6 +119,10 @@ final class TestClient: @unchecked Sendable {
         seen.withLock { seen in
             seen.raw.append(d)
             if let event { seen.events.append(Seen(event: event, delivery: d)) }
+        }
+        arrived.withLock { gate in
+            gate.open()
+            gate = Gate()
         }
         Task { try? await client.ack(d) }
     }
@@ -134,14 +145,24 @@ final class TestClient: @unchecked Sendable {
 
     func terminal(of id: String) -> JobEvent? { events(of: id).first { $0.kind.isTerminal } }
 
-    /// Waits until `done` holds or the timeout passes.
+    /// Waits until `done` holds or the timeout passes. `done` is checked again at every delivery to the reply
+    /// queue, and at least once a second for conditions outside it (a file, a counter).
     func wait(timeout: Double = 60, until done: () -> Bool) async -> Bool {
         let end = Date().addingTimeInterval(timeout)
         while Date() < end {
+            let next = arrived.value
             if done() { return true }
-            try? await Task.sleep(for: .milliseconds(50))
+            _ = await next.wait(timeout: .milliseconds(Int(1000 * min(1, max(0, end.timeIntervalSinceNow)))))
         }
         return done()
+    }
+
+    /// Returns once every event published to the reply queue before this call has been received: a marker
+    /// sent through the same queue comes after them (one queue delivers in order).
+    func barrier(timeout: Double = 30) async throws -> Bool {
+        let marker = "barrier-\(UUID().uuidString)"
+        _ = try await client.publish(exchange: "", routingKey: replyQueue, body: Array(marker.utf8))
+        return await wait(timeout: timeout) { seen.value.raw.contains { $0.body == Array(marker.utf8) } }
     }
 
     func waitTerminal(_ ids: [String], timeout: Double = 60) async -> Bool {
