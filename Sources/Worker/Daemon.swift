@@ -78,7 +78,7 @@ public final class Daemon: @unchecked Sendable {
     /// after the watchdog interval the pings stop, and systemd restarts the worker, which declares again.
     let liveness = WatchdogMonitor(parts: ["engine", "io", "consumers"])
     /// Opens once the worker serves (consumers up, READY sent), or when `run()` ends without getting there.
-    public let serving = Gate()
+    public let started = Gate()
     private var stopSignal: CheckedContinuation<Void, Never>?
     private var stopRequested = false
 
@@ -115,7 +115,7 @@ public final class Daemon: @unchecked Sendable {
 
     /// Connects, declares the topology, starts consuming and runs until `stop()`; then drains.
     public func run() async throws {
-        defer { serving.open() }
+        defer { started.open() }
         try await connectWithBackoff()
         try await client.declare(topology)
         // Server-named, exclusive, auto-delete: declared and bound again on every connect (the old one died
@@ -140,7 +140,7 @@ public final class Daemon: @unchecked Sendable {
                                           "threads": "\(blasThreadCount)", "event": "ready"])
         cond.withLock { serving = true }
         _ = notifier.ready(status: statusLine(.serving))
-        serving.open()
+        started.open()
 
         await waitForStop()
         _ = notifier.stopping(status: statusLine(.draining))

@@ -1,4 +1,5 @@
 import Config
+import Core
 import Foundation
 import Jobs
 import TestSupport
@@ -9,6 +10,8 @@ import Testing
 final class WorkerProcess {
     let process = Process()
     let log: String
+    /// Opens when the process has exited (Process's termination handler).
+    let exited = Gate()
 
     /// - journalDirectory: run darkroomd in a mount namespace whose journald socket is `<dir>/socket`.
     init(namespace: String, state: String, journalDirectory: String? = nil, extraEnv: [String: String] = [:]) throws {
@@ -37,15 +40,15 @@ final class WorkerProcess {
         process.environment = env
         process.standardError = FileHandle(forWritingAtPath: log)
         process.standardOutput = FileHandle.nullDevice
+        process.terminationHandler = { [exited] _ in exited.open() }
         try process.run()
     }
 
     func signal(_ signo: Int32) { kill(process.processIdentifier, signo) }
 
     func waitExit(timeout: Double = 60) async -> Int32? {
-        let end = Date().addingTimeInterval(timeout)
-        while process.isRunning, Date() < end { try? await Task.sleep(for: .milliseconds(50)) }
-        return process.isRunning ? nil : process.terminationStatus
+        guard await exited.wait(timeout: .milliseconds(Int(timeout * 1000))) else { return nil }
+        return process.terminationStatus
     }
 
     var output: String { (try? String(contentsOfFile: log, encoding: .utf8)) ?? "" }
@@ -55,7 +58,7 @@ final class WorkerProcess {
 func stopAndExpectEachCompletedOnce(_ worker: WorkerProcess, _ client: TestClient, _ ids: [String]) async throws {
     worker.signal(SIGTERM)
     #expect(await worker.waitExit() == 0, "darkroomd did not exit 0 on SIGTERM:\n\(worker.output)")
-    try await Task.sleep(for: .milliseconds(300))   // the last events
+    #expect(try await client.barrier(), "the reply queue's last events did not arrive")
     for id in ids {
         let terminals = client.events(of: id).filter(\.kind.isTerminal)
         #expect(terminals.count == 1 && terminals.first?.kind == .completed, "\(id) ended \(terminals.map(\.kind))")

@@ -75,7 +75,7 @@ final class TestWorker: @unchecked Sendable {
         daemon = try Daemon(config: config, engine: engine, logger: logger, notifier: .silent)
         let d = daemon
         task = Task { try await d.run() }
-        #expect(await d.serving.wait(timeout: .seconds(120)), "the worker did not start serving")
+        #expect(await d.started.wait(timeout: .seconds(120)), "the worker did not start serving")
     }
 
     func stop() async throws {
