@@ -19,13 +19,17 @@ import Testing
         return models
     }
 
-    /// A client and an in-process worker serving latent-dit and pixart, 1.5 s batch window.
-    static func serveBoth() async throws -> (TestClient, TestWorker) {
+    /// A client and an in-process worker serving latent-dit and pixart, 1.5 s batch window. `submit` publishes the
+    /// test's jobs before the worker starts consuming, so jobs meant to share a batch are all queued when it fetches
+    /// (publishing after start raced the batch window on a loaded CI machine).
+    static func serveBoth(_ submit: (TestClient) async throws -> Void) async throws -> (TestClient, TestWorker) {
         let ns = uniqueNamespace(), dir = tempDir()
         var cfg = try testConfig(namespace: ns, state: dir, windowMs: 1500)
         cfg.modelDir = try modelDir(dir)
         cfg.models = ["latent-dit", "pixart"]
-        return (try await TestClient(namespace: ns, topology: cfg.contractTopology), try await TestWorker(cfg))
+        let client = try await TestClient(namespace: ns, topology: cfg.contractTopology)
+        try await submit(client)
+        return (client, try await TestWorker(cfg))
     }
 
     static func textJob(_ id: String, prompt: String, negative: String? = nil, seed: UInt64) -> String {
@@ -34,12 +38,13 @@ import Testing
     }
 
     @Test func textJobsWithDifferentPromptsBatchAndEachImageEqualsItsSoloRun() async throws {
-        let (client, worker) = try await Self.serveBoth()
-        try await client.submit(Self.textJob("t1", prompt: "a red circle", seed: 1), toClass: "tiny", id: "t1")
-        try await client.submit(Self.textJob("t2", prompt: "Blue square ON green", negative: "dark", seed: 2), toClass: "tiny", id: "t2")
-        try await client.submit(job("c1", prompt: "blue square", steps: 2, seed: 3), toClass: "tiny", id: "c1")   // the DiT, same worker
-        try await client.submit(Self.textJob("bad", prompt: "x", seed: 1).replacingOccurrences(of: "\"steps\":3", with: "\"seed_ref\":\"s\",\"steps\":3")
-                                    .replacingOccurrences(of: ",\"seed\":1", with: ""), toClass: "tiny", id: "bad")
+        let (client, worker) = try await Self.serveBoth { client in
+            try await client.submit(Self.textJob("t1", prompt: "a red circle", seed: 1), toClass: "tiny", id: "t1")
+            try await client.submit(Self.textJob("t2", prompt: "Blue square ON green", negative: "dark", seed: 2), toClass: "tiny", id: "t2")
+            try await client.submit(job("c1", prompt: "blue square", steps: 2, seed: 3), toClass: "tiny", id: "c1")   // the DiT, same worker
+            try await client.submit(Self.textJob("bad", prompt: "x", seed: 1).replacingOccurrences(of: "\"steps\":3", with: "\"seed_ref\":\"s\",\"steps\":3")
+                                        .replacingOccurrences(of: ",\"seed\":1", with: ""), toClass: "tiny", id: "bad")
+        }
         #expect(await client.waitTerminal(["t1", "t2", "c1", "bad"], timeout: 180))
         try await worker.stop()
 
@@ -63,7 +68,7 @@ import Testing
             #expect(text.hasPrefix(prompt + "\n") && text.contains("Model: pixart") && text.contains("Sampler: dpmpp_2m"), "\(text)")
             if !negative.isEmpty { #expect(text.contains("Negative prompt: \(negative)")) }
         }
-        #expect(batches.count == 2 && Set(batches).count == 1, "the two text jobs ran in one batch: \(batches)")
+        #expect(batches.count == 2 && Set(batches).count == 1, "the two text jobs should share one batch: \(batches)")
         #expect(client.events(of: "c1").last?.kind == .completed)
         #expect(client.events(of: "bad").last?.failure?.code == .invalidRequest)
         await client.cleanUp()
@@ -72,15 +77,16 @@ import Testing
     /// `use_resolution_binning` in the job: exact-size jobs batch together, apart from binned ones; each image equals
     /// the pipeline's solo run with that setting, and the PNG records it.
     @Test func resolutionBinningFromTheJobSeparatesBatchesAndReachesTheImage() async throws {
-        let (client, worker) = try await Self.serveBoth()
         func binned(_ body: String, _ on: Bool) -> String {
             body.replacingOccurrences(of: "\"width\":32", with: "\"use_resolution_binning\":\(on),\"width\":32")
         }
         let cases: [(String, String, UInt64, Bool?)] = [("e1", "a red circle", 1, false), ("e2", "a yellow star", 2, false),
                                                         ("b1", "a red circle", 1, nil)]
-        for (id, prompt, seed, on) in cases {
-            let body = Self.textJob(id, prompt: prompt, seed: seed)
-            try await client.submit(on.map { binned(body, $0) } ?? body, toClass: "tiny", id: id)
+        let (client, worker) = try await Self.serveBoth { client in
+            for (id, prompt, seed, on) in cases {
+                let body = Self.textJob(id, prompt: prompt, seed: seed)
+                try await client.submit(on.map { binned(body, $0) } ?? body, toClass: "tiny", id: id)
+            }
         }
         #expect(await client.waitTerminal(cases.map(\.0), timeout: 180))
         try await worker.stop()
