@@ -114,12 +114,8 @@ final class DNNLPrimitive: @unchecked Sendable {
     /// with a user-managed scratchpad; nil when oneDNN has no implementation for it here.
     /// With `sum`, the result is added into the destination (`dst += op(src)`).
     convenience init?(descriptor: UnsafeRawPointer, sum: Bool = false, arguments: [(Int32, dnnl_memory_desc_t)]) {
-        guard let engine = DNNL.engine else { return nil }
-        var attr: dnnl_primitive_attr_t?
-        guard dnnl_primitive_attr_create(&attr) == dnnl_success, let attr else { return nil }
+        guard let engine = DNNL.engine, let attr = DNNLPrimitive.userScratchpadAttributes(sum: sum) else { return nil }
         defer { dnnl_primitive_attr_destroy(attr) }
-        _ = dnnl_primitive_attr_set_scratchpad_mode(attr, dnnl_scratchpad_mode_user)
-        if sum { guard DNNLPrimitive.appendSum(attr) else { return nil } }
         var pd: dnnl_primitive_desc_t?
         guard dnnl_primitive_desc_create(&pd, descriptor, attr, engine, nil) == dnnl_success, let pd else { return nil }
         self.init(pd, arguments: arguments)
@@ -127,16 +123,25 @@ final class DNNLPrimitive: @unchecked Sendable {
 
     /// A reorder from `from` to `to` (layout changes, e.g. `nchw` ↔ `nChw16c`); with `sum`, adds into `to`.
     convenience init?(reorderFrom from: dnnl_memory_desc_t, to: dnnl_memory_desc_t, sum: Bool = false) {
-        guard let engine = DNNL.engine else { return nil }
-        var attr: dnnl_primitive_attr_t?
-        guard dnnl_primitive_attr_create(&attr) == dnnl_success, let attr else { return nil }
+        guard let engine = DNNL.engine, let attr = DNNLPrimitive.userScratchpadAttributes(sum: sum) else { return nil }
         defer { dnnl_primitive_attr_destroy(attr) }
-        _ = dnnl_primitive_attr_set_scratchpad_mode(attr, dnnl_scratchpad_mode_user)
-        if sum { guard DNNLPrimitive.appendSum(attr) else { return nil } }
         var f = from, t = to
         var pd: dnnl_primitive_desc_t?
         guard dnnl_reorder_primitive_desc_create(&pd, &f, engine, &t, engine, attr) == dnnl_success, let pd else { return nil }
         self.init(pd, arguments: [(DNNL_ARG_FROM, from), (DNNL_ARG_TO, to)])
+    }
+
+    /// Attributes every primitive here is created with: a user-managed scratchpad and, with `sum`, `dst += result`.
+    /// The caller destroys them (`dnnl_primitive_attr_destroy`) once the primitive descriptor exists.
+    private static func userScratchpadAttributes(sum: Bool) -> dnnl_primitive_attr_t? {
+        var attr: dnnl_primitive_attr_t?
+        guard dnnl_primitive_attr_create(&attr) == dnnl_success, let attr else { return nil }
+        _ = dnnl_primitive_attr_set_scratchpad_mode(attr, dnnl_scratchpad_mode_user)
+        if sum, !appendSum(attr) {
+            dnnl_primitive_attr_destroy(attr)
+            return nil
+        }
+        return attr
     }
 
     /// Post-op `dst += result` (oneDNN's sum post-op with scale 1).

@@ -266,12 +266,7 @@ def cmd_torch_op(args) -> None:
 
 def cpu_line() -> str:
     """bench/text/bench.py's line: CPU model, CPU count and vector extensions."""
-    import importlib.util
-
-    spec = importlib.util.spec_from_file_location("bench_text", os.path.join(REPO, "bench", "text", "bench.py"))
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod.cpu_line()
+    return text_bench().cpu_line()
 
 
 def cmd_run(args) -> None:
