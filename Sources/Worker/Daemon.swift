@@ -61,9 +61,11 @@ public final class Daemon: @unchecked Sendable {
     var currentBatch: ServiceStatus.Batch?
     var done = 0
     var failed = 0
-    /// Batches handed to the engine, and jobs answered from the results kept on disk (no engine run).
+    /// Batches handed to the engine, jobs answered from the results kept on disk (no engine run), and
+    /// redelivered jobs acked unanswered because the ledger holds them.
     var batchesStarted = 0
     var answeredFromDisk = 0
+    var acknowledgedAsFinished = 0
     var staleSerial: UInt64 = 0
     var maxSerialSeen: UInt64 = 0
     /// Queues whose consumer the broker dropped while the connection lives (retried with backoff).

@@ -45,6 +45,7 @@ extension Daemon {
         if ledger.contains(job.id) {
             logger.notice("redelivered job already finished: acking without running it", metadata: meta.with("event", "duplicate"))
             await settle(d, requeue: false)
+            cond.withLock { acknowledgedAsFinished += 1 }
             return
         }
         guard job.replyTo != nil else {

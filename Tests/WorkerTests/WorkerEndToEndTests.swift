@@ -438,9 +438,13 @@ import Testing
         let worker = try await TestWorker(cfg)
         try await client.submit(job("once", steps: 3), toClass: "tiny", id: "once")
         #expect(await client.waitTerminal(["once"]))
+        // The ledger is written once the broker confirms the terminal event, which may come after the client saw it.
+        let daemon = worker.daemon
+        #expect(await client.wait(timeout: 30) { daemon.ledger.contains("once") })
         try await client.submit(job("once", steps: 3), toClass: "tiny", id: "once")   // as a redelivery would
-        try await Task.sleep(for: .seconds(1))
+        #expect(await client.wait(timeout: 30) { daemon.cond.withLock { daemon.acknowledgedAsFinished } == 1 })
         #expect(client.events(of: "once").filter(\.kind.isTerminal).count == 1)
+        #expect(daemon.cond.withLock { daemon.batchesStarted } == 1)
         #expect(await queueDepth(client, "\(ns).jobs.tiny") == 0)
         try await worker.stop()
         await client.cleanUp()
