@@ -31,6 +31,8 @@ in the checkpoints).
     tools/train/scenes.sh --resume           # continue an interrupted run
     tools/train/scenes.sh --export-only      # re-export from the last checkpoints (e.g. an unfinished run)
     tools/train/scenes.sh --only dec --threads 1 & tools/train/scenes.sh --only dit   # stages 2b and 3 side by side
+    tools/train/scenes.sh --state .state/scenes3 --init-from models/tiny-scenes --seed 1 --only dit ...
+                                             # continue a shipped model (its latent space kept; new data indices)
 """
 from __future__ import annotations
 
@@ -82,6 +84,11 @@ def parse_args() -> argparse.Namespace:
     ap.add_argument("--dec-batch", type=int, default=12)
     ap.add_argument("--dec-lr", type=float, default=5e-4)
     ap.add_argument("--dec-edge", type=float, default=1.0, help="weight of the image-gradient L1 term (stage 2b)")
+    ap.add_argument("--dec-outline", type=float, default=0.0,
+                    help="extra L1 weight on pixels within 1 px of an object outline (stage 2b; 0 = plain L1)")
+    ap.add_argument("--init-from", default=None,
+                    help="warm start from an exported SanaPipeline folder (e.g. models/tiny-scenes): its tokenizer, "
+                         "autoencoder (as stage 2's result), text encoder and transformer; fresh optimizers")
     ap.add_argument("--only", choices=["tokenizer", "ae", "dec", "dit"], default=None,
                     help="run one stage (e.g. the decoder fine-tuning beside the transformer)")
     ap.add_argument("--dit-steps", type=int, default=2800)
@@ -235,6 +242,21 @@ def finish_ae(a: argparse.Namespace, ema, step: int, elapsed: float) -> None:
         json.dump(stats, f, indent=2)
 
 
+def outline_weight(x: torch.Tensor, alpha: float) -> torch.Tensor:
+    """[B, 1, H, W] = 1 + alpha on pixels within 1 px (3x3 max-pool) of a colour step of the target x ([B, 3, H, W],
+    -1..1): the outlines and corners the strict judge measures are few pixels, which a plain L1 averages away
+    (the round trip of the first decoder failed on rounded triangle and square corners, max errors 90-170/255)."""
+    g = torch.zeros_like(x[:, :1])
+    dx = (x[..., :, 1:] - x[..., :, :-1]).abs().sum(1, keepdim=True)
+    dy = (x[..., 1:, :] - x[..., :-1, :]).abs().sum(1, keepdim=True)
+    g[..., :, 1:] += dx
+    g[..., :, :-1] += dx
+    g[..., 1:, :] += dy
+    g[..., :-1, :] += dy
+    edge = (g > 0.15).float()  # > ~6/255 summed over channels: the gradients' soft steps stay below
+    return 1.0 + alpha * torch.nn.functional.max_pool2d(edge, 3, stride=1, padding=1)
+
+
 def edge_l1(y: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
     """Mean |d/dx (y - x)| + |d/dy (y - x)|: an L1 on image gradients, so edges and corners count more than their
     few pixels do in a plain L1 (the plain loss leaves corners rounded)."""
@@ -265,7 +287,8 @@ def train_dec(a: argparse.Namespace) -> None:
                 z = z + 0.1 * z.float().std() * torch.randn(z.shape, generator=run.gen).to(z.dtype)
             y = vae.decode(z).sample
         y = y.float()
-        run.update((y - x).abs().mean() + (y - x).pow(2).mean() + a.dec_edge * edge_l1(y, x))
+        l1 = ((y - x).abs() * outline_weight(x, a.dec_outline)).mean() if a.dec_outline else (y - x).abs().mean()
+        run.update(l1 + (y - x).pow(2).mean() + a.dec_edge * edge_l1(y, x))
     run.checkpoint()
     stats = dict(stats, dec_steps=run.step, dec_minutes=round(run.elapsed / 60, 1),
                  psnr_heldout_db_before_dec=stats["psnr_heldout_db"], psnr_heldout_db=psnr(run.ema, a.seed + 1000, 64))
@@ -320,6 +343,14 @@ def train_dit(a: argparse.Namespace) -> None:
     tok = load_tokenizer(a)
     torch.manual_seed(a.seed + 2)
     net = DiT()
+    if a.init_from and not (a.resume or a.export_only):
+        from diffusers import SanaTransformer2DModel
+        from transformers import Gemma2Model
+
+        net.te.load_state_dict(Gemma2Model.from_pretrained(os.path.join(a.init_from, "text_encoder")).state_dict())
+        net.tr.load_state_dict(
+            SanaTransformer2DModel.from_pretrained(os.path.join(a.init_from, "transformer")).state_dict())
+        print(f"dit: warm start from {a.init_from}", flush=True)
     decay, no_decay = [], []
     for n, p in net.named_parameters():
         (no_decay if p.ndim < 2 or "embed" in n else decay).append(p)
@@ -446,10 +477,33 @@ def export(a: argparse.Namespace, ema: DiT, tok, step: int, elapsed: float) -> N
           flush=True)
 
 
+def init_from(a: argparse.Namespace) -> None:
+    """Warm start from an exported folder: its tokenizer and its autoencoder (encoder, decoder, scaling_factor) become
+    this run's stage 1 and 2 results, so stage 2b fine-tunes that decoder in the same latent space and stage 3 starts
+    from its text encoder and transformer (train_dit)."""
+    from diffusers import AutoencoderDC
+
+    tdir = os.path.join(a.state, "tokenizer")
+    if not os.path.exists(os.path.join(tdir, "tokenizer.json")):
+        shutil.copytree(os.path.join(a.init_from, "tokenizer"), tdir)
+    if not os.path.exists(os.path.join(a.state, "ae_final.pt")):
+        vae = AutoencoderDC.from_pretrained(os.path.join(a.init_from, "vae"))
+        with open(os.path.join(a.init_from, "ae_stats.json")) as f:
+            before = json.load(f)
+        # the folder's decoder-fine-tuning figures become init_*; this run's stage 2b writes its own
+        stats = {k: v for k, v in before.items() if not k.startswith("dec_") and k != "psnr_heldout_db_before_dec"}
+        stats.update({"init_from": a.init_from, "scaling_factor": float(vae.config.scaling_factor),
+                      "init_dec_steps": before.get("dec_steps"), "init_dec_minutes": before.get("dec_minutes")})
+        save_ckpt(os.path.join(a.state, "ae_final.pt"), {"ema": vae.state_dict(), "stats": stats})
+        print(f"init: autoencoder and tokenizer from {a.init_from}", flush=True)
+
+
 def main() -> None:
     a = parse_args()
     torch.set_num_threads(a.threads)
     os.makedirs(a.state, exist_ok=True)
+    if a.init_from:
+        init_from(a)
     if not os.path.exists(os.path.join(a.state, "tokenizer", "tokenizer.json")):
         scenes_tokenizer.build(os.path.join(a.state, "tokenizer"))
     if a.only == "tokenizer":
