@@ -11,15 +11,17 @@ public enum LogFormat: String, Sendable, CaseIterable {
 
 public enum LoggingBootstrap {
     /// Installs the chosen handler for the whole process. swift-log allows this once per process.
-    public static func bootstrap(identifier: String, level: Logger.Level = .info, format: LogFormat = .auto) {
-        let chosen = resolve(format)
+    /// - environment: the process's variables (`JOURNAL_STREAM` is the one read), passed in once at start.
+    public static func bootstrap(identifier: String, level: Logger.Level = .info, format: LogFormat = .auto,
+                                 environment: [String: String]) {
+        let chosen = resolve(format, journalStream: environment["JOURNAL_STREAM"])
         LoggingSystem.bootstrap { _ in makeHandler(identifier: identifier, level: level, format: chosen) }
     }
 
-    /// The handler `bootstrap` installs, for callers that build their own `Logger`s.
+    /// The handler for an explicit format (`.auto` counts as `.text`: resolve it first).
     public static func makeHandler(identifier: String, level: Logger.Level = .info,
-                                   format: LogFormat = .auto) -> any LogHandler {
-        switch resolve(format) {
+                                   format: LogFormat) -> any LogHandler {
+        switch format {
         case .journal:
             return JournalLogHandler(identifier: identifier, level: level)
         case .text, .auto:
@@ -33,9 +35,11 @@ public enum LoggingBootstrap {
     /// reads (closed, or a character device that is not a terminal, such as /dev/null). Otherwise
     /// `.text`: a terminal, a pipe or a file gets readable lines, so a test or a person capturing stderr
     /// sees them even on a machine that runs journald.
-    public static func resolve(_ format: LogFormat, journalAvailable: Bool = JournalSender.isAvailable) -> LogFormat {
+    /// - journalStream: the `JOURNAL_STREAM` variable systemd set for this process (nil when unset).
+    public static func resolve(_ format: LogFormat, journalStream: String?,
+                               journalAvailable: Bool = JournalSender.isAvailable) -> LogFormat {
         guard format == .auto else { return format }
-        if stderrIsJournalStream() { return .journal }
+        if stderrIsJournalStream(journalStream) { return .journal }
         if journalAvailable && stderrLeadsNowhere() { return .journal }
         return .text
     }
@@ -48,9 +52,9 @@ public enum LoggingBootstrap {
     }
 
     /// Whether `JOURNAL_STREAM` (`<device>:<inode>`) names the file stderr is (systemd.exec(5)).
-    public static func stderrIsJournalStream() -> Bool {
-        guard let raw = getenv("JOURNAL_STREAM") else { return false }
-        let parts = String(cString: raw).split(separator: ":")
+    public static func stderrIsJournalStream(_ journalStream: String?) -> Bool {
+        guard let raw = journalStream else { return false }
+        let parts = raw.split(separator: ":")
         guard parts.count == 2, let device = UInt64(parts[0]), let inode = UInt64(parts[1]) else { return false }
         var info = stat()
         guard fstat(STDERR_FILENO, &info) == 0 else { return false }

@@ -1,5 +1,6 @@
 // Systemd: the worker's side of running under systemd.
-//   Notifier.swift          sd_notify messages (READY, STATUS, WATCHDOG, STOPPING, RELOADING, EXTEND_TIMEOUT_USEC).
+//   Notifier.swift          sd_notify messages (READY, STATUS, WATCHDOG, STOPPING, RELOADING, EXTEND_TIMEOUT_USEC), sent
+//                           as one datagram to the NOTIFY_SOCKET of the environment the caller passes in.
 //   WatchdogMonitor.swift   WATCHDOG=1 only while the engine and the I/O loop both make progress.
 //   ServiceStatus.swift     the one-line STATUS= text (state, class, jobs done/failed, batch, cache hits).
 //   JournalFields.swift     swift-log level -> PRIORITY, metadata -> DARKROOM_* fields.

@@ -23,7 +23,7 @@ public final class WatchdogMonitor: Sendable {
     /// - Parameters:
     ///   - parts: names of the parts that beat, e.g. ["engine", "io"]; each starts idle and fresh.
     ///   - staleAfter: default: systemd's watchdog interval (WATCHDOG_USEC), or 60 s without one.
-    public init(notifier: Notifier = Notifier(), parts: [String], staleAfter: Duration? = nil,
+    public init(notifier: Notifier, parts: [String], staleAfter: Duration? = nil,
                 now: ContinuousClock.Instant = .now) {
         self.notifier = notifier
         let interval = notifier.watchdogInterval()

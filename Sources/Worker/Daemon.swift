@@ -78,15 +78,17 @@ public final class Daemon: @unchecked Sendable {
     /// through the connection): WATCHDOG=1 goes out only while neither has gone quiet.
     /// A class (or the control queue) left without a consumer is a busy "consumers" part that never beats:
     /// after the watchdog interval the pings stop, and systemd restarts the worker, which declares again.
-    let liveness = WatchdogMonitor(parts: ["engine", "io", "consumers"])
+    let liveness: WatchdogMonitor
     /// Opens once the worker serves (consumers up, READY sent), or when `run()` ends without getting there.
     public let started = Gate()
     private var stopSignal: CheckedContinuation<Void, Never>?
     private var stopRequested = false
 
-    /// - notifier: `Notifier()` under systemd; `.silent` for a worker embedded in another process.
-    public init(config: DarkroomConfig, engine: Engine, logger: Logger, notifier: Notifier = Notifier()) throws {
+    /// - notifier: `Notifier(environment:)` from the process's environment under systemd; `.silent` for a
+    ///   worker embedded in another process.
+    public init(config: DarkroomConfig, engine: Engine, logger: Logger, notifier: Notifier) throws {
         self.notifier = notifier
+        self.liveness = WatchdogMonitor(notifier: notifier, parts: ["engine", "io", "consumers"])
         self.config = config
         self.engine = engine
         self.logger = logger

@@ -44,15 +44,18 @@ struct Darkroomd: AsyncParsableCommand {
             FileHandle.standardError.write(Data("darkroomd: \(error)\n".utf8))
             throw ExitCode(78)   // EX_CONFIG: systemd will not restart-loop on a bad config forever
         }
+        // systemd's variables (NOTIFY_SOCKET, WATCHDOG_USEC/PID, JOURNAL_STREAM) are read here, once.
+        let environment = ProcessInfo.processInfo.environment
         let level = Logger.Level(rawValue: cfg.log.level.rawValue) ?? .info
         LoggingBootstrap.bootstrap(identifier: "darkroomd", level: level,
-                                   format: Systemd.LogFormat(rawValue: cfg.log.format.rawValue) ?? .auto)
+                                   format: Systemd.LogFormat(rawValue: cfg.log.format.rawValue) ?? .auto,
+                                   environment: environment)
         let logger = {
             var l = Logger(label: "darkroomd")
             l[metadataKey: "worker"] = "\(cfg.worker.id)"
             return l
         }()
-        for name in DarkroomConfig.unrecognizedEnvironment(ProcessInfo.processInfo.environment) {
+        for name in DarkroomConfig.unrecognizedEnvironment(environment) {
             logger.warning("ignoring unknown environment variable \(name)")
         }
 
@@ -72,7 +75,7 @@ struct Darkroomd: AsyncParsableCommand {
             }
         }
 
-        let notifier = Notifier()
+        let notifier = Notifier(environment: environment)
         let engine: Engine
         do {
             engine = try Engine(config: cfg) { step in
@@ -93,7 +96,7 @@ struct Darkroomd: AsyncParsableCommand {
             return
         }
 
-        let daemon = try Daemon(config: cfg, engine: engine, logger: logger)
+        let daemon = try Daemon(config: cfg, engine: engine, logger: logger, notifier: notifier)
         health.attach(daemon)
         let signals = SignalHandlers()
         signals.on(SIGTERM) { daemon.stop() }

@@ -5,30 +5,37 @@ import Foundation
 import Glibc
 import Systemd
 
-/// A bound AF_UNIX datagram socket in a fresh temporary folder; receives with a timeout.
-/// SystemdTests and WorkerTests listen on it for sd_notify messages and journald entries.
+/// A bound AF_UNIX datagram socket in a fresh temporary folder (or in the abstract namespace); receives with
+/// a timeout. SystemdTests and WorkerTests listen on it for sd_notify messages and journald entries.
 public final class SystemdTestListener {
     public let directory: String
+    /// The address as NOTIFY_SOCKET names it: a path, or "@name" for the abstract namespace.
     public let path: String
     public private(set) var fd: Int32 = -1
 
-    public init(name: String = "sock") throws {
+    /// - abstract: bind "@drsd-<random>-<name>" in the abstract namespace instead of a file.
+    public init(name: String = "sock", abstract: Bool = false) throws {
         var template = Array("/tmp/drsd-XXXXXX".utf8CString)
         guard let made = template.withUnsafeMutableBufferPointer({ mkdtemp($0.baseAddress!) }) else {
             throw SystemdTestListenerError("mkdtemp failed: errno \(errno)")
         }
         directory = String(cString: made)
-        path = directory + "/" + name
+        path = abstract ? "@" + directory.dropFirst("/tmp/".count) + "-" + name : directory + "/" + name
         fd = socket(AF_UNIX, Int32(SOCK_DGRAM.rawValue), 0)
         guard fd >= 0 else { throw SystemdTestListenerError("socket failed: errno \(errno)") }
         var address = sockaddr_un()
         address.sun_family = sa_family_t(AF_UNIX)
+        var bytes = Array(path.utf8)
+        if abstract { bytes[0] = 0 }
         withUnsafeMutableBytes(of: &address.sun_path) { raw in
-            for (i, b) in path.utf8.enumerated() { raw[i] = b }
+            for (i, b) in bytes.enumerated() { raw[i] = b }
         }
+        // An abstract name is exactly its bytes after the family (no NUL padding), as systemd binds and sends.
+        let length = abstract ? MemoryLayout<sockaddr_un>.offset(of: \.sun_path)! + bytes.count
+                              : MemoryLayout<sockaddr_un>.size
         let rc = withUnsafePointer(to: &address) {
             $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
-                bind(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size))
+                bind(fd, $0, socklen_t(length))
             }
         }
         guard rc == 0 else { throw SystemdTestListenerError("bind \(path) failed: errno \(errno)") }
@@ -59,7 +66,7 @@ public final class SystemdTestListener {
 
     deinit {
         if fd >= 0 { close(fd) }
-        unlink(path)
+        if path.hasPrefix("/") { unlink(path) }
         rmdir(directory)
     }
 }
@@ -67,21 +74,6 @@ public final class SystemdTestListener {
 public struct SystemdTestListenerError: Error, CustomStringConvertible {
     public let description: String
     public init(_ description: String) { self.description = description }
-}
-
-/// Sets environment variables for the duration of `body`, then restores what was there.
-public func withSystemdTestEnvironment<T>(_ values: [String: String?], _ body: () throws -> T) rethrows -> T {
-    var saved: [String: String?] = [:]
-    for (key, value) in values {
-        saved[key] = getenv(key).map { String(cString: $0) }
-        if let value { setenv(key, value, 1) } else { unsetenv(key) }
-    }
-    defer {
-        for (key, value) in saved {
-            if let value { setenv(key, value, 1) } else { unsetenv(key) }
-        }
-    }
-    return try body()
 }
 
 /// journald's native datagram as libsystemd writes it (systemd.io/JOURNAL_NATIVE_PROTOCOL): `NAME=value\n`

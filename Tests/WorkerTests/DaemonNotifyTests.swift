@@ -66,7 +66,7 @@ private func field(_ entry: [JournalField], _ name: String) -> String? {
     entry.first { $0.name == name }?.value
 }
 
-// WorkerProcess does not pass on this process's systemd variables (SystemdTests change them), only the
+// WorkerProcess does not pass on this process's systemd variables (a runner started by systemd has some), only the
 // ones a test gives it.
 @Suite("darkroomd under systemd") struct DaemonUnderSystemd {
     @Test func aRealWorkerSendsReadyStatusWatchdogAndStoppingAndExitsZero() async throws {
