@@ -74,6 +74,9 @@ public final class Daemon: @unchecked Sendable {
     var serving = false
     /// Connections made so far (each after the first is a reconnect).
     var connections = 0
+    /// Why the state dir cannot be written (the last failed ledger or results write); nil again once the ledger
+    /// takes a write. Shown by /readyz, STATUS= and `darkroom_state_dir_writable`.
+    var stateProblem: String?
     /// Liveness of the engine loop (beats each step and each idle wait) and the I/O loop (a probe
     /// through the connection): WATCHDOG=1 goes out only while neither has gone quiet.
     /// A class (or the control queue) left without a consumer is a busy "consumers" part that never beats:
@@ -329,8 +332,8 @@ public final class Daemon: @unchecked Sendable {
 
     /// The STATUS= line (ServiceStatus): state, classes, jobs done/failed, the running batch, schedule-cache hits.
     func statusLine(_ activity: Activity) -> String {
-        let (classes, d, f, batch, down) = cond.withLock {
-            (config.consumedClasses.map(\.name), done, failed, currentBatch, consumersDown)
+        let (classes, d, f, batch, down, stateProblem) = cond.withLock {
+            (config.consumedClasses.map(\.name), done, failed, currentBatch, consumersDown, self.stateProblem)
         }
         let c = schedules.counts
         var status = ServiceStatus(state: .consuming, classes: classes, jobsDone: d, jobsFailed: f, batch: batch,
@@ -347,6 +350,9 @@ public final class Daemon: @unchecked Sendable {
         case .waiting(let note):
             status.state = client.isConnected ? .consuming : .connecting
             status.note = note
+        }
+        if stateProblem != nil {
+            status.note = [status.note, "state_dir not writable"].compactMap { $0 }.joined(separator: "; ")
         }
         return status.description
     }
@@ -391,7 +397,15 @@ public final class Daemon: @unchecked Sendable {
                 }
                 switch result {
                 case .success(.acked):
-                    do { try ledger.record(jobID) } catch { logger.error("\(error)", metadata: metadata) }
+                    // The client has its one terminal event: the ack follows whatever the ledger says. The ledger only
+                    // lets a redelivery after a crash before this ack be recognised; without it that redelivery would
+                    // run and answer again, so a failed write is made loud (log, /readyz, STATUS=, metrics), never silent.
+                    do {
+                        try ledger.record(jobID)
+                        stateWriteSucceeded()
+                    } catch {
+                        stateWriteFailed(.ledger, error, metadata)
+                    }
                     results.remove(key: KeptResults.key(jobID: jobID, body: delivery.body))
                     await settle(delivery, requeue: false)
                 case .success(.returned(let code, let text)):
@@ -410,6 +424,34 @@ public final class Daemon: @unchecked Sendable {
             }
         }
     }
+
+    /// A file under the state dir that could not be written.
+    enum StateFile: String {
+        case ledger, results
+    }
+
+    /// A write under state_dir failed (read-only, full, gone): says so at error level with what it costs, and
+    /// marks the worker not ready until the ledger takes a write again.
+    func stateWriteFailed(_ file: StateFile, _ error: any Error, _ metadata: Logger.Metadata) {
+        let consequence = switch file {
+        case .ledger: "the job is answered and acked, but a redelivery of it (after a crash before an ack) would not be recognised and would be answered twice"
+        case .results: "if the terminal event cannot be confirmed, the redelivery computes the job again"
+        }
+        let problem = "cannot write the \(file.rawValue) under state_dir \(stateDir): \(error)"
+        cond.withLock { stateProblem = problem }
+        metrics.stateWrite(file.rawValue, ok: false)
+        logger.error("\(problem); \(consequence). Make state_dir writable with free space; /readyz answers 503 until then",
+                     metadata: metadata.with("event", "state_unwritable"))
+    }
+
+    /// The ledger took a write: the state dir is usable again.
+    func stateWriteSucceeded() {
+        let was = cond.withLock { () -> String? in defer { stateProblem = nil }; return stateProblem }
+        metrics.stateWrite(StateFile.ledger.rawValue, ok: true)
+        if was != nil { logger.notice("state_dir \(stateDir) is writable again", metadata: ["event": "state_writable"]) }
+    }
+
+    var stateDir: String { cond.withLock { config.stateDir } }
 
     /// Whether `delivery` came on a connection that has since closed (then the broker requeued it and
     /// its redelivery answers it); says so in the log.

@@ -1,8 +1,8 @@
 // Health: what GET /healthz and GET /readyz answer, in the same states systemd sees.
 //   /healthz (liveness): the process answers and its loops make progress; 503 once the watchdog would
 //   withhold WATCHDOG=1 (engine or I/O loop quiet while busy, a class left without a consumer).
-//   /readyz (readiness): the model is loaded, the broker connected and every consumer up, and the worker is
-//   not draining; that is, between READY=1 and STOPPING=1, and while connected.
+//   /readyz (readiness): the model is loaded, the broker connected and every consumer up, the state dir takes
+//   writes, and the worker is not draining; that is, between READY=1 and STOPPING=1, and while connected.
 import Core
 import Foundation
 
@@ -43,8 +43,11 @@ public final class HealthBoard: Sendable {
 
 extension Daemon: HealthSource {
     public func readinessProbe() -> Probe {
-        let (isServing, isStopping, down) = cond.withLock { () -> (Bool, Bool, Set<String>) in (serving, stopping, consumersDown) }
+        let (isServing, isStopping, down, stateProblem) = cond.withLock { () -> (Bool, Bool, Set<String>, String?) in
+            (serving, stopping, consumersDown, self.stateProblem)
+        }
         if isStopping { return Probe(ok: false, reason: "draining") }
+        if let stateProblem { return Probe(ok: false, reason: "state_dir not writable: \(stateProblem)") }
         if !isServing { return Probe(ok: false, reason: "starting: connecting to the broker and subscribing") }
         if !client.isConnected { return Probe(ok: false, reason: "broker not connected (reconnecting)") }
         if !down.isEmpty { return Probe(ok: false, reason: "no consumer on \(down.sorted().joined(separator: ", ")) (subscribing again)") }

@@ -306,7 +306,7 @@ extension Daemon {
         do {
             try results.save(key: KeptResults.key(jobID: p.job.id, body: p.delivery.body), events: events + [completed])
         } catch {
-            logger.warning("the result could not be kept on disk (\(error)); a redelivery would compute it again", metadata: meta)
+            stateWriteFailed(.results, error, meta)
         }
         for image in events { send(image, p.job) }
         logger.info("completed", metadata: meta.with("event", "completed").with("duration_ms", "\(timings.total)"))

@@ -32,6 +32,8 @@ enum MetricName {
     static let memoryRefusals = "darkroom_memory_guard_refusals_total"
     static let reconnects = "darkroom_broker_reconnects_total"
     static let connected = "darkroom_broker_connected"
+    static let stateWritable = "darkroom_state_dir_writable"
+    static let stateFailures = "darkroom_state_write_failures_total"
 }
 
 /// The labels of one job's series.
@@ -54,6 +56,8 @@ final class WorkerMetrics: Sendable {
         Counter(label: MetricName.reconnects).increment(by: 0)
         Recorder(label: MetricName.connected, aggregate: false).record(0)
         Recorder(label: MetricName.busy, aggregate: false).record(0)
+        Recorder(label: MetricName.stateWritable, aggregate: false).record(1)
+        for file in ["ledger", "results"] { Counter(label: MetricName.stateFailures, dimensions: [("file", file)]).increment(by: 0) }
         for name in [MetricName.promptHits, MetricName.promptMisses, MetricName.scheduleHits, MetricName.scheduleMisses] {
             Counter(label: name).increment(by: 0)
         }
@@ -116,6 +120,8 @@ final class WorkerMetrics: Sendable {
         addBusy(until: now)
         busySince.withLock { $0 = nil }
         Recorder(label: MetricName.busy, aggregate: false).record(0)
+        Recorder(label: MetricName.stateWritable, aggregate: false).record(1)
+        for file in ["ledger", "results"] { Counter(label: MetricName.stateFailures, dimensions: [("file", file)]).increment(by: 0) }
         Recorder(label: MetricName.lastProgress, aggregate: false).record(now.timeIntervalSince1970)
     }
 
@@ -131,6 +137,12 @@ final class WorkerMetrics: Sendable {
 
     func memoryGuardRefused(className: String) {
         Counter(label: MetricName.memoryRefusals, dimensions: [("class", className)]).increment()
+    }
+
+    /// A write under state_dir (`file`: ledger or results) failed, or the ledger took one.
+    func stateWrite(_ file: String, ok: Bool) {
+        Recorder(label: MetricName.stateWritable, aggregate: false).record(ok ? 1 : 0)
+        if !ok { Counter(label: MetricName.stateFailures, dimensions: [("file", file)]).increment() }
     }
 
     func brokerConnected(_ up: Bool, reconnect: Bool) {

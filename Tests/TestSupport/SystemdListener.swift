@@ -118,3 +118,11 @@ public func inJournalNamespace(_ journalDirectory: String?, _ command: [String])
     return ("/usr/bin/unshare", ["--user", "--map-root-user", "--mount", "--", "/bin/sh", "-c", script, "sh",
                                  journalDirectory ?? ""] + command)
 }
+
+/// `command` run in a private user and mount namespace after the shell commands `setup` ran there as the namespace's
+/// root (e.g. a read-only bind mount, a small tmpfs, a file bound over another): the mounts are the child's alone.
+/// The child's pid is the command's own (unshare and sh exec into it). Needs unprivileged user namespaces (or root).
+public func inPrivateMounts(_ setup: String, _ command: [String]) -> (executable: String, arguments: [String]) {
+    ("/usr/bin/unshare", ["--user", "--map-root-user", "--mount", "--", "/bin/sh", "-c", "{ \(setup) ; } && exec \"$@\"", "sh"]
+        + command)
+}

@@ -14,11 +14,14 @@ final class WorkerProcess {
     let exited = Gate()
 
     /// - journalDirectory: run darkroomd in a mount namespace whose journald socket is `<dir>/socket`.
-    init(namespace: String, state: String, journalDirectory: String? = nil, extraEnv: [String: String] = [:]) throws {
+    /// - mounts: run darkroomd in a mount namespace set up by these shell commands (`inPrivateMounts`).
+    init(namespace: String, state: String, journalDirectory: String? = nil, mounts: String? = nil,
+         extraEnv: [String: String] = [:]) throws {
         log = state + "/darkroomd-\(UUID().uuidString.prefix(6)).log"
         _ = FileManager.default.createFile(atPath: log, contents: nil)
         let command = [darkroomdBinary(), "--config", repoRoot + "/config/darkroom.toml"]
         let (executable, arguments) = journalDirectory.map { inJournalNamespace($0, command) }
+            ?? mounts.map { inPrivateMounts($0, command) }
             ?? (command[0], Array(command.dropFirst()))
         process.executableURL = URL(fileURLWithPath: executable)
         process.arguments = arguments

@@ -201,8 +201,9 @@ import Testing
 }
 
 /// Starts darkroomd with its listener on a free port; returns it with the base URL it logged.
-private func startWithMetrics(_ ns: String, _ dir: String, _ env: [String: String]) async throws -> (WorkerProcess, String) {
-    let worker = try WorkerProcess(namespace: ns, state: dir, extraEnv: env.merging(["DARKROOM_METRICS_LISTEN": "127.0.0.1:0"]) { a, _ in a })
+func startWithMetrics(_ ns: String, _ dir: String, _ env: [String: String], mounts: String? = nil) async throws -> (WorkerProcess, String) {
+    let worker = try WorkerProcess(namespace: ns, state: dir, mounts: mounts,
+                                   extraEnv: env.merging(["DARKROOM_METRICS_LISTEN": "127.0.0.1:0"]) { a, _ in a })
     let end = Date().addingTimeInterval(60)
     while Date() < end {
         let out = worker.output
@@ -217,17 +218,17 @@ private func startWithMetrics(_ ns: String, _ dir: String, _ env: [String: Strin
     throw TestFailure("darkroomd never logged its metrics address:\n\(worker.output)")
 }
 
-private struct TestFailure: Error, CustomStringConvertible {
+struct TestFailure: Error, CustomStringConvertible {
     let description: String
     init(_ d: String) { description = d }
 }
 
-private func stopAndExpectExit0(_ worker: WorkerProcess) async throws {
+func stopAndExpectExit0(_ worker: WorkerProcess) async throws {
     worker.signal(SIGTERM)
     #expect(await worker.waitExit() == 0, "darkroomd did not exit 0 on SIGTERM:\n\(worker.output)")
 }
 
-private func get(_ url: String) async throws -> (status: Int, body: String) {
+func get(_ url: String) async throws -> (status: Int, body: String) {
     var request = URLRequest(url: URL(string: url)!)
     request.timeoutInterval = 10
     let (data, response) = try await URLSession.shared.data(for: request)
@@ -236,7 +237,7 @@ private func get(_ url: String) async throws -> (status: Int, body: String) {
 
 /// Polls until GET answers `status` with a body containing `containing` (the listener is up from the start;
 /// readiness comes after the models load).
-private func waitStatus(_ url: String, _ status: Int, containing: String = "", timeout: Double = 90) async -> Bool {
+func waitStatus(_ url: String, _ status: Int, containing: String = "", timeout: Double = 90) async -> Bool {
     let end = Date().addingTimeInterval(timeout)
     while Date() < end {
         if let r = try? await get(url), r.status == status, containing.isEmpty || r.body.contains(containing) { return true }
@@ -246,7 +247,7 @@ private func waitStatus(_ url: String, _ status: Int, containing: String = "", t
 }
 
 /// One scrape of GET /metrics in the Prometheus text format.
-private struct Scrape {
+struct Scrape {
     let text: String
     /// (name, labels, value) of every sample line.
     let samples: [(String, [String: String], Double)]
