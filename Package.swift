@@ -94,7 +94,7 @@ let package = Package(
                     resources: [.copy("Fixtures")], swiftSettings: optimised),
         .testTarget(name: "JobsTests", dependencies: ["Jobs", "TestSupport"], resources: [.copy("Fixtures")]),
         .testTarget(name: "ConfigTests", dependencies: ["Config"]),
-        .testTarget(name: "DeliveryTests", dependencies: ["Config", "Delivery", "Jobs"]),
+        .testTarget(name: "DeliveryTests", dependencies: ["Config", "Delivery", "Jobs", "TestSupport"]),
         .testTarget(name: "AutoscaleTests", dependencies: ["Autoscale", "Config"]),
         .testTarget(name: "WorkerTests", dependencies: [
             "AMQP", "Autoscale", "Config", "Core", "Delivery", "Diffusion", "Imaging", "Jobs", "Systemd", "TestSupport", "Worker",

@@ -4,7 +4,8 @@ import Core
 /// same again later may work (a timeout, a 5xx, a refused connection) or not (a 4xx, a bad configuration).
 public struct DeliveryError: CodedError, Equatable {
     public enum Code: String, Sendable {
-        case transport        // no HTTP answer: refused, reset, timed out, TLS
+        case transport        // no HTTP answer: refused, reset, timed out
+        case tls              // the server's certificate was not accepted (untrusted CA, wrong host, expired)
         case http             // an HTTP answer that is not 2xx
         case storage          // the file store could not write
         case credentials      // a secret or key file cannot be read

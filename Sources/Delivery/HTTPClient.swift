@@ -42,9 +42,32 @@ public final class HTTPClient: Sendable {
             return HTTPResponse(status: http.statusCode, body: [UInt8](data))
         } catch let e as DeliveryError {
             throw e
+        } catch where Self.isCertificateRefusal(error) {
+            // Not retried: a certificate the machine does not trust stays untrusted for the next attempt too.
+            throw DeliveryError(.tls, "\(method) \(Self.shown(url)): the TLS handshake failed verifying the server's certificate "
+                                + "(\(error.localizedDescription)); the server must present a certificate for "
+                                + "\(url.host ?? "its host") from a CA this machine trusts (the system store, /etc/ssl/certs; add a "
+                                + "private CA there with update-ca-certificates)", retryable: false)
         } catch {
-            throw DeliveryError(.transport, "\(method) \(Self.shown(url)): \(error.localizedDescription)", retryable: true)
+            let ns = error as NSError
+            throw DeliveryError(.transport, "\(method) \(Self.shown(url)): \(error.localizedDescription) (\(ns.domain) \(ns.code))", retryable: true)
         }
+    }
+
+    /// Whether URLSession refused the server's certificate. On Linux, swift-corelibs-foundation maps libcurl's
+    /// CURLE_PEER_FAILED_VERIFICATION to NSURLErrorUnknown and keeps only libcurl's text, so the text is what tells:
+    /// libcurl's OpenSSL backend says "SSL certificate problem: <reason>" (unknown CA, expired, self-signed) or
+    /// "SSL: no alternative certificate subject name matches ..." / "SSL: certificate subject name ... does not
+    /// match ..." (wrong host). The URLError codes of Apple's Foundation are accepted too.
+    static func isCertificateRefusal(_ error: any Error) -> Bool {
+        let e = error as NSError
+        guard e.domain == NSURLErrorDomain else { return false }
+        let codes = [NSURLErrorServerCertificateUntrusted, NSURLErrorServerCertificateHasUnknownRoot, NSURLErrorServerCertificateHasBadDate,
+                     NSURLErrorServerCertificateNotYetValid]
+        if codes.contains(e.code) { return true }
+        let text = error.localizedDescription
+        return text.hasPrefix("SSL certificate problem") || text.hasPrefix("SSL: no alternative certificate subject name")
+            || (text.hasPrefix("SSL: certificate subject name") && text.contains("does not match"))
     }
 
     /// The URL without its query (which may carry tokens), for messages.

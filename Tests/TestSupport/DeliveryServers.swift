@@ -1,5 +1,6 @@
 // Real servers for the delivery tests, started by the test on free loopback ports: a webhook receiver
-// (Python's http.server, webhook_receiver.py) and an S3-compatible server (moto's server mode with request
+// (Python's http.server, webhook_receiver.py; https with test certificates; PUTs counted for upload retries),
+// test certificates (ops/tls-certs) and an S3-compatible server (moto's server mode with request
 // authentication on, s3_server.py).
 import Foundation
 import Glibc
@@ -72,6 +73,8 @@ func offThread<T: Sendable>(_ body: @escaping @Sendable () throws -> T) async th
 /// One POST the receiver got, with its own verdict on the signature.
 public struct ReceivedPost: Sendable {
     public let n: Int
+    /// POST (a webhook event) or PUT (an upload).
+    public let method: String
     public let status: Int
     /// The receiver's check: HMAC-SHA256 over "<timestamp>.<body>" with the secret, timestamp within 5 minutes.
     public let valid: Bool
@@ -83,24 +86,33 @@ public struct ReceivedPost: Sendable {
     }
 }
 
-/// webhook_receiver.py: answers 503 to the first `failFirst` posts, then 200 to validly signed ones (401 otherwise).
+/// webhook_receiver.py: answers 503 to the first `failFirst` requests, then 200 to validly signed posts (401
+/// otherwise) and to every PUT; over https when given a certificate.
 public final class WebhookReceiver: @unchecked Sendable {
     let helper: LineProcess
     let log: String
-    public var url: String { "http://127.0.0.1:\(helper.port)/hooks/darkroom" }
+    let scheme: String
+    public var port: Int { helper.port }
+    public var url: String { "\(scheme)://127.0.0.1:\(helper.port)/hooks/darkroom" }
+    /// The server as an S3 endpoint (uploads go to `<endpoint>/<bucket>/<key>`).
+    public var endpoint: String { "\(scheme)://127.0.0.1:\(helper.port)" }
 
-    private init(helper: LineProcess, log: String) {
+    private init(helper: LineProcess, log: String, scheme: String) {
         self.helper = helper
         self.log = log
+        self.scheme = scheme
     }
 
-    public static func start(secret: String, directory: String, failFirst: Int = 0) async throws -> WebhookReceiver {
+    /// - tls: the server's certificate and key (PEM): serve https.
+    public static func start(secret: String, directory: String, failFirst: Int = 0,
+                             tls: (certificate: String, key: String)? = nil) async throws -> WebhookReceiver {
         let log = directory + "/webhook-posts.jsonl"
-        let helper = try await offThread {
-            try LineProcess(python: "/usr/bin/python3", script: "webhook_receiver.py",
-                            arguments: ["--secret", secret, "--log", log, "--fail-first", String(failFirst)])
+        var arguments = ["--secret", secret, "--log", log, "--fail-first", String(failFirst)]
+        if let tls { arguments += ["--tls-cert", tls.certificate, "--tls-key", tls.key] }
+        let helper = try await offThread { [arguments] in
+            try LineProcess(python: "/usr/bin/python3", script: "webhook_receiver.py", arguments: arguments)
         }
-        return WebhookReceiver(helper: helper, log: log)
+        return WebhookReceiver(helper: helper, log: log, scheme: tls == nil ? "http" : "https")
     }
 
     public var posts: [ReceivedPost] {
@@ -110,7 +122,8 @@ public final class WebhookReceiver: @unchecked Sendable {
                   let n = o["n"] as? Int, let status = o["status"] as? Int, let valid = o["valid"] as? Bool,
                   let headers = o["headers"] as? [String: String], let b64 = o["body"] as? String,
                   let body = Data(base64Encoded: b64) else { return nil }
-            return ReceivedPost(n: n, status: status, valid: valid, headers: headers, body: [UInt8](body))
+            return ReceivedPost(n: n, method: o["method"] as? String ?? "POST", status: status, valid: valid, headers: headers,
+                                body: [UInt8](body))
         }
     }
 
@@ -175,4 +188,17 @@ public final class S3Server: @unchecked Sendable {
         }
         throw HelperError(description: "no python3 with moto[server] and boto3 (tried \(candidates.joined(separator: ", "))); run ops/deps")
     }
+}
+
+/// Test certificates made by ops/tls-certs in `directory`: ca.pem, server.pem/.key (localhost, 127.0.0.1),
+/// other-ca.pem. Returns the directory.
+public func makeTestCertificates(_ directory: String) throws -> String {
+    let p = Process()
+    p.executableURL = URL(fileURLWithPath: repoRoot + "/ops/tls-certs")
+    p.arguments = [directory]
+    p.standardOutput = FileHandle.nullDevice
+    try p.run()
+    p.waitUntilExit()
+    guard p.terminationStatus == 0 else { throw HelperError(description: "ops/tls-certs \(directory) exited \(p.terminationStatus)") }
+    return directory
 }
