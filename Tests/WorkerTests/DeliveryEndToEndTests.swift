@@ -190,4 +190,41 @@ import Testing
         try await worker.stop()
         await client.cleanUp()
     }
+
+    /// An https webhook whose certificate comes from a private CA that the machine trusts: the real darkroomd, in a
+    /// mount namespace of its own where the system CA bundle (the file libcurl reads) is the machine's plus the
+    /// test's CA, as update-ca-certificates would make it. The receiver gets the job's events over TLS, validly
+    /// signed, byte for byte those of the reply queue. (DeliveryServerTests: the same receiver, untrusted, is refused.)
+    @Test func anHTTPSWebhookFromATrustedPrivateCAReceivesTheSignedEvents() async throws {
+        let (ns, dir, client) = try await binaryWorkerTest()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let certs = try makeTestCertificates(dir + "/certs")
+        let receiver = try await WebhookReceiver.start(secret: Self.secret, directory: dir,
+                                                       tls: (certs + "/server.pem", certs + "/server.key"))
+        defer { receiver.stop() }
+        #expect(receiver.url.hasPrefix("https://"))
+        try "hook-a = \(Self.secret)\n".write(toFile: dir + "/webhook.secrets", atomically: true, encoding: .utf8)
+        let system = "/etc/ssl/certs/ca-certificates.crt"
+        let bundle = try String(contentsOfFile: system, encoding: .utf8) + "\n" + String(contentsOfFile: certs + "/ca.pem", encoding: .utf8)
+        try bundle.write(toFile: dir + "/ca-bundle.crt", atomically: true, encoding: .utf8)
+        let worker = try WorkerProcess(namespace: ns, state: dir, mounts: "mount --bind '\(dir)/ca-bundle.crt' '\(system)'", extraEnv: [
+            "DARKROOM_WORKER_CONSUME": "small", "DARKROOM_WEBHOOK_SECRETS_FILE": dir + "/webhook.secrets",
+        ])
+        defer { if worker.process.isRunning { worker.signal(SIGKILL) } }
+        let hook = "\"webhook\":{\"url\":\"\(receiver.url)\",\"events\":[\"accepted\",\"image\",\"completed\"],\"secret_ref\":\"hook-a\"}"
+        try await client.submit(job("tlshook", size: 32, steps: 3, extra: ",\(hook)"), toClass: "small", id: "tlshook")
+        #expect(await client.waitTerminal(["tlshook"], timeout: 90), "\(worker.output)")
+        let events = client.events(of: "tlshook").filter { [.accepted, .image, .completed].contains($0.kind) }
+        #expect(events.map(\.kind) == [.accepted, .image, .completed])
+        #expect(await client.wait(timeout: 60) { receiver.posts.count >= events.count }, "\(worker.output)")
+        let posts = receiver.posts
+        #expect(posts.map(\.status) == [200, 200, 200], "\(worker.output)")
+        #expect(posts.allSatisfy { $0.valid })
+        #expect(posts.map { $0.header("X-Darkroom-Event") ?? "" } == ["accepted", "image", "completed"])
+        let bodies = client.all.filter { $0.event.jobID == "tlshook" && [.accepted, .image, .completed].contains($0.event.kind) }.map(\.delivery.body)
+        #expect(posts.map(\.body) == bodies)
+        worker.signal(SIGTERM)
+        #expect(await worker.waitExit() == 0, "\(worker.output)")
+        await client.cleanUp(classes: ["small", "medium", "large"])
+    }
 }
