@@ -12,6 +12,9 @@ public protocol Denoiser: Sendable {
     var nullClass: Int { get }
     // x: [B, C, H, W], timesteps: [B], labels: [B] -> [B, Co, H, W]
     func forward(_ x: Tensor, timesteps: [Float], labels: [Int]) throws -> Tensor
+    /// The same with step caching for the images in `cache` (FirstBlockCache.swift); `[]` is `forward` itself.
+    // x: [B, C, H, W], timesteps: [B], labels: [B] -> [B, Co, H, W]
+    func forward(_ x: Tensor, timesteps: [Float], labels: [Int], cache: [FirstBlockCacheGroup]) throws -> Tensor
 }
 
 /// Turns the sampler's final sample into an image in [-1, 1]: the VAE decoder, or the

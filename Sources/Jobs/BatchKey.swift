@@ -6,8 +6,9 @@
 // (uncond + g_i * (cond - uncond) with each job's own g_i), so jobs with guidance 4 and 7 share
 // a batch and each still gets exactly the image it would get alone; but a guided job runs two
 // rows (conditional and null class / negative prompt) and an unguided one a single row, so
-// guidance on and off do not mix. Seeds, labels, prompts, count, previews and seed_ref do not
-// matter for batching either: they are per row.
+// guidance on and off do not mix. Seeds, labels, prompts, count, previews, seed_ref and cache_threshold
+// do not matter for batching either: they are per row (step caching decides per image, its guidance rows
+// together, and runs the later blocks on the rows that need them).
 
 public struct BatchKey: Hashable, Sendable, CustomStringConvertible {
     public var model: String

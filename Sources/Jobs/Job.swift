@@ -44,6 +44,9 @@ public struct Job: Equatable, Sendable {
     public var height: Int
     public var steps: Int
     public var guidance: Double
+    /// Step caching (FirstBlockCache): skip the transformer blocks after the first at a step when block 0's
+    /// residual changed relatively by no more than this since the last full step; 0 = off.
+    public var cacheThreshold: Double = 0
     public var sampler: String
     public var seed: SeedSource
     public var count: Int
@@ -98,6 +101,7 @@ public struct Job: Equatable, Sendable {
             if !negative.isEmpty { lines.append("Negative prompt: \(negative)") }
         }
         if let useResolutionBinning { fields.append("Resolution binning: \(useResolutionBinning)") }
+        if cacheThreshold > 0 { fields.append("Cache threshold: \(cacheThreshold)") }
         fields = ["Steps: \(steps)", "Sampler: \(sampler)", "CFG scale: \(guidance)", "Seed: \(seed)",
                   "Size: \(width)x\(height)", "Model: \(model)"] + fields + ["Job: \(id)", "Index: \(index)"]
         lines.append(fields.joined(separator: ", "))

@@ -18,6 +18,8 @@ public struct JobRequest: Equatable, Sendable {
     public var height: Int64?
     public var steps: Int64?
     public var guidance: Double?
+    /// Step caching (FirstBlockCache): 0 or absent = off.
+    public var cacheThreshold: Double?
     public var sampler: String?
     public var seed: UInt64?
     public var seedRef: String?
@@ -37,7 +39,7 @@ public struct JobRequest: Equatable, Sendable {
     /// The body's field names, in contract order.
     public static let fieldNames = [
         "v", "id", "model", "prompt", "class_id", "negative_prompt", "use_resolution_binning", "width", "height", "steps",
-        "guidance", "sampler", "seed", "seed_ref", "count", "preview", "progress_every",
+        "guidance", "cache_threshold", "sampler", "seed", "seed_ref", "count", "preview", "progress_every",
         "save_seed_as", "deadline", "webhook", "output",
     ]
 
@@ -134,6 +136,12 @@ public struct JobRequest: Equatable, Sendable {
             }
             guidance = d
         }
+        if let t = present("cache_threshold") {
+            guard case .number(let literal) = t, let d = Double(literal), d.isFinite else {
+                throw JobFailure(.invalidRequest, "field \"cache_threshold\" must be a number from 0 (off) to 1, got \(t.described)")
+            }
+            cacheThreshold = d
+        }
         sampler = try string("sampler")
         if let s = present("seed") {
             guard s.isIntegerLiteral, case .number(let literal) = s, !literal.hasPrefix("-"), let n = UInt64(literal) else {
@@ -167,6 +175,7 @@ public struct JobRequest: Equatable, Sendable {
         add("height", height.map { .int($0) })
         add("steps", steps.map { .int($0) })
         add("guidance", guidance.map(JSONValue.double))
+        add("cache_threshold", cacheThreshold.map(JSONValue.double))
         add("sampler", sampler.map(JSONValue.string))
         add("seed", seed.map { .int($0) })
         add("seed_ref", seedRef.map(JSONValue.string))

@@ -8,6 +8,7 @@ public enum JobLimits {
     public static let promptMaxLength = 2000
     public static let steps = 1...200
     public static let guidance = 0.0...30.0
+    public static let cacheThreshold = 0.0...1.0
     public static let count = 1...16
 }
 
@@ -149,6 +150,14 @@ extension JobRequest {
         guard JobLimits.guidance.contains(guidance) else {
             throw JobFailure(.invalidRequest, "field \"guidance\" must be from 0 to 30, got \(guidance)")
         }
+        let cacheThreshold = self.cacheThreshold ?? 0
+        guard JobLimits.cacheThreshold.contains(cacheThreshold) else {
+            throw JobFailure(.invalidRequest, "field \"cache_threshold\" must be from 0 (off) to 1, got \(cacheThreshold)")
+        }
+        if cacheThreshold > 0, info.kind == .text {
+            throw JobFailure(.unsupported,
+                "field \"cache_threshold\" is supported by class-conditional (DiT) models only; model \(quoted(info.name)) is a text model")
+        }
         let sampler = self.sampler ?? info.defaultSampler
         guard info.samplers.contains(sampler) else {
             throw JobFailure(.unsupported,
@@ -208,6 +217,7 @@ extension JobRequest {
             useResolutionBinning: info.kind == .text ? useResolutionBinning ?? info.defaultBinning ?? true : nil)
         job.webhook = webhook
         job.store = store
+        job.cacheThreshold = cacheThreshold
         if let failure = job.deadlineFailure(now: now) { throw failure }
         return job
     }

@@ -161,7 +161,8 @@ extension Daemon {
                 }
                 rows.append(r.requests.count)
                 seeds.append(seed)
-                r.requests.append(SampleRequest(label: label, guidanceScale: p.job.guidance, noise: noise))
+                r.requests.append(SampleRequest(label: label, guidanceScale: p.job.guidance, noise: noise,
+                                                cacheThreshold: p.job.cacheThreshold))
                 if case .text(let prompt, let negative) = p.job.conditioning {
                     r.textRequests.append(TextRequest(prompt: prompt, negativePrompt: negative, guidanceScale: p.job.guidance,
                                                       seed: Int64(bitPattern: seed)))
@@ -272,6 +273,11 @@ extension Daemon {
         guard images.count == p.job.count else {
             finishFailed(p, JobFailure(.internal, "only \(images.count) of \(p.job.count) images could be produced"), meta)
             return
+        }
+        if p.job.cacheThreshold > 0 {
+            let skipped = rows.rowsOf[j].compactMap { d.outcomes[$0].image?.cachedSteps }
+            logger.info("step cache (threshold \(p.job.cacheThreshold)): block 0 only at \(skipped) of \(p.job.steps) steps per image",
+                        metadata: meta.with("event", "step_cache"))
         }
         if let name = p.job.saveSeedAs, let pipeline = run.model.pipeline {
             let s = pipeline.decoder.scale

@@ -59,7 +59,8 @@ struct Generate: AsyncParsableCommand {
         let seeds = job.seeds(base: base)
         let requests = seeds.enumerated().map { i, s in
             SampleRequest(label: label, guidanceScale: job.guidance,
-                          noise: stored.map { .latents($0[i % $0.count]) } ?? .seed(Int64(bitPattern: s)))
+                          noise: stored.map { .latents($0[i % $0.count]) } ?? .seed(Int64(bitPattern: s)),
+                          cacheThreshold: job.cacheThreshold)
         }
 
         let start = Date()
@@ -68,6 +69,10 @@ struct Generate: AsyncParsableCommand {
                                   height: job.height, width: job.width, callback: callback)
         }
         let noise = try writeImages(outcomes, job: job, seeds: seeds)
+        if job.cacheThreshold > 0 {
+            let skipped = outcomes.compactMap(\.image).map(\.cachedSteps)
+            warn("step cache (threshold \(job.cacheThreshold)): block 0 only at \(skipped.map(String.init).joined(separator: ", ")) of \(job.steps) steps per image")
+        }
         if let name = job.saveSeedAs, let store {
             let s = pipeline.decoder.scale
             let shape = [job.count, pipeline.denoiser.inChannels, job.height / s, job.width / s]

@@ -15,6 +15,9 @@ struct JobOptions: ParsableArguments {
     @Option(help: "Height in pixels. [height]") var height: Int64?
     @Option(help: "Denoising steps. [steps]") var steps: Int64?
     @Option(help: "Classifier-free guidance scale (<= 1 turns it off). [guidance]") var guidance: Double?
+    @Option(name: .customLong("cache-threshold"),
+            help: "Step caching: skip the transformer blocks after the first when the first block's residual changed relatively by at most this since the last full step (0 = off; e.g. 0.05-0.2: fewer transformer calls, small image changes). [cache_threshold]")
+    var cacheThreshold: Double?
     @Option(help: "Sampler: ddim, dpmpp_2m, euler (DDPM-family models) or flow_euler (flow models). [sampler]")
     var sampler: String?
     @Option(help: "Seed (uint64; default: random). [seed]") var seed: UInt64?
@@ -34,6 +37,7 @@ struct JobOptions: ParsableArguments {
         if let height { r.height = height }
         if let steps { r.steps = steps }
         if let guidance { r.guidance = guidance }
+        if let cacheThreshold { r.cacheThreshold = cacheThreshold }
         if let sampler { r.sampler = sampler }
         if let seed { r.seed = seed }
         if let seedRef { r.seedRef = seedRef }
@@ -44,7 +48,7 @@ struct JobOptions: ParsableArguments {
     /// The contract's field names in a message turned into these flags (`field "class_id"` -> `--class-id`).
     static func flagNames(in message: String) -> String {
         var message = message
-        for (field, flag) in [("class_id", "class-id"), ("negative_prompt", "negative-prompt"), ("seed_ref", "seed-ref"),
+        for (field, flag) in [("class_id", "class-id"), ("negative_prompt", "negative-prompt"), ("seed_ref", "seed-ref"), ("cache_threshold", "cache-threshold"),
                               ("use_resolution_binning", "[no-]binning"),
                               ("save_seed_as", "save-seed-as")]
             + ["width", "height", "steps", "guidance", "count", "prompt", "sampler", "seed"].map({ ($0, $0) }) {

@@ -105,8 +105,14 @@ public final class DiTTransformer2DModel: Denoiser {
 
     // x: [B, C, H, W], timesteps: [B], labels: [B] (num_embeds_ada_norm = the null class) -> [B, Co, H, W]
     public func forward(_ x: Tensor, timesteps: [Float], labels: [Int]) throws -> Tensor {
-        let p = config.patchSize, c = config.inChannels, co = outChannels
-        let e = config.innerDim, heads = config.numAttentionHeads, headDim = config.attentionHeadDim
+        try forward(x, timesteps: timesteps, labels: labels, cache: [])
+    }
+
+    /// `cache`: images whose rows run block 0 and then, when FirstBlockCache says so, skip the other blocks
+    /// (FirstBlockCache.swift); rows in no group always run every block. An empty `cache` is the plain forward.
+    // x: [B, C, H, W], timesteps: [B], labels: [B] (num_embeds_ada_norm = the null class) -> [B, Co, H, W]
+    public func forward(_ x: Tensor, timesteps: [Float], labels: [Int], cache: [FirstBlockCacheGroup]) throws -> Tensor {
+        let p = config.patchSize, c = config.inChannels, co = outChannels, e = config.innerDim
         guard x.isImageBatch(channels: c, multiple: p) else {
             throw ModelError(.badInput, "DiT input must be [B, \(c), H, W] with H and W multiples of \(p), got \(x.shape)")
         }
@@ -117,74 +123,167 @@ public final class DiTTransformer2DModel: Denoiser {
         if let bad = labels.first(where: { $0 < 0 || $0 > config.numEmbedsAdaNorm }) {
             throw ModelError(.badInput, "class label \(bad) is outside 0...\(config.numEmbedsAdaNorm) (\(config.numEmbedsAdaNorm) = null class)")
         }
+        let cachedRows = cache.flatMap(\.rows)
+        guard cachedRows.allSatisfy({ (0..<batch).contains($0) }), Set(cachedRows).count == cachedRows.count else {
+            throw ModelError(.badInput, "cache groups name rows \(cachedRows), which must be distinct rows of a batch of \(batch)")
+        }
         let gh = height / p, gw = width / p, n = gh * gw, rows = batch * n
         let pos = positionTables.table(embedDim: e, gridHeight: gh, gridWidth: gw, baseSize: config.sampleSize / p)
         let temb = timestepEmbedding(timesteps)                          // [B, 256]
-
-        // Activations for this forward.
-        let hidden = FloatBuffer(count: rows * e)                       // x      [B, N, E]
-        let normed = FloatBuffer(count: rows * max(e, c * p * p))      // n, and the patches at first
-        let outTokens = FloatBuffer(count: rows * p * p * co)            // [B, N, p·p·Co]
-        let q = FloatBuffer(count: rows * e), k = FloatBuffer(count: rows * e), v = FloatBuffer(count: rows * e)
-        let attended = FloatBuffer(count: rows * e)
-        let ffHidden = FloatBuffer(count: rows * 4 * e)                 // [B, N, 4E]
-        let scoresCount = min(heads * n * n, max(n, 1 << 24))
-        let scores = FloatBuffer(count: scoresCount)
-        let cond = FloatBuffer(count: batch * e), cond0 = FloatBuffer(count: batch * e)
-        let condScratch = FloatBuffer(count: batch * e)
-        let mod = FloatBuffer(count: batch * 6 * e)                     // [B, 6E]
+        let a = Activations(config: config, batch: batch, tokens: n)
 
         // Every linear runs one sgemm per batch item (`items: batch`): a row's bits then do not depend on its
-        // batch-mates (OpenBLAS's kernels for an M-row call differ with M), so a job gets its solo image.
+        // batch-mates (OpenBLAS's kernels for an M-row call differ with M), so a job gets its solo image, and a
+        // batch of fewer rows (the rows that run every block while cached ones skip) gives the same bits.
         // Patch embedding + positions: x = proj(patches) + pos           [B, N, E]
         x.data.withUnsafeBufferPointer { xp in
-            patchify(normed.pointer, xp.baseAddress!, batch: batch, channels: c, height: height, width: width, patch: p)
+            patchify(a.normed.pointer, xp.baseAddress!, batch: batch, channels: c, height: height, width: width, patch: p)
         }
-        patchEmbed(hidden.pointer, normed.pointer, rows: rows, items: batch)
-        addBroadcast(hidden.pointer, pos, batch: batch, count: n * e)
+        patchEmbed(a.hidden.pointer, a.normed.pointer, rows: rows, items: batch)
+        addBroadcast(a.hidden.pointer, pos, batch: batch, count: n * e)
 
-        for (l, block) in blocks.enumerated() {
-            // c_l = te + ce from block l's own embedder; mod = norm1.linear(SiLU(c_l))   [B, 6E]
-            block.embedder.condition(cond.pointer, temb: temb, labels: labels, scratch: condScratch.pointer)
-            if l == 0 { cond0.pointer.update(from: cond.pointer, count: batch * e) }
-            silu(condScratch.pointer, cond.pointer, count: batch * e)
-            block.adaLinear(mod.pointer, condScratch.pointer, rows: batch, items: batch)
-            let shiftMSA = mod.pointer, scaleMSA = mod.pointer + e, gateMSA = mod.pointer + 2 * e
-            let shiftMLP = mod.pointer + 3 * e, scaleMLP = mod.pointer + 4 * e, gateMLP = mod.pointer + 5 * e
-
-            // n = LN(x, 1e-6)·(1 + scale_msa) + shift_msa;  x = gate_msa·Attn(n) + x
-            layerNormModulate(normed.pointer, hidden.pointer, shift: shiftMSA, scale: scaleMSA, modStride: 6 * e,
-                              batch: batch, tokens: n, features: e, eps: 1e-6)
-            block.toQ(q.pointer, normed.pointer, rows: rows, items: batch)
-            block.toK(k.pointer, normed.pointer, rows: rows, items: batch)
-            block.toV(v.pointer, normed.pointer, rows: rows, items: batch)
-            attention(attended.pointer, ldo: e, q: q.pointer, ldq: e, k: k.pointer, ldk: e, v: v.pointer, ldv: e,
-                      batch: batch, queryTokens: n, keyTokens: n, heads: heads, headDim: headDim,
-                      scratch: scores.pointer, scratchCount: scoresCount)
-            block.toOut(normed.pointer, attended.pointer, rows: rows, items: batch)
-            addGated(hidden.pointer, gate: gateMSA, gateStride: 6 * e, normed.pointer, batch: batch, tokens: n, features: e)
-
-            // n = LN(x, norm_eps)·(1 + scale_mlp) + shift_mlp;  x = gate_mlp·FF(n) + x
-            layerNormModulate(normed.pointer, hidden.pointer, shift: shiftMLP, scale: scaleMLP, modStride: 6 * e,
-                              batch: batch, tokens: n, features: e, eps: Float(config.normEps))
-            block.ffIn(ffHidden.pointer, normed.pointer, rows: rows, items: batch)
-            geluTanh(ffHidden.pointer, ffHidden.pointer, count: rows * 4 * e)
-            block.ffOut(q.pointer, ffHidden.pointer, rows: rows, items: batch)
-            addGated(hidden.pointer, gate: gateMLP, gateStride: 6 * e, q.pointer, batch: batch, tokens: n, features: e)
+        if cache.isEmpty || blocks.count < 2 {
+            runBlocks(0..<blocks.count, a, batch: batch, tokens: n, temb: temb, labels: labels)
+        } else {
+            try runBlocksCached(a, batch: batch, tokens: n, temb: temb, labels: labels, cache: cache)
         }
 
         // Output head with block 0's conditioning: shift, scale = proj_out_1(SiLU(c_0))   [B, 2E]
-        silu(condScratch.pointer, cond0.pointer, count: batch * e)
-        projOut1(mod.pointer, condScratch.pointer, rows: batch, items: batch)
-        layerNormModulate(normed.pointer, hidden.pointer, shift: mod.pointer, scale: mod.pointer + e, modStride: 2 * e,
+        silu(a.condScratch.pointer, a.cond0.pointer, count: batch * e)
+        projOut1(a.mod.pointer, a.condScratch.pointer, rows: batch, items: batch)
+        layerNormModulate(a.normed.pointer, a.hidden.pointer, shift: a.mod.pointer, scale: a.mod.pointer + e, modStride: 2 * e,
                           batch: batch, tokens: n, features: e, eps: 1e-6)
-        projOut2(outTokens.pointer, normed.pointer, rows: rows, items: batch)
+        projOut2(a.outTokens.pointer, a.normed.pointer, rows: rows, items: batch)
         // unpatchify with the runtime grid                                [B, Co, h·p, w·p]
         var out = Tensor(uninitializedShape: [batch, co, height, width])
         out.data.withUnsafeMutableBufferPointer { op in
-            unpatchify(op.baseAddress!, outTokens.pointer, batch: batch, channels: co, gridHeight: gh, gridWidth: gw, patch: p)
+            unpatchify(op.baseAddress!, a.outTokens.pointer, batch: batch, channels: co, gridHeight: gh, gridWidth: gw, patch: p)
         }
         return out
+    }
+
+    /// Activations for one forward of `batch` items of `tokens` tokens.
+    struct Activations {
+        let hidden: FloatBuffer                    // x      [B, N, E]
+        let normed: FloatBuffer                    // n, and the patches at first
+        let outTokens: FloatBuffer                 // [B, N, p·p·Co]
+        let q, k, v, attended: FloatBuffer         // [B, N, E]
+        let ffHidden: FloatBuffer                  // [B, N, 4E]
+        let scores: FloatBuffer
+        let scoresCount: Int
+        let cond, cond0, condScratch: FloatBuffer  // [B, E]
+        let mod: FloatBuffer                       // [B, 6E]
+
+        init(config: Config, batch: Int, tokens n: Int) {
+            let e = config.innerDim, p = config.patchSize, rows = batch * n
+            hidden = FloatBuffer(count: rows * e)
+            normed = FloatBuffer(count: rows * max(e, config.inChannels * p * p))
+            outTokens = FloatBuffer(count: rows * p * p * config.resolvedOutChannels)
+            q = FloatBuffer(count: rows * e); k = FloatBuffer(count: rows * e); v = FloatBuffer(count: rows * e)
+            attended = FloatBuffer(count: rows * e)
+            ffHidden = FloatBuffer(count: rows * 4 * e)
+            scoresCount = min(config.numAttentionHeads * n * n, max(n, 1 << 24))
+            scores = FloatBuffer(count: scoresCount)
+            cond = FloatBuffer(count: batch * e); cond0 = FloatBuffer(count: batch * e)
+            condScratch = FloatBuffer(count: batch * e)
+            mod = FloatBuffer(count: batch * 6 * e)
+        }
+    }
+
+    /// Blocks `range` on `a.hidden` in place (the first `batch` items); block 0 also leaves its conditioning in
+    /// `a.cond0` for the output head.
+    func runBlocks(_ range: Range<Int>, _ a: Activations, batch: Int, tokens n: Int, temb: [Float], labels: [Int]) {
+        let e = config.innerDim, heads = config.numAttentionHeads, headDim = config.attentionHeadDim, rows = batch * n
+        for l in range {
+            let block = blocks[l]
+            // c_l = te + ce from block l's own embedder; mod = norm1.linear(SiLU(c_l))   [B, 6E]
+            block.embedder.condition(a.cond.pointer, temb: temb, labels: labels, scratch: a.condScratch.pointer)
+            if l == 0 { a.cond0.pointer.update(from: a.cond.pointer, count: batch * e) }
+            silu(a.condScratch.pointer, a.cond.pointer, count: batch * e)
+            block.adaLinear(a.mod.pointer, a.condScratch.pointer, rows: batch, items: batch)
+            let shiftMSA = a.mod.pointer, scaleMSA = a.mod.pointer + e, gateMSA = a.mod.pointer + 2 * e
+            let shiftMLP = a.mod.pointer + 3 * e, scaleMLP = a.mod.pointer + 4 * e, gateMLP = a.mod.pointer + 5 * e
+
+            // n = LN(x, 1e-6)·(1 + scale_msa) + shift_msa;  x = gate_msa·Attn(n) + x
+            layerNormModulate(a.normed.pointer, a.hidden.pointer, shift: shiftMSA, scale: scaleMSA, modStride: 6 * e,
+                              batch: batch, tokens: n, features: e, eps: 1e-6)
+            block.toQ(a.q.pointer, a.normed.pointer, rows: rows, items: batch)
+            block.toK(a.k.pointer, a.normed.pointer, rows: rows, items: batch)
+            block.toV(a.v.pointer, a.normed.pointer, rows: rows, items: batch)
+            attention(a.attended.pointer, ldo: e, q: a.q.pointer, ldq: e, k: a.k.pointer, ldk: e, v: a.v.pointer, ldv: e,
+                      batch: batch, queryTokens: n, keyTokens: n, heads: heads, headDim: headDim,
+                      scratch: a.scores.pointer, scratchCount: a.scoresCount)
+            block.toOut(a.normed.pointer, a.attended.pointer, rows: rows, items: batch)
+            addGated(a.hidden.pointer, gate: gateMSA, gateStride: 6 * e, a.normed.pointer, batch: batch, tokens: n, features: e)
+
+            // n = LN(x, norm_eps)·(1 + scale_mlp) + shift_mlp;  x = gate_mlp·FF(n) + x
+            layerNormModulate(a.normed.pointer, a.hidden.pointer, shift: shiftMLP, scale: scaleMLP, modStride: 6 * e,
+                              batch: batch, tokens: n, features: e, eps: Float(config.normEps))
+            block.ffIn(a.ffHidden.pointer, a.normed.pointer, rows: rows, items: batch)
+            geluTanh(a.ffHidden.pointer, a.ffHidden.pointer, count: rows * 4 * e)
+            block.ffOut(a.q.pointer, a.ffHidden.pointer, rows: rows, items: batch)
+            addGated(a.hidden.pointer, gate: gateMLP, gateStride: 6 * e, a.q.pointer, batch: batch, tokens: n, features: e)
+        }
+    }
+
+    /// FirstBlockCache (first_block_cache.py): block 0 on every row; then blocks 1… on the rows of uncached images
+    /// and of cached images whose block-0 residual changed by more than their threshold; the other rows get
+    /// block 0's output + their image's tail residual from its last full step.
+    func runBlocksCached(_ a: Activations, batch: Int, tokens n: Int, temb: [Float], labels: [Int],
+                         cache: [FirstBlockCacheGroup]) throws {
+        let e = config.innerDim, rowSize = n * e
+        let input = Array(UnsafeBufferPointer(start: a.hidden.pointer, count: batch * rowSize))   // x before block 0
+        runBlocks(0..<1, a, batch: batch, tokens: n, temb: temb, labels: labels)
+        let head = Array(UnsafeBufferPointer(start: a.hidden.pointer, count: batch * rowSize))    // block 0 output
+        func gather(_ source: [Float], _ rows: [Int]) -> [Float] {
+            rows.flatMap { source[($0 * rowSize)..<(($0 + 1) * rowSize)] }
+        }
+
+        // The decision per image over all its rows (both CFG halves).       r₀ = head − input   [R, N, E]
+        var skipping: [FirstBlockCacheGroup] = []
+        var computing: [(group: FirstBlockCacheGroup, r0: [Float])] = []
+        for g in cache {
+            let r0 = zip(gather(head, g.rows), gather(input, g.rows)).map { $0 - $1 }
+            if r0.withUnsafeBufferPointer({ g.state.shouldCompute(headResidual: $0) }) {
+                computing.append((g, r0))
+            } else {
+                guard g.state.tailResidual.count == r0.count else {
+                    throw ModelError(.badInput, "a cached image's rows changed shape between steps (\(g.state.tailResidual.count) → \(r0.count) values)")
+                }
+                skipping.append(g)
+            }
+        }
+        let skipped = Set(skipping.flatMap(\.rows))
+        let run = (0..<batch).filter { !skipped.contains($0) }                      // rows through blocks 1…
+
+        // Blocks 1… on the running rows, packed in order (per-item kernels: the same bits as in the full batch).
+        if run.count == batch {
+            runBlocks(1..<blocks.count, a, batch: batch, tokens: n, temb: temb, labels: labels)
+        } else if !run.isEmpty {
+            let packed = gather(head, run)
+            packed.withUnsafeBufferPointer { a.hidden.pointer.update(from: $0.baseAddress!, count: packed.count) }
+            let tembRow = temb.count / batch
+            let runTemb = run.flatMap { temb[($0 * tembRow)..<(($0 + 1) * tembRow)] }
+            runBlocks(1..<blocks.count, a, batch: run.count, tokens: n, temb: runTemb, labels: run.map { labels[$0] })
+            let out = Array(UnsafeBufferPointer(start: a.hidden.pointer, count: run.count * rowSize))
+            for (i, r) in run.enumerated() {                                    // back to row r
+                out.withUnsafeBufferPointer { (a.hidden.pointer + r * rowSize).update(from: $0.baseAddress! + i * rowSize, count: rowSize) }
+            }
+        }
+        let full = Array(UnsafeBufferPointer(start: a.hidden.pointer, count: batch * rowSize))
+
+        // Computed images keep r₀ and the tail residual (last block output − block 0 output).
+        for (g, r0) in computing {
+            g.state.store(headResidual: r0, tailResidual: zip(gather(full, g.rows), gather(head, g.rows)).map { $0 - $1 })
+        }
+        // Skipped images: x = block 0 output + tail residual                 (first_block_cache.py:97-101)
+        for g in skipping {
+            for (j, r) in g.rows.enumerated() {
+                for i in 0..<rowSize {
+                    a.hidden.pointer[r * rowSize + i] = head[r * rowSize + i] + g.state.tailResidual[j * rowSize + i]
+                }
+            }
+        }
     }
 }
 

@@ -24,15 +24,19 @@ public struct SampleRequest: Sendable, Equatable {
     /// Classifier-free guidance scale; guidance is on when > 1 (DiT default 4.0).
     public var guidanceScale: Double
     public var noise: InitialNoise
+    /// Step caching (FirstBlockCache.swift): skip the blocks after the first when block 0's residual changed
+    /// relatively by no more than this since the last full step; 0 = off (every step runs every block).
+    public var cacheThreshold: Double
 
-    public init(label: Int, guidanceScale: Double = 4.0, noise: InitialNoise) {
+    public init(label: Int, guidanceScale: Double = 4.0, noise: InitialNoise, cacheThreshold: Double = 0) {
         self.label = label
         self.guidanceScale = guidanceScale
         self.noise = noise
+        self.cacheThreshold = cacheThreshold
     }
 
-    public init(label: Int, guidanceScale: Double = 4.0, seed: Int64) {
-        self.init(label: label, guidanceScale: guidanceScale, noise: .seed(seed))
+    public init(label: Int, guidanceScale: Double = 4.0, seed: Int64, cacheThreshold: Double = 0) {
+        self.init(label: label, guidanceScale: guidanceScale, noise: .seed(seed), cacheThreshold: cacheThreshold)
     }
 }
 
@@ -81,6 +85,10 @@ public struct GeneratedImage: Sendable {
     public let latents: [Float]
     /// The initial noise `[C, h, w]` (store it to reproduce or vary the request).
     public let initialNoise: [Float]
+    /// Step caching: the steps whose transformer call ran block 0 only (0 when caching is off).
+    public var cachedSteps = 0
+    /// Step caching: the relative change of block 0's residual measured at each step after the first.
+    public var cacheChanges: [Double] = []
 }
 
 public enum SampleOutcome: Sendable {
@@ -156,6 +164,9 @@ public struct Sampler: Sendable {
         for r in requests where r.label < 0 || r.label > null {   // label == null: an unconditional sample
             throw PipelineError(.badRequest, "class \(r.label) is outside 0...\(null)")
         }
+        for r in requests where !(r.cacheThreshold >= 0 && r.cacheThreshold.isFinite) {
+            throw PipelineError(.badRequest, "cache threshold \(r.cacheThreshold) must be a finite number ≥ 0 (0 = off)")
+        }
         let baseTables = try tables ?? Schedulers.tables(sampler, config: schedulerConfig, steps: steps)
         guard baseTables.sampler == sampler, baseTables.steps == steps else {
             throw PipelineError(.badRequest, "cached scheduler tables are for \(baseTables.sampler.rawValue) × \(baseTables.steps) steps")
@@ -165,6 +176,10 @@ public struct Sampler: Sendable {
         var schedulers = try requests.map { _ in try Schedulers.make(tables: baseTables) }
         var live = Array(requests.indices)
         var droppedAt: [Int: Int] = [:]
+        // Step caching per image (its threshold, its own state: batch-mates never change its decisions).
+        let caches = requests.map { r -> FirstBlockCacheState? in
+            r.cacheThreshold > 0 ? FirstBlockCacheState(threshold: r.cacheThreshold) : nil
+        }
 
         var input = [Float]()
         input.reserveCapacity(2 * requests.count * sampleCount)
@@ -177,9 +192,15 @@ public struct Sampler: Sendable {
             input.removeAll(keepingCapacity: true)          // one buffer for every step's batched input
             for r in rows { input += xs[r]! }
             let labels = live.map { requests[$0].label } + cfg.map { _ in null }
+            // An image's rows (conditional, then unconditional when guided) share its cache decision, as both CFG
+            // halves of DiTPipeline's one forward do in diffusers.
+            let cache = live.enumerated().compactMap { i, r -> FirstBlockCacheGroup? in
+                guard let state = caches[r] else { return nil }
+                return FirstBlockCacheGroup(rows: [i] + (cfg.firstIndex(of: r).map { [live.count + $0] } ?? []), state: state)
+            }
             // The tensor shares `input`'s buffer and is gone before the next step reuses it.
             let out = try denoiser.forward(Tensor(shape: [rows.count, C, h, w], data: input),
-                                           timesteps: Array(repeating: t, count: rows.count), labels: labels)
+                                           timesteps: Array(repeating: t, count: rows.count), labels: labels, cache: cache)
             guard out.shape == [rows.count, Co, h, w] else {
                 throw PipelineError(.badRequest, "denoiser returned shape \(out.shape), expected \([rows.count, Co, h, w])")
             }
@@ -221,7 +242,10 @@ public struct Sampler: Sendable {
         for (i, r) in live.enumerated() {
             let img = ImageConversion.unitRange(Array(decoded.data[(i * imageCount)..<((i + 1) * imageCount)]))
             let rgb = ImageConversion.rgb8(chw: img, height: H, width: W)
-            outcomes[r] = .image(GeneratedImage(rgb: rgb, image: img, latents: x[r], initialNoise: noise[r]))
+            var image = GeneratedImage(rgb: rgb, image: img, latents: x[r], initialNoise: noise[r])
+            image.cachedSteps = caches[r]?.skippedSteps ?? 0
+            image.cacheChanges = caches[r]?.changes ?? []
+            outcomes[r] = .image(image)
         }
         return outcomes
     }
