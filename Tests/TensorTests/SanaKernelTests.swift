@@ -271,3 +271,69 @@ extension Naive {
         expectClose(all, Naive.attention(q, k, v, batch: b, nq: n, nk: n, heads: h, d: d))
     }
 }
+
+extension Naive {
+    /// GLUMBConv's middle as torch writes it on NCHW: Conv2d(2C, 2C, 3, padding=1, groups=2C) with bias, then
+    /// `hidden, gate = chunk(2, dim=1)`, `hidden · SiLU(gate)`. x: [B, 2C, H, W] -> [B, C, H, W].
+    static func depthwiseGLU(_ x: [Float], _ w: [Float], _ bias: [Float], batch: Int, c: Int, h: Int, wd: Int) -> [Double] {
+        func conv(_ b: Int, _ ch: Int, _ i: Int, _ j: Int) -> Double {
+            var acc = Double(bias[ch])
+            for ky in 0..<3 {
+                for kx in 0..<3 {
+                    let yy = i + ky - 1, xx = j + kx - 1
+                    guard yy >= 0, yy < h, xx >= 0, xx < wd else { continue }
+                    acc += Double(w[ch * 9 + ky * 3 + kx]) * Double(x[((b * 2 * c + ch) * h + yy) * wd + xx])
+                }
+            }
+            return acc
+        }
+        var y = [Double](repeating: 0, count: batch * c * h * wd)
+        for b in 0..<batch {
+            for ch in 0..<c {
+                for i in 0..<h {
+                    for j in 0..<wd {
+                        let g = conv(b, c + ch, i, j)
+                        y[((b * c + ch) * h + i) * wd + j] = conv(b, ch, i, j) * g / (1 + exp(-g))
+                    }
+                }
+            }
+        }
+        return y
+    }
+}
+
+@Suite struct DepthwiseGLUKernelTests {
+    /// Channel-major `[B, C, H, W]` to channels-last `[B, H, W, C]`.
+    static func channelsLast(_ x: [Float], batch: Int, c: Int, s: Int) -> [Float] {
+        var y = x
+        for b in 0..<batch { for ch in 0..<c { for p in 0..<s { y[(b * s + p) * c + ch] = x[(b * c + ch) * s + p] } } }
+        return y
+    }
+
+    // (batch, C, H, W): vector body and scalar tail (C = 11, 19), a single pixel, a single row or column.
+    @Test(arguments: [(1, 8, 1, 1), (2, 11, 3, 4), (1, 19, 5, 1), (2, 16, 1, 6), (3, 24, 4, 4)])
+    func matchesTorchsDepthwiseConvThenGLU(shape: (Int, Int, Int, Int)) {
+        let (b, c, h, w) = shape
+        var rng = TestRandom(seed: UInt64(b * 1000 + c * 10 + h + w))
+        let x = rng.values(b * 2 * c * h * w), weight = rng.values(2 * c * 9), bias = rng.values(2 * c)
+        var taps = [Float](repeating: .nan, count: 9 * 2 * c)
+        depthwiseTapsChannelsLast(&taps, weight, channels: 2 * c)
+        let xl = Self.channelsLast(x, batch: b, c: 2 * c, s: h * w)
+        var y = [Float](repeating: .nan, count: b * h * w * c)
+        depthwise3x3GLUChannelsLast(&y, xl, taps: taps, bias: bias, batch: b, height: h, width: w, channels: c)
+        let expected = Naive.depthwiseGLU(x, weight, bias, batch: b, c: c, h: h, wd: w)
+        expectClose(y, Self.channelsLast(expected.map { Float($0) }, batch: b, c: c, s: h * w).map(Double.init), rtol: 2e-6)
+        expectElementwiseClose(y, Self.channelsLast(expected.map { Float($0) }, batch: b, c: c, s: h * w).map(Double.init),
+                               rtol: 1e-4, atol: 1e-6)
+
+        // Each item alone gives the same bits as in the batch.
+        let per = h * w * c
+        for item in 0..<b {
+            var alone = [Float](repeating: .nan, count: per)
+            Array(xl[(item * 2 * per)..<((item + 1) * 2 * per)]).withUnsafeBufferPointer { xi in
+                depthwise3x3GLUChannelsLast(&alone, xi.baseAddress!, taps: taps, bias: bias, batch: 1, height: h, width: w, channels: c)
+            }
+            #expect(alone == Array(y[(item * per)..<((item + 1) * per)]))
+        }
+    }
+}

@@ -45,6 +45,21 @@ struct AttentionLayer: Sendable {
         if let normK { rmsNorm(k, k, weight: normK.pointer, rows: keyRows, features: inner, eps: 1e-5, offset: 0) }
     }
 
+    /// q = norm_q(to_q(x)), one sgemm per batch item.
+    // x: [Mq, Dq] -> q: [Mq, I]
+    func projectQueries(_ q: UnsafeMutablePointer<Float>, x: UnsafePointer<Float>, rows: Int, items: Int) {
+        toQ(q, x, rows: rows, items: items)
+        if let normQ { rmsNorm(q, q, weight: normQ.pointer, rows: rows, features: inner, eps: 1e-5, offset: 0) }
+    }
+
+    /// k, v = norm_k(to_k(context)), to_v(context) over one item's `rows` context rows.
+    // context: [Mk, Dkv] -> k/v: [Mk, I]
+    func projectKeys(k: UnsafeMutablePointer<Float>, v: UnsafeMutablePointer<Float>, context: UnsafePointer<Float>, rows: Int) {
+        toK(k, context, rows: rows, items: 1)
+        toV(v, context, rows: rows, items: 1)
+        if let normK { rmsNorm(k, k, weight: normK.pointer, rows: rows, features: inner, eps: 1e-5, offset: 0) }
+    }
+
     /// Softmax attention (AttnProcessor2_0 / SanaAttnProcessor2_0: SDPA, scale 1/√D) with an optional additive key
     /// mask, then to_out.0.
     // q: [B, Nq, I], k/v: [B, Nk, I], keyBias: [B, Nk]? -> y: [B, Nq, Dq];  attended: [B, Nq, I]

@@ -11,12 +11,18 @@ struct GLUMBConv: Sendable {
     let convPoint: PointwiseConvLayer      // conv_point [Cout, H, 1, 1], no bias
     let norm: (weight: WeightView, bias: WeightView)?   // norm [Cout]
     let hidden: Int
+    let depthTaps: [Float]                 // conv_depth reordered tap-major [9, 2H] for the channels-last path
 
     init(_ store: WeightStore, _ prefix: String, in c: Int, out: Int, expandRatio: Double, rmsNorm: Bool) throws {
         hidden = Int(expandRatio * Double(c))
         convInverted = try PointwiseConvLayer(store, prefix + ".conv_inverted", in: c, out: 2 * hidden)
         convDepth = try Conv2dLayer(store, prefix + ".conv_depth", in: 1, out: 2 * hidden, kernel: 3)
         convPoint = try PointwiseConvLayer(store, prefix + ".conv_point", in: hidden, out: out, bias: false)
+        let depth = convDepth.weight.pointer, channels = 2 * hidden
+        depthTaps = [Float](unsafeUninitializedCapacity: 9 * channels) { taps, count in
+            depthwiseTapsChannelsLast(taps.baseAddress!, depth, channels: channels)
+            count = 9 * channels
+        }
         norm = rmsNorm
             ? (try loadWeight(store, prefix + ".norm.weight", shape: [out]), try loadWeight(store, prefix + ".norm.bias", shape: [out]))
             : nil
@@ -44,5 +50,30 @@ struct GLUMBConv: Sendable {
             rmsNormChannels(y, y, weight: norm.weight.pointer, bias: norm.bias.pointer, batch: batch,
                             channels: convPoint.outChannels, spatial: s, eps: 1e-5)
         }
+    }
+
+    /// Floats of `scratch` a `tokens` call needs.
+    func tokensScratchCount(batch: Int, spatial: Int) -> Int { 3 * batch * hidden * spatial }
+
+    /// The same function on token rows, channels last: x as `[B, h·w, C]` — Sana's block reshapes its tokens to
+    /// `[B, C, h, w]` for the ff and back (sana_transformer.py:281-284); here the 1×1 convolutions are the linear
+    /// layers they are on those rows (one sgemm per item, or the bf16 dot products for a bf16 weight), the depthwise
+    /// 3×3 and the GLU run fused across channels, and no transposes are needed. Without the DC-AE norm only.
+    // x: [B, h·w, C] -> y: [B, h·w, Cout];  scratch: tokensScratchCount floats
+    func tokens(_ y: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>, batch: Int, height: Int, width: Int,
+                scratch: UnsafeMutablePointer<Float>) {
+        precondition(norm == nil, "GLUMBConv.tokens: the RMSNorm variant (DC-AE) runs channel-major")
+        let s = height * width, rows = batch * s
+        let wide = scratch, glu = scratch + rows * 2 * hidden
+        // conv_inverted + SiLU                                      [B, S, 2H]
+        LinearLayer(pointwise: convInverted)(wide, x, rows: rows, items: batch)
+        silu(wide, wide, count: rows * 2 * hidden)
+        // conv_depth, depthwise 3×3, then hidden · SiLU(gate)        [B, S, H]
+        depthTaps.withUnsafeBufferPointer { taps in
+            depthwise3x3GLUChannelsLast(glu, wide, taps: taps.baseAddress!, bias: convDepth.bias!.pointer,
+                                        batch: batch, height: height, width: width, channels: hidden)
+        }
+        // conv_point                                                 [B, S, Cout]
+        LinearLayer(pointwise: convPoint)(y, glu, rows: rows, items: batch)
     }
 }

@@ -53,6 +53,14 @@ struct LinearLayer: Sendable {
             : nil
     }
 
+    /// A 1×1 convolution's weight `[out, in, 1, 1]` read as the linear layer it is on channels-last rows.
+    init(pointwise conv: PointwiseConvLayer) {
+        weight = conv.weight
+        bias = conv.bias
+        inFeatures = conv.inChannels
+        outFeatures = conv.outChannels
+    }
+
     // x: [M, in] -> y: [M, out]
     func callAsFunction(_ y: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>, rows: Int) {
         callAsFunction(y, x, rows: rows, items: 1)

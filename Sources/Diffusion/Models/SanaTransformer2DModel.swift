@@ -152,6 +152,7 @@ public final class SanaTransformer2DModel: Sendable {
         }
 
         let gh = height / p, gw = width / p, n = gh * gw, rows = batch * n
+        let keys = CaptionKeys(mask: captionMask, batch: batch, tokens: l)
         let ws = SanaWorkspace(config: config, blocks: blocks, batch: batch, tokens: n, captionTokens: l)
 
         // 1. Patch embedding (+ sin-cos table when interpolation_scale is set)       [B, N, E]
@@ -172,18 +173,25 @@ public final class SanaTransformer2DModel: Sendable {
         case .guidance(let embed): cond = embed(timesteps, guidance: guidance ?? [])
         }
 
-        // Caption: caption_norm(caption_projection(caption))                          [B, L, E]
+        // Caption: caption_norm(caption_projection(caption)) on each item's kept rows   [ΣLb, E]
+        let cc = config.captionChannels
         caption.data.withUnsafeBufferPointer { cp in
-            captionProjection(ws.context.pointer, cp.baseAddress!, rows: batch * l, items: batch, scratch: ws.contextScratch.pointer)
+            for item in 0..<batch {
+                for (r, token) in keys.tokens[item].enumerated() {
+                    (ws.captionRows.pointer + (keys.offsets[item] + r) * cc).update(from: cp.baseAddress! + (item * l + token) * cc, count: cc)
+                }
+            }
         }
-        rmsNorm(ws.context.pointer, ws.context.pointer, weight: captionNorm.pointer, rows: batch * l, features: e, eps: 1e-5, offset: 0)
-        let bias = keyBias(mask: captionMask, batch: batch, keys: l)
+        for item in 0..<batch {
+            let off = keys.offsets[item]
+            captionProjection(ws.context.pointer + off * e, ws.captionRows.pointer + off * cc, rows: keys.tokens[item].count,
+                              items: 1, scratch: ws.contextScratch.pointer)
+        }
+        rmsNorm(ws.context.pointer, ws.context.pointer, weight: captionNorm.pointer, rows: keys.total, features: e, eps: 1e-5, offset: 0)
 
         // 3. Blocks
-        bias.withUnsafeBufferPointer { biasPointer in
-            for block in blocks {
-                block(ws, modulation: cond.modulation, keyBias: biasPointer.baseAddress!, gridHeight: gh, gridWidth: gw)
-            }
+        for block in blocks {
+            block(ws, modulation: cond.modulation, keys: keys, gridHeight: gh, gridWidth: gw)
         }
 
         // 4. Output head: LN(1e-6)·(1 + scale) + shift with the embedded timestep, proj_out, unpatchify  [B, Co, H, W]
@@ -198,12 +206,44 @@ enum SanaTimeEmbed: Sendable {
     case guidance(TimestepGuidanceEmbedding)
 }
 
+/// The caption rows each item's cross-attention reads. diffusers turns the mask into a key bias `(1 − mask)·−10000`
+/// (sana_transformer.py:464-467); a masked key's softmax weight is then exp(s − 10000 − max) = 0 exactly in float32,
+/// so an item needs only its kept rows: they alone are projected (caption projection, to_k, to_v) and attended,
+/// which is the same function with fewer products. An item that masks every token keeps all of them with the
+/// bias (torch then weighs them all).
+struct CaptionKeys {
+    let tokens: [[Int]]       // per item, the caption positions read
+    let biased: [Bool]        // per item, whether its rows carry the −10000 bias (every token masked)
+    let offsets: [Int]        // per item, its first row in the compacted caption buffers
+    let total: Int
+    let allMasked: [Float]    // [L] of −10000, the bias of a fully masked item
+
+    // mask: [B, L]? (1 keep, 0 discard)
+    init(mask: [Float]?, batch: Int, tokens l: Int) {
+        var tokens: [[Int]] = [], biased: [Bool] = [], offsets: [Int] = [], total = 0
+        for item in 0..<batch {
+            var kept = (0..<l).filter { token in mask.map { $0[item * l + token] != 0 } ?? true }
+            let none = kept.isEmpty
+            if none { kept = Array(0..<l) }
+            tokens.append(kept)
+            biased.append(none)
+            offsets.append(total)
+            total += kept.count
+        }
+        self.tokens = tokens
+        self.biased = biased
+        self.offsets = offsets
+        self.total = total
+        allMasked = [Float](repeating: -10000, count: l)
+    }
+}
+
 /// Activations of one Sana forward.
 final class SanaWorkspace {
     let hidden, normed, patches: FloatBuffer
     let q, k, v, attended, projected: FloatBuffer
-    let context, contextScratch, crossK, crossV, crossQ, crossAttended: FloatBuffer
-    let channelMajor, ffOut, ffScratch: FloatBuffer
+    let captionRows, context, contextScratch, crossK, crossV, crossQ, crossAttended: FloatBuffer
+    let ffScratch: FloatBuffer
     let linearScratch, scores: FloatBuffer
     let modulation: FloatBuffer
     let batch, tokens, captionTokens, width: Int
@@ -223,15 +263,14 @@ final class SanaWorkspace {
         v = FloatBuffer(count: rows * e)
         attended = FloatBuffer(count: rows * max(e, crossInner))
         projected = FloatBuffer(count: rows * e)
+        captionRows = FloatBuffer(count: batch * l * config.captionChannels)
         context = FloatBuffer(count: batch * l * e)
         contextScratch = FloatBuffer(count: batch * l * e)
         crossQ = FloatBuffer(count: rows * crossInner)
         crossK = FloatBuffer(count: batch * l * crossInner)
         crossV = FloatBuffer(count: batch * l * crossInner)
         crossAttended = FloatBuffer(count: rows * crossInner)
-        channelMajor = FloatBuffer(count: rows * e)
-        ffOut = FloatBuffer(count: rows * e)
-        ffScratch = FloatBuffer(count: blocks.first.map { $0.ff.scratchCount(batch: batch, spatial: n) } ?? 0)
+        ffScratch = FloatBuffer(count: blocks.first.map { $0.ff.tokensScratchCount(batch: batch, spatial: n) } ?? 0)
         let d = config.attentionHeadDim
         let slots = max(1, min(batch * config.numAttentionHeads, kernelThreads * 4))
         linearScratch = FloatBuffer(count: slots * linearAttentionScratch(tokens: n, headDim: d))
@@ -259,9 +298,9 @@ struct SanaTransformerBlock: Sendable {
         normEps = Float(config.normEps)
     }
 
-    // ws.hidden: [B, N, E] updated in place; modulation: [B, 6E]; keyBias: [B, L]
-    func callAsFunction(_ ws: SanaWorkspace, modulation t6: [Float], keyBias: UnsafePointer<Float>, gridHeight: Int, gridWidth: Int) {
-        let b = ws.batch, n = ws.tokens, l = ws.captionTokens, e = ws.width, rows = b * n
+    // ws.hidden: [B, N, E] updated in place; modulation: [B, 6E]; ws.context: [ΣLb, E] (keys' rows)
+    func callAsFunction(_ ws: SanaWorkspace, modulation t6: [Float], keys: CaptionKeys, gridHeight: Int, gridWidth: Int) {
+        let b = ws.batch, n = ws.tokens, e = ws.width, rows = b * n
         // 1. shift_msa, scale_msa, gate_msa, shift_mlp, scale_mlp, gate_mlp = scale_shift_table + t6   [B, 6E]
         let mod = ws.modulation.pointer, stride = 6 * e
         addScaleShiftTable(mod, table: scaleShiftTable, t6, batch: b, stride: stride)
@@ -279,20 +318,30 @@ struct SanaTransformerBlock: Sendable {
         attn1.toOut(ws.projected.pointer, ws.attended.pointer, rows: rows, items: b)
         addGated(ws.hidden.pointer, gate: mod + 2 * e, gateStride: stride, ws.projected.pointer, batch: b, tokens: n, features: e)
 
-        // 3. Cross-attention on x itself (no norm): x += to_out(SDPA(q(x), k(ctx), v(ctx), mask))
-        attn2.project(q: ws.crossQ.pointer, k: ws.crossK.pointer, v: ws.crossV.pointer, x: ws.hidden.pointer, queryRows: rows,
-                      context: ws.context.pointer, keyRows: b * l, items: b)
-        attn2.softmaxAttention(ws.projected.pointer, q: ws.crossQ.pointer, k: ws.crossK.pointer, v: ws.crossV.pointer,
-                               batch: b, queryTokens: n, keyTokens: l, keyBias: keyBias,
-                               attended: ws.crossAttended.pointer, scores: ws.scores)
+        // 3. Cross-attention on x itself (no norm): x += to_out(SDPA(q(x), k(ctx), v(ctx), mask)), each item over
+        //    its kept caption rows (CaptionKeys)
+        let inner = attn2.inner
+        attn2.projectQueries(ws.crossQ.pointer, x: ws.hidden.pointer, rows: rows, items: b)
+        keys.allMasked.withUnsafeBufferPointer { allMasked in
+            for item in 0..<b {
+                let off = keys.offsets[item], count = keys.tokens[item].count
+                let k = ws.crossK.pointer + off * inner, v = ws.crossV.pointer + off * inner
+                attn2.projectKeys(k: k, v: v, context: ws.context.pointer + off * e, rows: count)
+                attention(ws.crossAttended.pointer + item * n * inner, ldo: inner, q: ws.crossQ.pointer + item * n * inner,
+                          ldq: inner, k: k, ldk: inner, v: v, ldv: inner, batch: 1, queryTokens: n, keyTokens: count,
+                          heads: attn2.heads, headDim: attn2.headDim, keyBias: keys.biased[item] ? allMasked.baseAddress : nil,
+                          scratch: ws.scores.pointer, scratchCount: ws.scores.count)
+            }
+        }
+        attn2.toOut(ws.projected.pointer, ws.crossAttended.pointer, rows: rows, items: b)
         add(ws.hidden.pointer, ws.hidden.pointer, ws.projected.pointer, count: rows * e)
 
         // 4. Feed-forward: n = LN(x)·(1 + scale_mlp) + shift_mlp; x += gate_mlp · GLUMBConv(n as [B, E, h, w])
+        //    (sana_transformer.py:277-289), run on the token rows channels last: no transposes
         layerNormModulate(ws.normed.pointer, ws.hidden.pointer, shift: mod + 3 * e, scale: mod + 4 * e, modStride: stride,
                           batch: b, tokens: n, features: e, eps: normEps)
-        transpose(ws.channelMajor.pointer, ws.normed.pointer, batch: b, rows: n, columns: e)           // [B, E, N]
-        ff(ws.ffOut.pointer, ws.channelMajor.pointer, batch: b, height: gridHeight, width: gridWidth, scratch: ws.ffScratch.pointer)
-        transpose(ws.projected.pointer, ws.ffOut.pointer, batch: b, rows: e, columns: n)               // [B, N, E]
+        ff.tokens(ws.projected.pointer, ws.normed.pointer, batch: b, height: gridHeight, width: gridWidth,
+                  scratch: ws.ffScratch.pointer)                                                 // [B, N, E]
         addGated(ws.hidden.pointer, gate: mod + 5 * e, gateStride: stride, ws.projected.pointer, batch: b, tokens: n, features: e)
     }
 }
