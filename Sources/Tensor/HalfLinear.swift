@@ -22,15 +22,18 @@ public struct HalfMatrix: @unchecked Sendable {
     public var count: Int { shape.reduce(1, *) }
 }
 
-/// A weight matrix as a layer reads it: float32 (mapped or owned) or 16-bit (widened per block).
+/// A weight matrix as a layer reads it: float32 (mapped or owned), 16-bit (widened per block) or int8 with
+/// per-row scales (Int8Linear.swift).
 public enum WeightMatrix: @unchecked Sendable {
     case float(WeightView)
     case half(HalfMatrix)
+    case int8(Int8Matrix)
 
     public var shape: [Int] {
         switch self {
         case .float(let v): return v.shape
         case .half(let h): return h.shape
+        case .int8(let q): return q.shape
         }
     }
 
@@ -39,6 +42,7 @@ public enum WeightMatrix: @unchecked Sendable {
         switch self {
         case .float(let v): return 4 * v.count
         case .half(let h): return 2 * h.count
+        case .int8(let q): return q.count + 4 * q.rows
         }
     }
 }
@@ -76,6 +80,7 @@ public func copyRow(_ y: UnsafeMutablePointer<Float>, _ w: WeightMatrix, row: In
     switch w {
     case .float(let v): y.update(from: v.pointer + row * c, count: c)
     case .half(let h): widen(y, h.pointer + row * c, count: c, format: h.format)
+    case .int8(let q): dequantizeRows(y, q.pointer + row * c, q.scales + row, rows: 1, columns: c)
     }
 }
 
@@ -120,8 +125,24 @@ public func linearWidened(
     rows m: Int, inFeatures k: Int, outFeatures o: Int, scratch: UnsafeMutablePointer<Float>, threads: Int,
     groupRows: Int? = nil
 ) {
-    guard m > 0, o > 0 else { return }
     precondition(w.count == o * k, "linear: weight \(w.shape) is not [\(o), \(k)]")
+    linearOverFloatBlocks(y, x, b, rows: m, inFeatures: k, outFeatures: o, scratch: scratch, threads: threads,
+                          groupRows: groupRows) { block, row0, rows in
+        widen(block, w.pointer + row0 * k, count: rows * k, format: w.format)
+    }
+}
+
+/// `y = x·Wᵀ + b` with W made float32 `halfLinearBlockRows` output rows at a time by `fill(block, firstRow,
+/// rows)` (a 16-bit weight widened, an int8 weight dequantized; the filling spread over `threads`), each block one
+/// sgemm into its columns of `y` — or one per `groupRows` rows (a batch item's tokens), so that an item's numbers
+/// do not depend on how many rows OpenBLAS was handed.
+// x: [M, K], b: [O]?, scratch: [halfLinearBlockRows, K] -> y: [M, O]
+func linearOverFloatBlocks(
+    _ y: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>, _ b: UnsafePointer<Float>?,
+    rows m: Int, inFeatures k: Int, outFeatures o: Int, scratch: UnsafeMutablePointer<Float>, threads: Int,
+    groupRows: Int?, fill: (UnsafeMutablePointer<Float>, Int, Int) -> Void
+) {
+    guard m > 0, o > 0 else { return }
     var beta: Float = 0
     if let b {
         for r in 0..<m { (y + r * o).update(from: b, count: o) }
@@ -130,13 +151,12 @@ public func linearWidened(
     var o0 = 0
     while o0 < o {
         let rows = min(halfLinearBlockRows, o - o0)
-        let src = w.pointer + o0 * k
         if threads > 1 && rows * k >= 1 << 15 {
             parallelFor(rows, grain: max(1, rows / threads)) { range in
-                widen(scratch + range.lowerBound * k, src + range.lowerBound * k, count: range.count * k, format: w.format)
+                fill(scratch + range.lowerBound * k, o0 + range.lowerBound, range.count)
             }
         } else {
-            widen(scratch, src, count: rows * k, format: w.format)
+            fill(scratch, o0, rows)
         }
         let group = max(1, groupRows ?? m)
         var r0 = 0

@@ -197,6 +197,7 @@ public final class SafeTensorsFile: WeightStore, @unchecked Sendable {
         switch info.dtype {
         case .BF16: format = .bf16
         case .F16: format = .f16
+        case .I8: return .int8(try int8Matrix(info))
         default: return .float(try weight(name))
         }
         let src = base + dataStart + info.begin
@@ -250,10 +251,43 @@ public final class SafeTensorsFile: WeightStore, @unchecked Sendable {
                 owned.pointer[i] = Float(Double(bitPattern: src.loadUnaligned(fromByteOffset: 8 * i, as: UInt64.self).littleEndian))
             }
             return owned.view(shape: info.shape)
+        case .I8 where contains(name + Int8Layout.scaleSuffix):
+            let q = try int8Matrix(info)   // a quantized matrix read whole (a layer that does not multiply by it)
+            let owned = OwnedFloats(count: count)
+            dequantizeRows(owned.pointer, q.pointer, q.scales, rows: q.rows, columns: q.columns)
+            return owned.view(shape: info.shape)
         default:
             throw WeightError(.notFloat, file: fileName, "tensor \(name) is \(info.dtype.rawValue), not a floating-point type")
         }
     }
+
+    /// An I8 tensor with its per-row F32 scales `<name>_scale` (docs/engine.md §1.3), served from the mapping.
+    private func int8Matrix(_ info: SafeTensorInfo) throws -> Int8Matrix {
+        let scaleName = info.name + Int8Layout.scaleSuffix
+        guard let rows = info.shape.first, info.shape.count >= 2 else {
+            throw WeightError(.badEntry, file: fileName, "int8 tensor \(info.name) has shape \(info.shape); a quantized matrix has at least 2 dimensions")
+        }
+        guard let s = tensors[scaleName] else {
+            throw WeightError(.missingTensor, file: fileName, "int8 tensor \(info.name) has no scales \(scaleName) (not a Darkroom int8 file?)")
+        }
+        guard s.dtype == .F32, s.shape == [rows] else {
+            throw WeightError(.badEntry, file: fileName, "scales \(scaleName) are \(s.dtype.rawValue) \(s.shape), expected F32 [\(rows)]")
+        }
+        let q = (base + dataStart + info.begin).assumingMemoryBound(to: Int8.self)
+        let src = base + dataStart + s.begin
+        if Int(bitPattern: src) % MemoryLayout<Float>.alignment == 0 {
+            return Int8Matrix(shape: info.shape, pointer: q, scales: src.assumingMemoryBound(to: Float.self), owner: self)
+        }
+        let owned = OwnedFloats(count: rows)
+        memcpy(owned.pointer, src, 4 * rows)
+        return Int8Matrix(shape: info.shape, pointer: q, scales: UnsafePointer(owned.pointer), owner: Owners(self, owned))
+    }
+}
+
+/// Keeps two owners alive (a mapping and an aligned copy of part of it).
+final class Owners: @unchecked Sendable {
+    let first: AnyObject, second: AnyObject
+    init(_ first: AnyObject, _ second: AnyObject) { self.first = first; self.second = second }
 }
 
 /// An owned float32 buffer that a `WeightView` keeps alive.

@@ -1,4 +1,4 @@
-// safetensors writer (F32 only): header JSON padded with spaces so 8 + N ≡ 0 mod 8, tensors in the given
+// safetensors writer (F32 from arrays, or any dtype from raw bytes made per tensor): header JSON padded with spaces so 8 + N ≡ 0 mod 8, tensors in the given
 // order, little-endian. The file appears atomically (temp file in the same folder + rename).
 // Format: huggingface/safetensors safetensors/src/tensor.rs `serialize`; docs/engine.md §1.1.
 import Foundation
@@ -6,74 +6,132 @@ import Foundation
 public enum SafeTensorsWriter {
     public typealias Entry = (name: String, shape: [Int], data: [Float])
 
+    /// One tensor of any dtype whose little-endian bytes are made only when the file is written (`bytes`),
+    /// so a large checkpoint is rewritten one tensor at a time.
+    public struct RawEntry {
+        public let name: String
+        public let dtype: SafeTensorsDType
+        public let shape: [Int]
+        public let bytes: () throws -> [UInt8]
+        public init(name: String, dtype: SafeTensorsDType, shape: [Int], bytes: @escaping () throws -> [UInt8]) {
+            self.name = name
+            self.dtype = dtype
+            self.shape = shape
+            self.bytes = bytes
+        }
+        public var byteCount: Int { shape.reduce(1, *) * dtype.byteSize }
+    }
+
     /// Serialises `tensors` (float32) plus optional string `metadata` into safetensors bytes.
     public static func encode(tensors: [Entry], metadata: [String: String] = [:]) throws -> Data {
-        var seen = Set<String>()
-        var header = "{"
-        var parts: [String] = []
-        if !metadata.isEmpty {
-            let m = metadata.keys.sorted().map { "\(quote($0)):\(quote(metadata[$0]!))" }.joined(separator: ",")
-            parts.append("\"__metadata__\":{\(m)}")
+        for t in tensors where !(t.shape.allSatisfy({ $0 >= 0 }) && t.shape.reduce(1, *) == t.data.count) {
+            throw WeightError(.writeFailed, file: t.name, "shape \(t.shape) does not hold \(t.data.count) values")
         }
-        var offset = 0
-        for t in tensors {
-            guard t.name != "__metadata__", !seen.contains(t.name) else {
-                throw WeightError(.writeFailed, file: t.name, "duplicate or reserved tensor name")
-            }
-            seen.insert(t.name)
-            guard t.shape.allSatisfy({ $0 >= 0 }), t.shape.reduce(1, *) == t.data.count else {
-                throw WeightError(.writeFailed, file: t.name, "shape \(t.shape) does not hold \(t.data.count) values")
-            }
-            let end = offset + 4 * t.data.count
-            let shape = t.shape.map(String.init).joined(separator: ",")
-            parts.append("\(quote(t.name)):{\"dtype\":\"F32\",\"shape\":[\(shape)],\"data_offsets\":[\(offset),\(end)]}")
-            offset = end
-        }
-        header += parts.joined(separator: ",") + "}"
-        var headerBytes = Array(header.utf8)
-        while (8 + headerBytes.count) % 8 != 0 { headerBytes.append(0x20) }
-        var out = Data(capacity: 8 + headerBytes.count + offset)
-        withUnsafeBytes(of: UInt64(headerBytes.count).littleEndian) { out.append(contentsOf: $0) }
-        out.append(contentsOf: headerBytes)
-        for t in tensors {
-            t.data.withUnsafeBufferPointer { buf in
-                #if _endian(big)
-                for v in buf { withUnsafeBytes(of: v.bitPattern.littleEndian) { out.append(contentsOf: $0) } }
-                #else
-                out.append(UnsafeBufferPointer(start: buf.baseAddress, count: buf.count))
-                #endif
-            }
-        }
+        let raw = tensors.map { t in RawEntry(name: t.name, dtype: .F32, shape: t.shape) { littleEndianBytes(t.data) } }
+        var out = Data(try header(raw, metadata: metadata))
+        for t in raw { out.append(contentsOf: try t.bytes()) }
         return out
     }
 
     /// Writes the file atomically: a temporary file next to `url`, then rename over it.
     public static func write(tensors: [Entry], metadata: [String: String] = [:], to url: URL) throws {
         let data = try encode(tensors: tensors, metadata: metadata)
+        try writeAtomically(to: url, totalBytes: data.count) { put in try put([UInt8](data)) }
+    }
+
+    /// Writes `entries` (any dtypes, bytes made one tensor at a time) atomically to `url`.
+    public static func write(entries: [RawEntry], metadata: [String: String] = [:], to url: URL) throws {
+        let head = try header(entries, metadata: metadata)
+        let total = head.count + entries.reduce(0) { $0 + $1.byteCount }
+        try writeAtomically(to: url, totalBytes: total) { put in
+            try put(head)
+            for e in entries {
+                let bytes = try e.bytes()
+                guard bytes.count == e.byteCount else {
+                    throw WeightError(.writeFailed, file: url.lastPathComponent,
+                                      "tensor \(e.name) produced \(bytes.count) bytes, its shape \(e.shape) of \(e.dtype.rawValue) needs \(e.byteCount)")
+                }
+                try put(bytes)
+            }
+        }
+    }
+
+    /// The 8-byte length and the JSON header (padded with spaces so 8 + N ≡ 0 mod 8) for `entries` in order.
+    static func header(_ entries: [RawEntry], metadata: [String: String]) throws -> [UInt8] {
+        var seen = Set<String>()
+        var parts: [String] = []
+        if !metadata.isEmpty {
+            let m = metadata.keys.sorted().map { "\(quote($0)):\(quote(metadata[$0]!))" }.joined(separator: ",")
+            parts.append("\"__metadata__\":{\(m)}")
+        }
+        var offset = 0
+        for t in entries {
+            guard t.name != "__metadata__", !seen.contains(t.name) else {
+                throw WeightError(.writeFailed, file: t.name, "duplicate or reserved tensor name")
+            }
+            seen.insert(t.name)
+            guard t.shape.allSatisfy({ $0 >= 0 }) else {
+                throw WeightError(.writeFailed, file: t.name, "negative dimension in shape \(t.shape)")
+            }
+            let end = offset + t.byteCount
+            let shape = t.shape.map(String.init).joined(separator: ",")
+            parts.append("\(quote(t.name)):{\"dtype\":\"\(t.dtype.rawValue)\",\"shape\":[\(shape)],\"data_offsets\":[\(offset),\(end)]}")
+            offset = end
+        }
+        var headerBytes = Array(("{" + parts.joined(separator: ",") + "}").utf8)
+        while (8 + headerBytes.count) % 8 != 0 { headerBytes.append(0x20) }
+        var out: [UInt8] = []
+        out.reserveCapacity(8 + headerBytes.count)
+        withUnsafeBytes(of: UInt64(headerBytes.count).littleEndian) { out.append(contentsOf: $0) }
+        return out + headerBytes
+    }
+
+    /// float32 values as little-endian bytes.
+    public static func littleEndianBytes(_ values: [Float]) -> [UInt8] {
+        #if _endian(big)
+        return values.flatMap { v in withUnsafeBytes(of: v.bitPattern.littleEndian) { Array($0) } }
+        #else
+        return values.withUnsafeBytes { Array($0) }
+        #endif
+    }
+
+    /// Creates a temporary file next to `url`, lets `body` write `totalBytes` through `put`, flushes it to disk
+    /// and renames it over `url`. On any failure the temporary file is removed (a full disk must not keep
+    /// partial files) and errno is named.
+    static func writeAtomically(to url: URL, totalBytes: Int, _ body: ((([UInt8]) throws -> Void)) throws -> Void) throws {
         let dir = url.deletingLastPathComponent()
         let tmp = dir.appendingPathComponent(".\(url.lastPathComponent).tmp-\(getpid())-\(UInt32.random(in: 0...UInt32.max))")
         let name = url.lastPathComponent
-        // Written and flushed to disk before the rename makes the file visible; on any failure the
-        // temporary file is removed (a full disk must not keep partial files) and errno is named.
         let fd = open(tmp.path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o644)
         guard fd >= 0 else {
             throw WeightError(.writeFailed, file: name, "cannot create a temporary file in \(dir.path): \(String(cString: strerror(errno)))")
         }
-        let failure: String? = data.withUnsafeBytes { (raw: UnsafeRawBufferPointer) -> String? in
-            var offset = 0
-            while offset < raw.count {
-                let n = Foundation.write(fd, raw.baseAddress! + offset, raw.count - offset)
-                if n < 0, errno == EINTR { continue }
-                guard n > 0 else { return String(cString: strerror(errno)) }
-                offset += n
+        let put: ([UInt8]) throws -> Void = { bytes in
+            let failure: String? = bytes.withUnsafeBytes { raw -> String? in
+                var offset = 0
+                while offset < raw.count {
+                    let n = Foundation.write(fd, raw.baseAddress! + offset, raw.count - offset)
+                    if n < 0, errno == EINTR { continue }
+                    guard n > 0 else { return String(cString: strerror(errno)) }
+                    offset += n
+                }
+                return nil
             }
-            return fsync(fd) == 0 ? nil : String(cString: strerror(errno))
+            if let failure {
+                throw WeightError(.writeFailed, file: name, "cannot write \(totalBytes) bytes in \(dir.path): \(failure)")
+            }
+        }
+        do {
+            try body(put)
+            guard fsync(fd) == 0 else {
+                throw WeightError(.writeFailed, file: name, "cannot write \(totalBytes) bytes in \(dir.path): \(String(cString: strerror(errno)))")
+            }
+        } catch {
+            close(fd)
+            unlink(tmp.path)
+            throw error
         }
         close(fd)
-        if let failure {
-            unlink(tmp.path)
-            throw WeightError(.writeFailed, file: name, "cannot write \(data.count) bytes in \(dir.path): \(failure)")
-        }
         guard rename(tmp.path, url.path) == 0 else {
             let err = String(cString: strerror(errno))
             unlink(tmp.path)

@@ -6,12 +6,49 @@ import Jobs
 import Worker
 import Weights
 
-/// `darkroom models list|inspect`: what a model folder holds, without a broker.
+/// `darkroom models list|inspect|quantize`: what a model folder holds, and int8/bf16 copies of it, without a broker.
 struct ModelsCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "models",
-        abstract: "List the model folders under model_dir, or inspect one pipeline folder.",
-        subcommands: [Inspect.self, List.self], defaultSubcommand: List.self)
+        abstract: "List the model folders under model_dir, inspect one pipeline folder, or write an int8/bf16 copy of one.",
+        subcommands: [Inspect.self, List.self, Quantize.self], defaultSubcommand: List.self)
+
+    struct Quantize: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Write a copy of a pipeline folder with int8 linear weights (per-output-channel scales) or bf16 weights.",
+            discussion: """
+                int8: every linear weight [out, in] of the converted components becomes I8 plus an F32 scale per \
+                output channel (<name>_scale); embeddings, norms, convolutions and all other files are copied \
+                unchanged. bf16: every floating-point tensor of the converted components becomes BF16. \
+                The folder gets a darkroom_quantization.json marker (docs/engine.md §1.4).
+                """)
+        @Argument(help: "The pipeline folder to convert (with model_index.json).")
+        var folder: String
+        @Option(name: .long, help: "What to convert to: int8 or bf16.")
+        var to: String
+        @Option(name: [.customShort("o"), .long], help: "The new folder to write (must not exist).")
+        var output: String
+        @Option(name: .long, help: "Comma-separated component folders to convert (default: all but the autoencoder).")
+        var components: String?
+
+        func run() async throws {
+            guard let target = QuantizeTarget(rawValue: to.lowercased()) else {
+                throw CLIError("unknown --to \"\(to)\": use one of \(QuantizeTarget.allCases.map(\.rawValue).joined(separator: ", "))")
+            }
+            let names = components?.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
+            let started = Date()
+            let report: QuantizeReport
+            do {
+                report = try ModelQuantizer.quantize(folder: URL(fileURLWithPath: folder), to: target,
+                                                     output: URL(fileURLWithPath: output), components: names)
+            } catch let e as QuantizeError {
+                throw CLIError(oneLine(e.message))
+            }
+            let mb = { (n: Int) in String(format: "%.1f MB", Double(n) / 1e6) }
+            print("wrote \(output): \(report.tensorsConverted) tensors of \(report.components.joined(separator: ", ")) to \(target.rawValue), "
+                  + "\(mb(report.bytesBefore)) -> \(mb(report.bytesAfter)) in \(String(format: "%.1f", Date().timeIntervalSince(started))) s")
+        }
+    }
 
     struct List: AsyncParsableCommand {
         static let configuration = CommandConfiguration(abstract: "List the model folders under model_dir.")

@@ -1,4 +1,5 @@
 import Foundation
+import Testing
 import Tensor
 @testable import Diffusion
 import Weights
@@ -36,6 +37,19 @@ enum PipeFixtures {
     }
 
     static func maxAbs(_ a: [Float]) -> Float { a.reduce(0) { max($0, abs($1)) } }
+
+    /// A DiT fixture case of manifest.json as a run: its pipeline folder, requests, steps, sampler and size.
+    static func ditRun(_ name: String) throws -> (folder: URL, requests: [SampleRequest], steps: Int, sampler: SamplerName, height: Int, width: Int) {
+        let c = try #require(try manifestCase(name))
+        let pipelineName = try #require(c["pipeline"]?.stringValue)
+        let folder = try #require(url(pipelineName))
+        let sampler = try #require(SamplerName(rawValue: c["sampler"]?.stringValue ?? ""))
+        let labels = c["labels"]?.arrayValue?.compactMap(\.intValue) ?? [], seeds = c["seeds"]?.arrayValue?.compactMap(\.intValue) ?? []
+        let requests = zip(labels, seeds).map { SampleRequest(label: $0, guidanceScale: c["guidance_scale"]?.doubleValue ?? 4, seed: Int64($1)) }
+        let steps = try #require(c["num_inference_steps"]?.intValue)
+        let h = try #require(c["image_height"]?.intValue), w = try #require(c["image_width"]?.intValue)
+        return (folder, requests, steps, sampler, h, w)
+    }
 }
 
 /// A fresh temporary folder, removed when the value is released.

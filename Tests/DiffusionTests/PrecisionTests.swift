@@ -89,14 +89,7 @@ enum PrecisionFigures {
 
     @Test(arguments: ["latent-ddim-cfg4", "pixel-flow-cfg3"])
     func bf16DiTStaysCloseToFP32(name: String) throws {
-        let c = try #require(try PipeFixtures.manifestCase(name))
-        let pipelineName = try #require(c["pipeline"]?.stringValue)
-        let folder = try #require(PipeFixtures.url(pipelineName))
-        let sampler = try #require(SamplerName(rawValue: c["sampler"]?.stringValue ?? ""))
-        let labels = c["labels"]?.arrayValue?.compactMap(\.intValue) ?? [], seeds = c["seeds"]?.arrayValue?.compactMap(\.intValue) ?? []
-        let requests = zip(labels, seeds).map { SampleRequest(label: $0, guidanceScale: c["guidance_scale"]?.doubleValue ?? 4, seed: Int64($1)) }
-        let steps = try #require(c["num_inference_steps"]?.intValue)
-        let h = try #require(c["image_height"]?.intValue), w = try #require(c["image_width"]?.intValue)
+        let (folder, requests, steps, sampler, h, w) = try PipeFixtures.ditRun(name)
         let a = try DiffusionPipeline.load(folder).generate(requests: requests, steps: steps, sampler: sampler, height: h, width: w)
         let b = try DiffusionPipeline.load(folder, precision: .bf16).generate(requests: requests, steps: steps, sampler: sampler, height: h, width: w)
         for i in requests.indices {

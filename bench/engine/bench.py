@@ -225,6 +225,16 @@ def compare(a_path: str, b_path: str) -> float | None:
     return float((a - b).abs().max() / b.abs().max())
 
 
+def int8_folder(args) -> str:
+    """The int8 copy of the bench folder (`darkroom models quantize DIR --to int8 -o DIR-int8`, made once by the
+    binary the --darkroom command names; git-ignored like DIR)."""
+    out = args.dir.rstrip("/") + "-int8"
+    if not os.path.exists(out):
+        binary = shlex.split(args.darkroom)[0]
+        subprocess.run([binary, "models", "quantize", args.dir, "--to", "int8", "-o", out], check=True, cwd=REPO)
+    return out
+
+
 # --------------------------------------------------------------------------------------------------------------------
 # Subcommand: run (default)
 
@@ -284,11 +294,14 @@ def cmd_run(args) -> None:
                        darkroom_rss=rss, rel_diff=compare(dr_out, torch_out))
             print(f"  darkroom {tag}: {row['darkroom_s']:.3f} s, peak RSS {fmt_mb(rss)} MiB", file=sys.stderr)
         rows.append(row)
-        if args.darkroom and args.precision:  # the same op with Darkroom's weights held at --precision
+        if args.darkroom and args.precision == "int8" and op != "transformer":
+            pass  # the int8 folder's autoencoder is the fp32 one (`models quantize` leaves the VAE as it is)
+        elif args.darkroom and args.precision:  # the same op with Darkroom's weights held at --precision
             p_out = os.path.join(REPO, "out", "bench", f"darkroom-{args.precision}-{tag}.safetensors")
-            argv = shlex.split(args.darkroom) + ["--model", args.dir, "--inputs", inputs_file(op, batch, size),
-                                                  "--save", p_out, "--threads", str(args.threads),
-                                                  "--precision", args.precision] + common
+            held = (["--model", int8_folder(args)] if args.precision == "int8"
+                    else ["--model", args.dir, "--precision", args.precision])
+            argv = shlex.split(args.darkroom) + held + ["--inputs", inputs_file(op, batch, size),
+                                                        "--save", p_out, "--threads", str(args.threads)] + common
             res, rss = run_child(argv, args.threads)
             rows.append(dict(row, precision=args.precision, darkroom_s=min(res["times_s"]),
                              darkroom_median_s=statistics.median(res["times_s"]), darkroom_rss=rss,
@@ -367,10 +380,11 @@ def main() -> None:
         p.add_argument("--only", default=None, help="comma list of op tags, e.g. transformer-b2-256,vae-decode-b1-512")
         p.add_argument("--darkroom", default=None,
                        help="Darkroom bench command prefix, e.g. '.build/release/darkroom bench' (see README)")
-        p.add_argument("--precision", default=None, choices=["bf16", "fp16"],
+        p.add_argument("--precision", default=None, choices=["bf16", "fp16", "int8"],
                        help="also run Darkroom with its weights held at this precision (extra rows; "
                             "`darkroom bench --precision`): bf16 goes through oneDNN's bf16 dot products where the "
-                            "CPU has AVX512_BF16")
+                            "CPU has AVX512_BF16; int8 runs the transformer ops on DIR-int8 (`darkroom models "
+                            "quantize`, made once), through int8 dot products where the CPU has VNNI")
         p.add_argument("--darkroom-sgemm", action="store_true",
                        help="also time sgemm through the Darkroom command (--op sgemm)")
     args = ap.parse_args()

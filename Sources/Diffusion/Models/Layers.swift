@@ -33,7 +33,8 @@ private func loadChecked<T>(
     return value
 }
 
-/// torch `Linear(in, out)`: weight `[out, in]` (float32, or bf16/fp16 widened per block of output rows), bias `[out]`.
+/// torch `Linear(in, out)`: weight `[out, in]` (float32, bf16/fp16 widened per block of output rows, or int8 with
+/// per-row scales: Tensor `linear(int8:)`), bias `[out]`.
 struct LinearLayer: Sendable {
     let weight: WeightMatrix
     let bias: WeightView?
@@ -83,6 +84,11 @@ struct LinearLayer: Sendable {
             let scratch = UnsafeMutablePointer<Float>.allocate(capacity: halfLinearScratchCount(inFeatures: inFeatures))
             defer { scratch.deallocate() }
             linear(y, x, half: w, bias?.pointer, rows: per * items, inFeatures: inFeatures, outFeatures: outFeatures,
+                   scratch: scratch, threads: kernelThreads, groupRows: max(per, 1))
+        case .int8(let w):
+            let scratch = UnsafeMutablePointer<Float>.allocate(capacity: halfLinearScratchCount(inFeatures: inFeatures))
+            defer { scratch.deallocate() }
+            linear(y, x, int8: w, bias?.pointer, rows: per * items, inFeatures: inFeatures, outFeatures: outFeatures,
                    scratch: scratch, threads: kernelThreads, groupRows: max(per, 1))
         }
     }
@@ -138,8 +144,8 @@ struct GroupNormLayer: Sendable {
     }
 }
 
-/// torch `Conv2d(in, out, 1)`: weight `[out, in, 1, 1]` (float32, or bf16/fp16 widened per block of 128 output
-/// channels), bias `[out]`. A pointwise convolution is the matrix product `W · X` per image.
+/// torch `Conv2d(in, out, 1)`: weight `[out, in, 1, 1]` (float32, or bf16/fp16 widened / int8 dequantized per
+/// block of 128 output channels), bias `[out]`. A pointwise convolution is the matrix product `W · X` per image.
 struct PointwiseConvLayer: Sendable {
     let weight: WeightMatrix
     let bias: WeightView?
@@ -161,7 +167,7 @@ struct PointwiseConvLayer: Sendable {
             conv2d(y, x, w.pointer, bias?.pointer, batch: batch,
                    geometry: Conv2dGeometry(inChannels: c, outChannels: o, height: 1, width: s, kernel: 1, padding: 0),
                    scratch: nil, scratchCount: 0)
-        case .half(let w):
+        case .half, .int8:
             var beta: Float = 0
             if let b = bias?.pointer {
                 for item in 0..<batch { for k in 0..<o { (y + (item * o + k) * s).update(repeating: b[k], count: s) } }
@@ -172,7 +178,8 @@ struct PointwiseConvLayer: Sendable {
             var o0 = 0
             while o0 < o {   // widen 128 output channels, then one sgemm per image: [rows, C] · [C, S]
                 let rows = min(halfLinearBlockRows, o - o0)
-                widen(scratch, w.pointer + o0 * c, count: rows * c, format: w.format)
+                if case .half(let w) = weight { widen(scratch, w.pointer + o0 * c, count: rows * c, format: w.format) }
+                if case .int8(let w) = weight { dequantizeRows(scratch, w.pointer + o0 * c, w.scales + o0, rows: rows, columns: c) }
                 for item in 0..<batch {
                     sgemm(transA: false, transB: false, m: rows, n: s, k: c, alpha: 1, scratch, lda: c,
                           x + item * c * s, ldb: s, beta: beta, y + (item * o + o0) * s, ldc: s)

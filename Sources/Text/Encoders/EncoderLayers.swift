@@ -35,6 +35,8 @@ struct Projection {
             }
         case .half(let w):
             linear(y, x, half: w, nil, rows: m, inFeatures: k, outFeatures: o, scratch: scratch, threads: threads, groupRows: n)
+        case .int8(let w):
+            linear(y, x, int8: w, nil, rows: m, inFeatures: k, outFeatures: o, scratch: scratch, threads: threads, groupRows: n)
         }
     }
 
