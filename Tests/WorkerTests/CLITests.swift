@@ -136,6 +136,34 @@ struct CLITests {
         expectOneLineError(r, mentions: ["model_index.json"])
     }
 
+    @Test("models quantize writes an int8 folder that generates and inspects; bad input is a one-line error")
+    func modelsQuantize() throws {
+        let dir = try cliTempDir()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let ok = try runCLI(["models", "quantize", cliLatentDiT, "--to", "int8", "-o", dir + "/q8"], in: dir)
+        #expect(ok.code == 0, "\(ok.stderr)")
+        #expect(ok.stdout.contains("tensors of transformer to int8"), "\(ok.stdout)")
+        #expect(FileManager.default.fileExists(atPath: dir + "/q8/darkroom_quantization.json"))
+        let inspect = try runCLI(["models", "inspect", dir + "/q8"], in: dir)
+        #expect(inspect.code == 0 && inspect.stdout.contains("I8"), "\(inspect.stdout)\(inspect.stderr)")
+        let gen = try runCLI(["generate", "--model", dir + "/q8", "--class-id", "1", "--seed", "1", "-o", "q.png"], in: dir)
+        #expect(gen.code == 0 && FileManager.default.fileExists(atPath: dir + "/q.png"), "\(gen.stderr)")
+        expectOneLineError(try runCLI(["models", "quantize", cliLatentDiT, "--to", "int4", "-o", dir + "/x"], in: dir),
+                           mentions: ["int4", "int8, bf16"])
+        expectOneLineError(try runCLI(["models", "quantize", dir, "--to", "int8", "-o", dir + "/x"], in: dir),
+                           mentions: ["not a model folder"])
+        expectOneLineError(try runCLI(["models", "quantize", cliLatentDiT, "--to", "int8", "-o", dir + "/q8"], in: dir),
+                           mentions: ["already exists"])
+        try FileManager.default.copyItem(atPath: cliLatentDiT, toPath: dir + "/broken")
+        let weights = dir + "/broken/transformer/diffusion_pytorch_model.safetensors"
+        let h = try #require(FileHandle(forWritingAtPath: weights))
+        try h.truncate(atOffset: 100)
+        try h.close()
+        expectOneLineError(try runCLI(["models", "quantize", dir + "/broken", "--to", "int8", "-o", dir + "/x"], in: dir),
+                           mentions: ["diffusion_pytorch_model.safetensors", "truncated"])
+        #expect(!FileManager.default.fileExists(atPath: dir + "/x"))
+    }
+
     @Test("bad settings are one-line errors: unknown label (with the labels), size off the grid, class out of range, wrong sampler")
     func badSettings() throws {
         let dir = try cliTempDir()
