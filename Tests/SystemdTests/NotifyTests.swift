@@ -44,21 +44,17 @@ struct SystemdNotifyTests {
         #expect(first.receive(seconds: 1) == nil)
     }
 
-    @Test func withoutNotifySocketEveryCallIsAQuickNoOp() {
+    @Test func withoutNotifySocketEveryCallIsANoOp() {
         for environment in [[:], ["NOTIFY_SOCKET": ""]] as [[String: String]] {
             let notifier = Notifier(environment: environment)
             #expect(!notifier.isEnabled)
-            let clock = ContinuousClock()
-            let elapsed = clock.measure {
-                for _ in 0..<10_000 {
-                    #expect(!notifier.watchdog())
-                }
-            }
+            #expect(notifier.socket == nil)
+            #expect(!notifier.watchdog())
             #expect(!notifier.ready(status: "x"))
             #expect(!notifier.status("x"))
             #expect(!notifier.stopping())
+            #expect(!notifier.reloading())
             #expect(!notifier.extendTimeout(usec: 1))
-            #expect(elapsed < .seconds(1))
         }
     }
 
