@@ -108,6 +108,21 @@ private func quantized(_ folder: URL, _ target: QuantizeTarget = .int8, componen
         }
     }
 
+    /// An image made with int8 weights does not depend on its batch-mates: a batch of three = each alone.
+    @Test func int8ImagesAreIndependentOfTheBatch() throws {
+        let (folder, _, _, sampler, h, w) = try PipeFixtures.ditRun("latent-ddim-cfg4")
+        let out = try quantized(folder)
+        defer { try? FileManager.default.removeItem(at: out) }
+        let pipe = try DiffusionPipeline.load(out)
+        let requests = (0..<3).map { SampleRequest(label: $0 + 1, guidanceScale: 4, seed: Int64(10 + $0)) }
+        let batch = try pipe.generate(requests: requests, steps: 4, sampler: sampler, height: h, width: w)
+        for (i, r) in requests.enumerated() {
+            let solo = try pipe.generate(requests: [r], steps: 4, sampler: sampler, height: h, width: w)
+            let a = try #require(batch[i].image).image, b = try #require(solo[0].image).image
+            #expect(a == b, "request \(i)")
+        }
+    }
+
     @Test func int8ShippedModelsStayCloseToFP32() throws {
         let root = PrecisionFigures.root
         let shapes = root.appendingPathComponent("models/tiny-shapes"), q = try quantized(shapes)
