@@ -75,16 +75,16 @@ public struct Conv2dGeometry: Sendable, Hashable {
     /// "3×3 convolutions"): oneDNN's Winograd F(4×4, 3×3) wins 1.5–3× over im2col and our F(2×2, 3×3) from
     /// 128² pixels up at 128–512 channels, and loses below (512 × 32², 512 × 64², 1024 × 16²: its per-call weight
     /// transform, 36 floats per 3×3 filter, outweighs the few tiles). Only on CPUs with AVX-512 (the kernel is
-    /// avx512_core only), channels multiples of 16, and while its scratch (blocked input and output and the
-    /// transformed tiles) stays within `dnnlScratchLimit` floats, so peak memory stays bounded.
+    /// avx512_core only) and channels multiples of 16; images whose scratch (blocked input and output and the
+    /// transformed tiles) would exceed `dnnlScratchLimit` floats run in row strips (DNNLConv2d.swift), so peak
+    /// memory stays bounded.
     /// `DARKROOM_DNNL_CONVOLUTIONS=off` in the environment keeps every convolution on our kernels (side-by-side
     /// benchmarks).
     public var prefersDNNL: DNNLConvolution? {
         guard dnnlConvolutionsEnabled, DNNL.hasAVX512, winogradApplies, stride == 1, padTop == 1, padBottom == 1, padLeft == 1, padRight == 1,
               inChannels % 16 == 0, outChannels % 16 == 0, inChannels >= 128, outChannels >= 128,
               height * width >= 128 * 128 else { return nil }
-        let need = dnnlScratchCount(.winograd)
-        return need > 0 && need <= dnnlScratchLimit ? .winograd : nil
+        return dnnlStripRows(.winograd) != nil ? .winograd : nil
     }
 
     public var prefersWinograd: Bool {
@@ -98,8 +98,6 @@ public let dnnlConvolutionsEnabled: Bool = {
     return !["off", "0", "false", "no"].contains(String(cString: v).lowercased())
 }()
 
-/// The most scratch floats (256 MiB) a convolution may take to run through oneDNN automatically.
-public let dnnlScratchLimit = 1 << 26
 
 /// Which kernel `conv2d` uses: `automatic` takes Winograd where `prefersWinograd` says so and the scratch holds
 /// it, im2col + sgemm elsewhere; the others force one (tests and benchmarks). im2col is the reference.

@@ -220,3 +220,13 @@ func dnnlDesc(_ dims: [Int], _ type: dnnl_data_type_t, _ tag: dnnl_format_tag_t)
     let status = dnnl_memory_desc_init_by_tag(&desc, Int32(dims.count), d, type, tag)
     return status == dnnl_success ? desc : nil
 }
+
+/// A float32 memory descriptor for `dims` with explicit element `strides` (e.g. a strip of rows of NCHW planes).
+func dnnlStridedDesc(_ dims: [Int], strides: [Int]) -> dnnl_memory_desc_t? {
+    var desc = dnnl_memory_desc_t()
+    var d = [Int64](repeating: 0, count: Int(DNNL_MAX_NDIMS)), s = d
+    for (i, v) in dims.enumerated() { d[i] = Int64(v) }
+    for (i, v) in strides.enumerated() { s[i] = Int64(v) }
+    let status = dnnl_memory_desc_init_by_strides(&desc, Int32(dims.count), d, dnnl_f32, s)
+    return status == dnnl_success ? desc : nil
+}

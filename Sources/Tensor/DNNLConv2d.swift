@@ -1,9 +1,14 @@
 // 3×3 convolutions through oneDNN (Debian's libdnnl 2.6): its Winograd F(4×4, 3×3) kernel (`jit_wino_4x3`,
 // avx512_core, float32) or its direct kernel (`brgconv`/`jit`, float32), one batch item per call. oneDNN's fast
-// kernels want channel-blocked layouts (`nChw16c`) and their own weight layout, so each call reorders the input
-// and the weight into the caller's scratch, runs the convolution, and reorders the result back to NCHW (adding
+// kernels want channel-blocked layouts (`nChw16c`) and their own weight layout, so each call reorders the weight
+// and the input into the caller's scratch, runs the convolution, and reorders the result back to NCHW (adding
 // into `y` when accumulating). Everything lives in the caller's scratch (`Conv2dGeometry.dnnlScratchCount`).
+// Large images run in row strips (stride-1 convolutions): output rows r0 ..< r0 + n are the convolution of input
+// rows r0 − padTop ..< r0 + n − padTop + k, clipped to the image, with the padding only where a strip meets the
+// image's edge; the strip is read from and written to the caller's NCHW planes in place (strided descriptors),
+// so the scratch holds one strip's blocked input, output and transformed tiles, not the whole image's.
 import CDNNL
+import Glibc
 
 /// The oneDNN convolution kernels `conv2d` can use.
 public enum DNNLConvolution: Sendable, Hashable {
@@ -15,6 +20,10 @@ private struct DNNLConvKey: Hashable, Sendable {
     let kind: DNNLConvolution
     let bias: Bool
     let accumulate: Bool
+    /// Rows of the caller's whole input and output planes (a channel's stride is rows · width); equal to the
+    /// geometry's own when the convolution runs in one piece.
+    let inputRows: Int
+    let outputRows: Int
 }
 
 /// The four primitives of one oneDNN convolution and where their buffers sit in the caller's scratch.
@@ -23,17 +32,21 @@ final class DNNLConv2d: @unchecked Sendable {
     let inputReorder: DNNLPrimitive
     let weightReorder: DNNLPrimitive
     let outputReorder: DNNLPrimitive
-    /// Byte offsets into the scratch: blocked input, blocked weight, blocked output, then the scratchpads.
-    let weightOffset: Int, outputOffset: Int, scratchpadOffset: Int
+    /// The weight's blocked layout: strips whose layouts are equal share one weight reorder.
+    let blockedWeight: dnnl_memory_desc_t
+    /// Byte offsets into the scratch: blocked weight (at 0, so strips share it), blocked input, blocked output,
+    /// then the scratchpads.
+    let inputOffset: Int, outputOffset: Int, scratchpadOffset: Int
     /// Total bytes of scratch one call needs.
     let scratchBytes: Int
 
-    init?(_ g: Conv2dGeometry, kind: DNNLConvolution, bias: Bool, accumulate: Bool) {
-        guard g.stride >= 1, g.kernel >= 1 else { return nil }
+    init?(_ g: Conv2dGeometry, kind: DNNLConvolution, bias: Bool, accumulate: Bool, inputRows: Int, outputRows: Int) {
+        guard g.stride >= 1, g.kernel >= 1, inputRows >= g.height, outputRows >= g.outHeight else { return nil }
         let c = g.inChannels, o = g.outChannels
-        guard let userSrc = dnnlDesc([1, c, g.height, g.width], dnnl_f32, dnnl_nchw),
+        guard let userSrc = dnnlStridedDesc([1, c, g.height, g.width], strides: [c * inputRows * g.width, inputRows * g.width, g.width, 1]),
               let userWei = dnnlDesc([o, c, g.kernel, g.kernel], dnnl_f32, dnnl_oihw),
-              let userDst = dnnlDesc([1, o, g.outHeight, g.outWidth], dnnl_f32, dnnl_nchw),
+              let userDst = dnnlStridedDesc([1, o, g.outHeight, g.outWidth],
+                                            strides: [o * outputRows * g.outWidth, outputRows * g.outWidth, g.outWidth, 1]),
               var src = dnnlDesc([1, c, g.height, g.width], dnnl_f32, dnnl_format_tag_any),
               var wei = dnnlDesc([o, c, g.kernel, g.kernel], dnnl_f32, dnnl_format_tag_any),
               var dst = dnnlDesc([1, o, g.outHeight, g.outWidth], dnnl_f32, dnnl_format_tag_any),
@@ -67,59 +80,164 @@ final class DNNLConv2d: @unchecked Sendable {
         outputReorder = rout
         func rounded(_ n: Int) -> Int { (n + 63) / 64 * 64 }
         var s = blockedSrc, w = blockedWei, d = blockedDst
-        weightOffset = rounded(dnnl_memory_desc_get_size(&s))
-        outputOffset = weightOffset + rounded(dnnl_memory_desc_get_size(&w))
+        blockedWeight = blockedWei
+        inputOffset = rounded(dnnl_memory_desc_get_size(&w))
+        outputOffset = inputOffset + rounded(dnnl_memory_desc_get_size(&s))
         scratchpadOffset = outputOffset + rounded(dnnl_memory_desc_get_size(&d))
         let pads = [conv, rin, rw, rout].map { rounded($0.scratchpadSize) }.max() ?? 0
         scratchBytes = scratchpadOffset + pads
     }
 }
 
-private let dnnlConvolutions = DNNLCache<DNNLConvKey, DNNLConv2d>()
-
-/// The oneDNN convolution for this geometry, made once; nil where oneDNN has no such kernel here.
-func dnnlConv2d(_ g: Conv2dGeometry, kind: DNNLConvolution, bias: Bool, accumulate: Bool) -> DNNLConv2d? {
-    let key = DNNLConvKey(geometry: g, kind: kind, bias: bias, accumulate: accumulate)
-    return dnnlConvolutions.entry(key) { DNNLConv2d(g, kind: kind, bias: bias, accumulate: accumulate) }
+extension DNNLConv2d {
+    /// Whether `other`'s blocked weight is laid out like this one's (then its reorder can be reused).
+    func sharesWeightLayout(with other: DNNLConv2d) -> Bool {
+        var a = blockedWeight, b = other.blockedWeight
+        return dnnl_memory_desc_equal(&a, &b) != 0
+    }
 }
 
+private let dnnlConvolutions = DNNLCache<DNNLConvKey, DNNLConv2d>()
+
+/// The oneDNN convolution for this geometry, made once; nil where oneDNN has no such kernel here. `inputRows`
+/// and `outputRows` are the caller's whole planes' rows when `g` is a strip of them (default: `g`'s own).
+func dnnlConv2d(_ g: Conv2dGeometry, kind: DNNLConvolution, bias: Bool, accumulate: Bool,
+                inputRows: Int? = nil, outputRows: Int? = nil) -> DNNLConv2d? {
+    let key = DNNLConvKey(geometry: g, kind: kind, bias: bias, accumulate: accumulate,
+                          inputRows: inputRows ?? g.height, outputRows: outputRows ?? g.outHeight)
+    return dnnlConvolutions.entry(key) {
+        DNNLConv2d(g, kind: kind, bias: bias, accumulate: accumulate, inputRows: key.inputRows, outputRows: key.outputRows)
+    }
+}
+
+/// Output rows `firstOutputRow ..< firstOutputRow + geometry.outHeight` of a convolution, computed from input rows
+/// `firstInputRow ..< firstInputRow + geometry.height` (see the file comment).
+struct DNNLStrip: Hashable {
+    let firstOutputRow: Int
+    let firstInputRow: Int
+    let geometry: Conv2dGeometry
+}
+
+/// The most scratch floats one oneDNN convolution call may take; larger images run in row strips within it.
+/// 256 MiB, or `DARKROOM_DNNL_SCRATCH_MIB` from the environment (read once; benchmarks of the strip size).
+public let dnnlScratchLimit: Int = {
+    if let v = getenv("DARKROOM_DNNL_SCRATCH_MIB"), let mib = Int(String(cString: v)), mib > 0 { return mib << 18 }
+    return 1 << 26
+}()
+
 extension Conv2dGeometry {
-    /// Scratch floats `conv2dDNNL` needs for this geometry and kernel (0 where oneDNN has no such kernel).
+    /// The strips of `rows` output rows each (the last may be shorter) that cover the output; one strip (`self`)
+    /// when `rows` covers it or the convolution is strided.
+    func dnnlStrips(rows: Int) -> [DNNLStrip] {
+        guard stride == 1, rows < outHeight, rows >= 1 else { return [DNNLStrip(firstOutputRow: 0, firstInputRow: 0, geometry: self)] }
+        return Swift.stride(from: 0, to: outHeight, by: rows).map { r0 in
+            let n = min(rows, outHeight - r0)
+            let start = r0 - padTop, end = r0 + n - 1 - padTop + kernel        // input rows [start, end), unclipped
+            let lo = max(0, start), hi = min(height, end)
+            var g = self
+            g.height = hi - lo
+            g.padTop = lo - start
+            g.padBottom = end - hi
+            return DNNLStrip(firstOutputRow: r0, firstInputRow: lo, geometry: g)
+        }
+    }
+
+    /// Bytes of scratch the strips of `rows` rows need (the largest strip's), 0 where oneDNN refuses one.
+    private func dnnlStripBytes(_ kind: DNNLConvolution, rows: Int) -> Int {
+        var most = 0
+        for geometry in Set(dnnlStrips(rows: rows).map(\.geometry)) {
+            guard let conv = dnnlConv2d(geometry, kind: kind, bias: true, accumulate: true, inputRows: height, outputRows: outHeight),
+                  let plain = dnnlConv2d(geometry, kind: kind, bias: false, accumulate: false, inputRows: height, outputRows: outHeight)
+            else { return 0 }
+            most = max(most, conv.scratchBytes, plain.scratchBytes)
+        }
+        return most
+    }
+
+    /// Output rows per strip for oneDNN: all of them when the whole image's scratch stays within
+    /// `dnnlScratchLimit` floats, else the most (a multiple of 4, Winograd F(4×4)'s tile) whose strips' does;
+    /// nil where oneDNN refuses the shape or even 4 rows would not fit.
+    func dnnlStripRows(_ kind: DNNLConvolution) -> Int? {
+        let limitBytes = 4 * dnnlScratchLimit
+        var rows = outHeight
+        for _ in 0..<8 {
+            let bytes = dnnlStripBytes(kind, rows: rows)
+            if bytes == 0 { return nil }
+            if bytes + 64 <= limitBytes { return rows }
+            if rows <= 4 || stride != 1 { return nil }
+            // scratch grows about linearly with the rows; aim a little under the limit
+            let guess = Int(Double(rows) * Double(limitBytes) / Double(bytes) * 0.95) / 4 * 4
+            rows = max(4, min(rows - 4, guess))
+        }
+        return nil
+    }
+
+    /// Scratch floats `conv2dDNNL` needs for this geometry and kernel (0 where oneDNN has no such kernel): one
+    /// strip's (`dnnlStripRows`).
     public func dnnlScratchCount(_ kind: DNNLConvolution) -> Int {
-        guard let conv = dnnlConv2d(self, kind: kind, bias: true, accumulate: true),
-              let plain = dnnlConv2d(self, kind: kind, bias: false, accumulate: false) else { return 0 }
-        return (max(conv.scratchBytes, plain.scratchBytes) + 3) / 4 + 16  // + 16: room to align to 64 bytes
+        guard let rows = dnnlStripRows(kind) else { return 0 }
+        return (dnnlStripBytes(kind, rows: rows) + 3) / 4 + 16  // + 16: room to align to 64 bytes
     }
 }
 
 /// 2-D convolution through oneDNN (see the file comment); same contract as `conv2d`, one batch item per call so
-/// an item's result does not depend on its batch-mates. Returns false (having written nothing) when oneDNN
-/// cannot serve it or the scratch is too small; the caller then takes its own kernel.
+/// an item's result does not depend on its batch-mates. Large images go in row strips (`dnnlStripRows`); the
+/// strips depend only on the geometry. Returns false (having written nothing) when oneDNN cannot serve it or the
+/// scratch is too small; the caller then takes its own kernel.
 // x: [B, C, H, W], w: [O, C, k, k], b: [O]? -> y: [B, O, Ho, Wo];  scratch: ≥ geometry.dnnlScratchCount(kind) floats
 public func conv2dDNNL(
     _ y: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>, _ w: UnsafePointer<Float>, _ b: UnsafePointer<Float>?,
     batch: Int, geometry g: Conv2dGeometry, scratch: UnsafeMutablePointer<Float>, scratchCount: Int,
     accumulate: Bool = false, kind: DNNLConvolution, threads: Int
 ) -> Bool {
-    guard let conv = dnnlConv2d(g, kind: kind, bias: b != nil, accumulate: accumulate) else { return false }
+    guard let rows = g.dnnlStripRows(kind) else { return false }
+    return conv2dDNNL(y, x, w, b, batch: batch, geometry: g, scratch: scratch, scratchCount: scratchCount,
+                      accumulate: accumulate, kind: kind, threads: threads, stripRows: rows)
+}
+
+/// `conv2dDNNL` in strips of `stripRows` output rows (tests choose them; the scratch must hold the largest strip).
+func conv2dDNNL(
+    _ y: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>, _ w: UnsafePointer<Float>, _ b: UnsafePointer<Float>?,
+    batch: Int, geometry g: Conv2dGeometry, scratch: UnsafeMutablePointer<Float>, scratchCount: Int,
+    accumulate: Bool, kind: DNNLConvolution, threads: Int, stripRows: Int
+) -> Bool {
+    let strips = g.dnnlStrips(rows: stripRows)
+    var convs: [DNNLConv2d] = []
+    for strip in strips {
+        guard let conv = dnnlConv2d(strip.geometry, kind: kind, bias: b != nil, accumulate: accumulate,
+                                    inputRows: g.height, outputRows: g.outHeight) else { return false }
+        convs.append(conv)
+    }
     // align the scratch to 64 bytes
     let raw = UnsafeMutableRawPointer(scratch)
     let skip = (64 - Int(bitPattern: raw) % 64) % 64
-    guard skip + conv.scratchBytes <= 4 * scratchCount else { return false }
+    guard convs.allSatisfy({ skip + $0.scratchBytes <= 4 * scratchCount }) else { return false }
     let base = raw + skip
-    let src = base, wei = base + conv.weightOffset, dst = base + conv.outputOffset, pad = base + conv.scratchpadOffset
-    guard conv.weightReorder.run([UnsafeMutableRawPointer(mutating: w), wei], scratchpad: pad, threads: threads) else { return false }
     let inCount = g.inChannels * g.height * g.width, outCount = g.outChannels * g.outHeight * g.outWidth
+    var reordered: DNNLConv2d? = nil      // whose weight layout the scratch holds
+    var written = false
     for item in 0..<batch {
-        let xi = UnsafeMutableRawPointer(mutating: x + item * inCount), yi = UnsafeMutableRawPointer(y + item * outCount)
-        var args: [UnsafeMutableRawPointer?] = [src, wei, dst]
-        if let b { args.append(UnsafeMutableRawPointer(mutating: b)) }
-        guard conv.inputReorder.run([xi, src], scratchpad: pad, threads: threads),
-              conv.convolution.run(args, scratchpad: pad, threads: threads),
-              conv.outputReorder.run([dst, yi], scratchpad: pad, threads: threads) else {
-            if item == 0 { return false }
-            // oneDNN failed after earlier items were written (it accepted the shape and ran it before).
-            preconditionFailure("conv2dDNNL: oneDNN failed on item \(item) of a convolution it accepted")
+        for (strip, conv) in zip(strips, convs) {
+            let src = base + conv.inputOffset, wei = base, dst = base + conv.outputOffset, pad = base + conv.scratchpadOffset
+            if !(reordered.map { conv.sharesWeightLayout(with: $0) } ?? false) {
+                guard conv.weightReorder.run([UnsafeMutableRawPointer(mutating: w), wei], scratchpad: pad, threads: threads) else {
+                    if !written { return false }
+                    preconditionFailure("conv2dDNNL: oneDNN failed to reorder a weight it reordered before")
+                }
+                reordered = conv
+            }
+            let xi = UnsafeMutableRawPointer(mutating: x + item * inCount + strip.firstInputRow * g.width)
+            let yi = UnsafeMutableRawPointer(y + item * outCount + strip.firstOutputRow * g.outWidth)
+            var args: [UnsafeMutableRawPointer?] = [src, wei, dst]
+            if let b { args.append(UnsafeMutableRawPointer(mutating: b)) }
+            guard conv.inputReorder.run([xi, src], scratchpad: pad, threads: threads),
+                  conv.convolution.run(args, scratchpad: pad, threads: threads),
+                  conv.outputReorder.run([dst, yi], scratchpad: pad, threads: threads) else {
+                if !written { return false }
+                // oneDNN failed after earlier rows were written (it accepted the shape and ran it before).
+                preconditionFailure("conv2dDNNL: oneDNN failed on item \(item) of a convolution it accepted")
+            }
+            written = true
         }
     }
     return true

@@ -84,6 +84,77 @@ import Testing
         }
     }
 
+    /// Row strips (how large images run within the scratch limit): every strip height, including ones that leave a
+    /// short last strip and ones that are not multiples of Winograd's 4-row tile, gives the naive convolution, with
+    /// and without `accumulate` and bias, at any padding the kernel takes; and strips depend only on the geometry,
+    /// so a batch item's result is the same alone or batched.
+    @Test(arguments: [DNNLConvolution.winograd, .direct])
+    func rowStripsMatchNaiveConvolution(kind: DNNLConvolution) throws {
+        let pads = kind == .winograd ? [(1, 1), (0, 1), (1, 0)] : [(1, 1), (2, 0), (0, 2)]
+        for (top, bottom) in pads {
+            let g = Conv2dGeometry(inChannels: 32, outChannels: 48, height: 23, width: 13, kernel: 3,
+                                   padTop: top, padBottom: bottom, padLeft: 1, padRight: 1)
+            guard g.dnnlStripRows(kind) != nil else {
+                #expect(kind == .winograd && !DNNL.hasAVX512, "oneDNN refused \(g)")
+                return
+            }
+            var rng = TestRandom(seed: UInt64(17 + top * 3 + bottom))
+            let n = 32 * 23 * 13, m = 48 * g.outHeight * 13
+            let x = rng.values(2 * n), w = rng.values(48 * 32 * 9, scale: 0.1), b = rng.values(48), start = rng.values(2 * m)
+            let naive = Naive.conv2d(x, w, b, batch: 2, c: 32, o: 48, h: 23, wd: 13, k: 3, stride: 1,
+                                     top: top, bottom: bottom, left: 1, right: 1)
+            let plain = Naive.conv2d(x, w, nil, batch: 2, c: 32, o: 48, h: 23, wd: 13, k: 3, stride: 1,
+                                     top: top, bottom: bottom, left: 1, right: 1)
+            let rtol = kind == .winograd ? 5e-5 : 1e-5
+            for rows in [1, 4, 5, 8, 12, g.outHeight - 1] {
+                let strips = g.dnnlStrips(rows: rows)
+                #expect(strips.count == (g.outHeight + rows - 1) / rows)
+                #expect(strips.map(\.geometry.outHeight).reduce(0, +) == g.outHeight)
+                // scratch for the largest strip
+                var count = 0
+                for s in Set(strips.map(\.geometry)) {
+                    for (bias, acc) in [(true, false), (true, true), (false, false)] {
+                        let conv = try #require(dnnlConv2d(s, kind: kind, bias: bias, accumulate: acc, inputRows: 23, outputRows: g.outHeight),
+                                                "oneDNN refused the strip \(s)")
+                        count = max(count, conv.scratchBytes / 4 + 16)
+                    }
+                }
+                var scratch = [Float](repeating: .nan, count: count)
+                var y = [Float](repeating: .nan, count: 2 * m)
+                #expect(conv2dDNNL(&y, x, w, b, batch: 2, geometry: g, scratch: &scratch, scratchCount: count,
+                                   accumulate: false, kind: kind, threads: 2, stripRows: rows))
+                expectClose(y, naive, rtol: rtol)
+                var sum = start
+                #expect(conv2dDNNL(&sum, x, w, b, batch: 2, geometry: g, scratch: &scratch, scratchCount: count,
+                                   accumulate: true, kind: kind, threads: 2, stripRows: rows))
+                expectClose(sum, zip(naive, start).map { $0 + Double($1) }, rtol: rtol)
+                var noBias = [Float](repeating: .nan, count: 2 * m)
+                #expect(conv2dDNNL(&noBias, x, w, nil, batch: 2, geometry: g, scratch: &scratch, scratchCount: count,
+                                   accumulate: false, kind: kind, threads: 2, stripRows: rows))
+                expectClose(noBias, plain, rtol: rtol)
+                var second = [Float](repeating: .nan, count: m)
+                #expect(conv2dDNNL(&second, Array(x[n...]), w, b, batch: 1, geometry: g, scratch: &scratch, scratchCount: count,
+                                   accumulate: false, kind: kind, threads: 1, stripRows: rows))
+                #expect(second == Array(y[m...]), "rows \(rows): the second item alone at 1 thread differs from the batch at 2")
+            }
+        }
+    }
+
+    /// The strip plan: a whole image when its scratch fits the limit; otherwise strips of a multiple of 4 rows whose
+    /// scratch fits.
+    @Test func stripPlanKeepsScratchWithinLimit() {
+        guard DNNL.hasAVX512 else { return }
+        let small = Conv2dGeometry(inChannels: 128, outChannels: 128, height: 128, width: 128, kernel: 3, padding: 1)
+        #expect(small.dnnlStripRows(.winograd) == 128)
+        let big = Conv2dGeometry(inChannels: 256, outChannels: 256, height: 512, width: 512, kernel: 3, padding: 1)
+        let rows = big.dnnlStripRows(.winograd)
+        #expect(rows != nil, "oneDNN refused every strip of \(big)")
+        if let rows {
+            #expect(rows < 512 && rows % 4 == 0)
+            #expect(big.dnnlScratchCount(.winograd) <= dnnlScratchLimit)
+        }
+    }
+
     /// The automatic choice: oneDNN's Winograd for wide layers on large images (CPUs with AVX-512), our own kernels
     /// for small images, few channels or a scratch over the limit.
     @Test func automaticChoosesByShape() {
@@ -97,8 +168,10 @@ import Testing
         #expect(Conv2dGeometry(inChannels: 512, outChannels: 512, height: 64, width: 64, kernel: 3, padding: 1).prefersDNNL == nil)
         #expect(Conv2dGeometry(inChannels: 64, outChannels: 64, height: 256, width: 256, kernel: 3, padding: 1).prefersDNNL == nil)
         #expect(Conv2dGeometry(inChannels: 128, outChannels: 3, height: 256, width: 256, kernel: 3, padding: 1).prefersDNNL == nil)
-        // 128 channels at 1024²: several GiB of scratch, over the limit
-        #expect(Conv2dGeometry(inChannels: 128, outChannels: 128, height: 1024, width: 1024, kernel: 3, padding: 1).prefersDNNL == nil)
+        // 128 channels at 1024²: several GiB of scratch in one piece, so row strips within the limit
+        let huge = Conv2dGeometry(inChannels: 128, outChannels: 128, height: 1024, width: 1024, kernel: 3, padding: 1)
+        #expect((huge.prefersDNNL == .winograd) == on)
+        if on { #expect(huge.scratchCount() <= max(1 << 23, dnnlScratchLimit)) }
     }
 
     /// Too little scratch: refused (false), nothing written; conv2d then falls back to its own kernels.
