@@ -353,6 +353,150 @@ def cmd_run(args) -> None:
                    "loadavg_before": load_before, "loadavg_after": os.getloadavg()}, f, indent=1)
 
 
+# --------------------------------------------------------------------------------------------------------------------
+# Subcommand: image — the whole image, `darkroom generate` against diffusers' DiTPipeline
+
+IMAGE = dict(label=97, seed=0, steps=8, guidance=4.0)  # one 256² image with CFG (two transformer rows per step)
+
+
+def run_proc(argv: list[str], threads: int) -> tuple[str, str, int]:
+    """Runs argv to the end; (stdout, stderr, this child's peak RSS in bytes). Output goes through temporary files
+    so that os.wait4 reaps the child itself (its own rusage)."""
+    import tempfile
+
+    with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
+        proc = subprocess.Popen(argv, stdout=out, stderr=err, env=child_env(threads), cwd=REPO, text=True)
+        _, status, usage = os.wait4(proc.pid, 0)
+        proc.returncode = code = os.waitstatus_to_exitcode(status)
+        out.seek(0)
+        err.seek(0)
+        stdout, stderr = out.read(), err.read()
+    if code != 0:
+        raise SystemExit(f"benchmark child failed ({code}): {shlex.join(argv)}\n{stderr[-2000:]}")
+    return stdout, stderr, usage.ru_maxrss * 1024
+
+
+def cmd_torch_image(args) -> None:
+    """Child: DiTPipeline.from_pretrained (float32), then `--repeats` images, each timed alone; saves the last PNG."""
+    import torch
+
+    torch.set_num_threads(args.threads)
+    import diffusers
+    from diffusers import DiTPipeline
+    from diffusers.utils.pil_utils import numpy_to_pil
+
+    diffusers.utils.logging.set_verbosity_error()
+    diffusers.utils.logging.disable_progress_bar()
+    t0 = time.perf_counter()
+    pipe = DiTPipeline.from_pretrained(args.dir)
+    load_s = time.perf_counter() - t0
+    times = []
+    for _ in range(args.warmup + args.repeats):
+        t0 = time.perf_counter()
+        with torch.inference_mode():
+            out = pipe(class_labels=[IMAGE["label"]], num_inference_steps=IMAGE["steps"],
+                       guidance_scale=IMAGE["guidance"], generator=torch.Generator().manual_seed(IMAGE["seed"]),
+                       output_type="np")
+        times.append(time.perf_counter() - t0)
+    numpy_to_pil(out.images)[0].save(args.save)
+    print(json.dumps({"times_s": times[args.warmup:], "load_s": load_s}))
+
+
+def psnr(a_png: str, b_png: str) -> float:
+    import numpy as np
+    from PIL import Image
+
+    a = np.asarray(Image.open(a_png).convert("RGB"), dtype=np.float64)
+    b = np.asarray(Image.open(b_png).convert("RGB"), dtype=np.float64)
+    mse = float(((a - b) ** 2).mean())
+    return float("inf") if mse == 0 else 10 * np.log10(255.0**2 / mse)
+
+
+def cmd_image(args) -> None:
+    """One 8-step 256² DiT-XL/2 image with CFG: PyTorch fp32 (DiTPipeline) and `darkroom generate` fp32, at
+    --precision, and with --cache-thresholds; each run in its own process (peak RSS from wait4), best of --repeats."""
+    import re
+
+    import torch
+
+    me = [sys.executable, os.path.abspath(__file__)]
+    subprocess.run(me + ["build", "--dir", args.dir], check=True, cwd=REPO)
+    out_dir = os.path.join(REPO, "out", "bench", "image")
+    os.makedirs(out_dir, exist_ok=True)
+    load_before = os.getloadavg()
+    rows = []
+    torch_png = os.path.join(out_dir, "torch-fp32.png")
+    previous = os.path.join(out_dir, "results.json")
+    if args.reuse_torch and os.path.exists(previous) and os.path.exists(torch_png):
+        with open(previous) as f:
+            rows.append(dict(json.load(f)["rows"][0], reused=True))
+    else:
+        res, rss = run_child(me + ["torch-image", "--dir", args.dir, "--save", torch_png, "--threads",
+                                   str(args.threads), "--warmup", "0", "--repeats", str(args.repeats)], args.threads)
+        rows.append({"engine": "PyTorch (diffusers DiTPipeline)", "weights": "fp32", "cache": 0.0,
+                     "s": min(res["times_s"]), "rss": rss, "png": torch_png, "load_s": res["load_s"]})
+    print(f"  torch fp32: {rows[-1]['s']:.2f} s, peak RSS {fmt_mb(rows[-1]['rss'])} MiB"
+          + (" (reused from the last run)" if rows[-1].get("reused") else ""), file=sys.stderr)
+    if args.darkroom_bin:
+        variants = [("fp32", 0.0)] + ([(args.precision, 0.0)] if args.precision else [])
+        for t in [float(x) for x in args.cache_thresholds.split(",") if x] if args.cache_thresholds else []:
+            variants.append((args.precision or "fp32", t))
+        for weights, threshold in variants:
+            png = os.path.join(out_dir, f"darkroom-{weights}" + (f"-cache{threshold:g}" if threshold else "") + ".png")
+            argv = [args.darkroom_bin, "generate", "--model", args.dir, "--class-id", str(IMAGE["label"]),
+                    "--seed", str(IMAGE["seed"]), "--steps", str(IMAGE["steps"]), "--guidance", str(IMAGE["guidance"]),
+                    "--sampler", "ddim", "-o", png]
+            if weights != "fp32":
+                argv += ["--precision", weights]
+            if threshold:
+                argv += ["--cache-threshold", f"{threshold:g}"]
+            best, peak, skipped = None, 0, None
+            for _ in range(args.repeats):   # one image per process: load, then the timed image (generate's own clock)
+                _, err, r = run_proc(argv, args.threads)
+                m = re.search(r"image\(s\) \d+x\d+, \d+ steps \S+, ([0-9.]+) s", err)
+                if not m:
+                    raise SystemExit(f"no timing line from darkroom generate:\n{err[-2000:]}")
+                best = min(best or 1e9, float(m.group(1)))
+                peak = max(peak, r)
+                c = re.search(r"block 0 only at (\d+) of (\d+) steps", err)
+                skipped = int(c.group(1)) if c else 0
+            rows.append({"engine": "Darkroom (darkroom generate)", "weights": weights, "cache": threshold, "s": best,
+                         "rss": peak, "png": png, "skipped_steps": skipped})
+            print(f"  darkroom {weights} cache {threshold:g}: {best:.2f} s, peak RSS {fmt_mb(peak)} MiB"
+                  + (f", {skipped} of {IMAGE['steps']} steps block 0 only" if threshold else ""), file=sys.stderr)
+    fp32 = next((r for r in rows if r["engine"].startswith("Darkroom") and r["weights"] == "fp32" and not r["cache"]),
+                None)
+    torch_row = rows[0]
+    lines = [
+        f"CPU: {cpu_line()}.",
+        f"Machine: {os.cpu_count()} CPUs, {args.threads} threads; torch {torch.__version__}. One image per process "
+        f"(load not timed), best of {args.repeats}; class {IMAGE['label']}, seed {IMAGE['seed']}, {IMAGE['steps']} DDIM "
+        f"steps, guidance {IMAGE['guidance']} (two transformer rows per step), 256×256 (latent 32×32), VAE decode included.",
+        "Load average (1/5/15 min) before the run: " + " / ".join(f"{x:.2f}" for x in load_before)
+        + ", after: " + " / ".join(f"{x:.2f}" for x in os.getloadavg()) + f" ({os.cpu_count()} CPUs).",
+        "",
+        "| engine | weights | cache_threshold | transformer steps skipped | s | speed-up vs PyTorch fp32 | peak RSS MiB "
+        "| RSS / PyTorch fp32 | PSNR vs PyTorch fp32 dB | PSNR vs Darkroom fp32 dB |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    if torch_row.get("reused"):
+        lines.insert(3, "The PyTorch row is reused from an earlier run (`--reuse-torch`), not measured side by side.")
+    for r in rows:
+        cells = [r["engine"], r["weights"], f"{r['cache']:g}" if r["cache"] else "off",
+                 "—" if "skipped_steps" not in r else f"{r['skipped_steps']} of {IMAGE['steps']}",
+                 f"{r['s']:.2f}", f"{torch_row['s'] / r['s']:.2f}×", fmt_mb(r["rss"]),
+                 f"{r['rss'] / torch_row['rss']:.2f}", "—" if r is torch_row else f"{psnr(r['png'], torch_row['png']):.1f}",
+                 "—" if (fp32 is None or r is fp32 or r is torch_row) else f"{psnr(r['png'], fp32['png']):.1f}"]
+        lines.append("| " + " | ".join(cells) + " |")
+    table = "\n".join(lines)
+    print(table)
+    with open(os.path.join(out_dir, "results.md"), "w") as f:
+        f.write(table + "\n")
+    with open(os.path.join(out_dir, "results.json"), "w") as f:
+        json.dump({"rows": rows, "threads": args.threads, "torch": torch.__version__, "image": IMAGE,
+                   "loadavg_before": load_before, "loadavg_after": os.getloadavg()}, f, indent=1)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = ap.add_subparsers(dest="cmd")
@@ -371,6 +515,22 @@ def main() -> None:
     s = sub.add_parser("sgemm", help="this machine's sgemm GFLOP/s (numpy's OpenBLAS and torch's MKL)")
     s.add_argument("--threads", type=int, default=2)
     s.add_argument("--repeats", type=int, default=5)
+    ti = sub.add_parser("torch-image", help="child: one whole DiTPipeline image, timed (see `image`)")
+    ti.add_argument("--dir", default=DEFAULT_DIR)
+    ti.add_argument("--save", required=True)
+    ti.add_argument("--threads", type=int, default=2)
+    ti.add_argument("--warmup", type=int, default=0)
+    ti.add_argument("--repeats", type=int, default=1)
+    im = sub.add_parser("image", help="the whole 8-step 256² image with CFG: DiTPipeline vs `darkroom generate`")
+    im.add_argument("--dir", default=DEFAULT_DIR)
+    im.add_argument("--threads", type=int, default=2)
+    im.add_argument("--repeats", type=int, default=1, help="processes per row (best time, highest peak RSS)")
+    im.add_argument("--darkroom-bin", default=None, help="the darkroom executable, e.g. .build/release/darkroom")
+    im.add_argument("--precision", default=None, choices=["bf16", "fp16"], help="also a row with these weights")
+    im.add_argument("--reuse-torch", action="store_true",
+                    help="take the PyTorch row from the last run's results.json (not side by side: say so)")
+    im.add_argument("--cache-thresholds", default=None,
+                    help="comma list: rows with `--cache-threshold T` (at --precision when given, else fp32)")
     r = sub.add_parser("run", help="build + sgemm + every measurement, prints the table (default)")
     for p in (r, ap):
         p.add_argument("--dir", default=DEFAULT_DIR)
@@ -388,7 +548,8 @@ def main() -> None:
         p.add_argument("--darkroom-sgemm", action="store_true",
                        help="also time sgemm through the Darkroom command (--op sgemm)")
     args = ap.parse_args()
-    {"build": cmd_build, "torch-op": cmd_torch_op, "sgemm": cmd_sgemm}.get(args.cmd, cmd_run)(args)
+    {"build": cmd_build, "torch-op": cmd_torch_op, "sgemm": cmd_sgemm, "torch-image": cmd_torch_image,
+     "image": cmd_image}.get(args.cmd, cmd_run)(args)
 
 
 if __name__ == "__main__":

@@ -43,11 +43,12 @@ def png_params(path: str) -> str:
         return str(im.info.get("parameters", ""))
 
 
-def generate(darkroom: str, model: str, label: str, n: int, w: int, h: int, out_dir: str) -> list[str]:
+def generate(darkroom: str, model: str, label: str, n: int, w: int, h: int, out_dir: str,
+             extra: list[str] = ()) -> list[str]:
     """N images of one label at one size with the Swift engine; returns their paths (seed i -> path i)."""
     stem = os.path.join(out_dir, f"{w}x{h}-{label.replace(' ', '_')}.png")
     cmd = [darkroom, "generate", "--model", model, "--prompt", label, "--seed", "0", "--count", str(n),
-           "--width", str(w), "--height", str(h), "-o", stem]
+           "--width", str(w), "--height", str(h), "-o", stem, *extra]
     r = subprocess.run(cmd, capture_output=True, text=True)
     if r.returncode != 0:
         raise SystemExit(f"darkroom generate failed ({' '.join(cmd)}):\n{r.stderr.strip()[-2000:]}")
@@ -109,6 +110,8 @@ def main() -> None:
     ap.add_argument("--work", default=os.path.join(tempfile.gettempdir(), "darkroom-check"),
                     help="folder for the generated PNGs and sheet.png")
     ap.add_argument("--results", default=os.path.join(HERE, "results.md"))
+    ap.add_argument("--cache-threshold", type=float, default=0,
+                    help="generate with step caching (`darkroom generate --cache-threshold T`); 0: off")
     ap.add_argument("--command", default="tools/check/run.sh", help="the command line written into the results")
     a = ap.parse_args()
     if not 1 <= a.n <= 16:
@@ -143,10 +146,11 @@ def main() -> None:
         swift: dict[tuple[int, int], np.ndarray] = {}
         for cid in ids:
             label = id2label[cid]
-            paths = generate(a.darkroom, a.model, label, a.n, w, h, a.work)
+            paths = generate(a.darkroom, a.model, label, a.n, w, h, a.work,
+                             ["--cache-threshold", f"{a.cache_threshold:g}"] if a.cache_threshold > 0 else [])
             txt = png_params(paths[0])
             seen_params.add(", ".join(p for p in txt.splitlines()[-1].split(", ")
-                                      if p.split(":")[0] in ("Steps", "Sampler", "CFG scale")))
+                                      if p.split(":")[0] in ("Steps", "Sampler", "CFG scale", "Cache threshold")))
             tc, ts = label.split(" ", 1)
             verdicts, imgs = [], []
             for seed, p in enumerate(paths):
