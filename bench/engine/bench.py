@@ -225,13 +225,12 @@ def compare(a_path: str, b_path: str) -> float | None:
     return float((a - b).abs().max() / b.abs().max())
 
 
-def int8_folder(args) -> str:
-    """The int8 copy of the bench folder (`darkroom models quantize DIR --to int8 -o DIR-int8`, made once by the
-    binary the --darkroom command names; git-ignored like DIR)."""
-    out = args.dir.rstrip("/") + "-int8"
+def int8_folder(folder: str, binary: str) -> str:
+    """The int8 copy of the bench folder (`darkroom models quantize DIR --to int8 -o DIR-int8`, made once by
+    `binary`, the darkroom executable; git-ignored like DIR)."""
+    out = folder.rstrip("/") + "-int8"
     if not os.path.exists(out):
-        binary = shlex.split(args.darkroom)[0]
-        subprocess.run([binary, "models", "quantize", args.dir, "--to", "int8", "-o", out], check=True, cwd=REPO)
+        subprocess.run([binary, "models", "quantize", folder, "--to", "int8", "-o", out], check=True, cwd=REPO)
     return out
 
 
@@ -298,7 +297,7 @@ def cmd_run(args) -> None:
             pass  # the int8 folder's autoencoder is the fp32 one (`models quantize` leaves the VAE as it is)
         elif args.darkroom and args.precision:  # the same op with Darkroom's weights held at --precision
             p_out = os.path.join(REPO, "out", "bench", f"darkroom-{args.precision}-{tag}.safetensors")
-            held = (["--model", int8_folder(args)] if args.precision == "int8"
+            held = (["--model", int8_folder(args.dir, shlex.split(args.darkroom)[0])] if args.precision == "int8"
                     else ["--model", args.dir, "--precision", args.precision])
             argv = shlex.split(args.darkroom) + held + ["--inputs", inputs_file(op, batch, size),
                                                         "--save", p_out, "--threads", str(args.threads)] + common
@@ -443,10 +442,11 @@ def cmd_image(args) -> None:
             variants.append((args.precision or "fp32", t))
         for weights, threshold in variants:
             png = os.path.join(out_dir, f"darkroom-{weights}" + (f"-cache{threshold:g}" if threshold else "") + ".png")
-            argv = [args.darkroom_bin, "generate", "--model", args.dir, "--class-id", str(IMAGE["label"]),
+            model = int8_folder(args.dir, args.darkroom_bin) if weights == "int8" else args.dir
+            argv = [args.darkroom_bin, "generate", "--model", model, "--class-id", str(IMAGE["label"]),
                     "--seed", str(IMAGE["seed"]), "--steps", str(IMAGE["steps"]), "--guidance", str(IMAGE["guidance"]),
                     "--sampler", "ddim", "-o", png]
-            if weights != "fp32":
+            if weights not in ("fp32", "int8"):   # int8: the quantized folder itself
                 argv += ["--precision", weights]
             if threshold:
                 argv += ["--cache-threshold", f"{threshold:g}"]
@@ -526,7 +526,8 @@ def main() -> None:
     im.add_argument("--threads", type=int, default=2)
     im.add_argument("--repeats", type=int, default=1, help="processes per row (best time, highest peak RSS)")
     im.add_argument("--darkroom-bin", default=None, help="the darkroom executable, e.g. .build/release/darkroom")
-    im.add_argument("--precision", default=None, choices=["bf16", "fp16"], help="also a row with these weights")
+    im.add_argument("--precision", default=None, choices=["bf16", "fp16", "int8"],
+                    help="also a row with these weights (int8: DIR-int8, made once with `darkroom models quantize`)")
     im.add_argument("--reuse-torch", action="store_true",
                     help="take the PyTorch row from the last run's results.json (not side by side: say so)")
     im.add_argument("--cache-thresholds", default=None,
