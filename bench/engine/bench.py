@@ -483,8 +483,8 @@ def cmd_image(args) -> None:
         lines.insert(3, "The PyTorch row is reused from an earlier run (`--reuse-torch`), not measured side by side.")
     for r in rows:
         cells = [r["engine"], r["weights"], f"{r['cache']:g}" if r["cache"] else "off",
-                 "—" if "skipped_steps" not in r else f"{r['skipped_steps']} of {IMAGE['steps']}",
-                 f"{r['s']:.2f}", f"{torch_row['s'] / r['s']:.2f}×", fmt_mb(r["rss"]),
+                 "—" if not r["cache"] else f"{r['skipped_steps']} of {IMAGE['steps']}",
+                 f"{r['s']:.2f}", f"{torch_row['s'] / r['s']:.2f}×" if r["s"] > 0 else "—", fmt_mb(r["rss"]),
                  f"{r['rss'] / torch_row['rss']:.2f}", "—" if r is torch_row else f"{psnr(r['png'], torch_row['png']):.1f}",
                  "—" if (fp32 is None or r is fp32 or r is torch_row) else f"{psnr(r['png'], fp32['png']):.1f}"]
         lines.append("| " + " | ".join(cells) + " |")
