@@ -216,7 +216,7 @@ struct DCDownBlock: Sendable {
     // x: [B, in, H, W] -> [B, out, H/2, W/2]
     func callAsFunction(_ x: FeatureMap, _ scratch: ConvScratch) -> FeatureMap {
         let h2 = x.height / 2, w2 = x.width / 2
-        let y = scratch.map(batch: x.batch, channels: outChannels, height: h2, width: w2)
+        let y = FeatureMap(batch: x.batch, channels: outChannels, height: h2, width: w2)
         if unshuffle {
             let c = scratch.same(conv, x)
             pixelUnshuffle2x(y.pointer, c.pointer, batch: x.batch, channels: c.channels, height: h2, width: w2)
@@ -225,9 +225,9 @@ struct DCDownBlock: Sendable {
                                                              width: x.width, kernel: 3, stride: 2, padding: 1))
         }
         if shortcut {
-            let u = scratch.map(batch: x.batch, channels: 4 * inChannels, height: h2, width: w2)
+            let u = FeatureMap(batch: x.batch, channels: 4 * inChannels, height: h2, width: w2)
             pixelUnshuffle2x(u.pointer, x.pointer, batch: x.batch, channels: inChannels, height: h2, width: w2)
-            let mean = scratch.map(batch: x.batch, channels: outChannels, height: h2, width: w2)
+            let mean = FeatureMap(batch: x.batch, channels: outChannels, height: h2, width: w2)
             channelGroupMean(mean.pointer, u.pointer, batch: x.batch, channels: outChannels, group: 4 * inChannels / outChannels,
                              spatial: h2 * w2)
             add(y.pointer, y.pointer, mean.pointer, count: y.count)
@@ -259,19 +259,19 @@ struct DCUpBlock: Sendable {
     func callAsFunction(_ x: FeatureMap, _ scratch: ConvScratch) -> FeatureMap {
         let y: FeatureMap
         if interpolate {
-            let big = scratch.map(batch: x.batch, channels: inChannels, height: 2 * x.height, width: 2 * x.width)
+            let big = FeatureMap(batch: x.batch, channels: inChannels, height: 2 * x.height, width: 2 * x.width)
             upsampleNearest2x(big.pointer, x.pointer, planes: x.batch * inChannels, height: x.height, width: x.width)
             y = scratch.same(conv, big)
         } else {
             let c = scratch.same(conv, x)
-            y = scratch.map(batch: x.batch, channels: outChannels, height: 2 * x.height, width: 2 * x.width)
+            y = FeatureMap(batch: x.batch, channels: outChannels, height: 2 * x.height, width: 2 * x.width)
             pixelShuffle2x(y.pointer, c.pointer, batch: x.batch, channels: outChannels, height: x.height, width: x.width)
         }
         if shortcut {
             let repeats = 4 * outChannels / inChannels
-            let r = scratch.map(batch: x.batch, channels: 4 * outChannels, height: x.height, width: x.width)
+            let r = FeatureMap(batch: x.batch, channels: 4 * outChannels, height: x.height, width: x.width)
             repeatChannels(r.pointer, x.pointer, batch: x.batch, channels: inChannels, repeats: repeats, spatial: x.spatial)
-            let s = scratch.map(batch: x.batch, channels: outChannels, height: 2 * x.height, width: 2 * x.width)
+            let s = FeatureMap(batch: x.batch, channels: outChannels, height: 2 * x.height, width: 2 * x.width)
             pixelShuffle2x(s.pointer, r.pointer, batch: x.batch, channels: outChannels, height: x.height, width: x.width)
             add(y.pointer, y.pointer, s.pointer, count: y.count)
         }

@@ -8,21 +8,14 @@ import Weights
 final class FeatureMap {
     let buffer: FloatBuffer
     let batch: Int, channels: Int, height: Int, width: Int
-    /// Where the buffer came from and goes back to when the map is released (nil: its own).
-    private let pool: MapPool?
 
-    /// A map whose values are unset; from `pool` when given (see MapPool).
-    init(batch: Int, channels: Int, height: Int, width: Int, pool: MapPool? = nil) {
+    init(batch: Int, channels: Int, height: Int, width: Int) {
         self.batch = batch
         self.channels = channels
         self.height = height
         self.width = width
-        self.pool = pool
-        let count = batch * channels * height * width
-        buffer = pool?.take(count) ?? FloatBuffer(count: count)
+        buffer = FloatBuffer(count: batch * channels * height * width)
     }
-
-    deinit { pool?.giveBack(buffer) }
 
     /// A copy of a `[B, C, H, W]` tensor.
     convenience init(_ t: Tensor) {
@@ -37,41 +30,9 @@ final class FeatureMap {
     var tensor: Tensor { buffer.tensor(shape: [batch, channels, height, width]) }
 }
 
-/// Feature-map buffers of one forward pass, recycled: a released map's buffer waits here and the next map it
-/// can hold (best fit, at most twice the size) takes it, so a layer's output lands in pages already faulted in
-/// instead of fresh ones the kernel must zero (a tenth of the SD VAE decode's CPU time went to page faults).
-/// Buffers too small for a request are let go (decoders grow layer by layer), and at most `kept` wait, so peak
-/// memory stays that of the maps alive at once. One forward, one thread (like ConvScratch).
-final class MapPool {
-    private var free: [FloatBuffer] = []
-    private let kept = 4
-
-    func take(_ count: Int) -> FloatBuffer {
-        var best: Int? = nil
-        for (i, b) in free.enumerated() where b.count >= count && b.count <= 2 * count {
-            if best.map({ b.count < free[$0].count }) ?? true { best = i }
-        }
-        if let best { return free.remove(at: best) }
-        free.removeAll { $0.count < count }
-        return FloatBuffer(count: count)
-    }
-
-    func giveBack(_ buffer: FloatBuffer) {
-        free.append(buffer)
-        if free.count > kept { free.removeFirst() }
-    }
-}
-
-/// im2col scratch shared by the convolutions of one forward; grows to the largest need (capped per conv). Also
-/// the forward's feature-map pool (`map`).
+/// im2col scratch shared by the convolutions of one forward; grows to the largest need (capped per conv).
 final class ConvScratch {
     private var buffer = FloatBuffer(count: 0)
-    let pool = MapPool()
-
-    /// A feature map from this forward's pool (values unset).
-    func map(batch: Int, channels: Int, height: Int, width: Int) -> FeatureMap {
-        FeatureMap(batch: batch, channels: channels, height: height, width: width, pool: pool)
-    }
 
     func run(_ conv: Conv2dLayer, _ y: FeatureMap, _ x: FeatureMap, geometry g: Conv2dGeometry, accumulate: Bool = false) {
         let need = g.scratchCount()
@@ -82,7 +43,7 @@ final class ConvScratch {
 
     /// Same-size convolution (stride 1, padding k/2) into a new map.
     func same(_ conv: Conv2dLayer, _ x: FeatureMap) -> FeatureMap {
-        let y = map(batch: x.batch, channels: conv.outChannels, height: x.height, width: x.width)
+        let y = FeatureMap(batch: x.batch, channels: conv.outChannels, height: x.height, width: x.width)
         run(conv, y, x, geometry: conv.same(height: x.height, width: x.width))
         return y
     }
@@ -105,7 +66,7 @@ struct ResnetBlock: Sendable {
 
     // x: [B, Cin, H, W] -> [B, Cout, H, W]  (x itself is reused as the output when Cin == Cout)
     func callAsFunction(_ x: FeatureMap, _ scratch: ConvScratch) -> FeatureMap {
-        let t = scratch.map(batch: x.batch, channels: x.channels, height: x.height, width: x.width)
+        let t = FeatureMap(batch: x.batch, channels: x.channels, height: x.height, width: x.width)
         norm1(t.pointer, x.pointer, batch: x.batch, spatial: x.spatial, silu: true)
         let h = scratch.same(conv1, t)
         norm2(h.pointer, h.pointer, batch: h.batch, spatial: h.spatial, silu: true)
@@ -218,7 +179,7 @@ struct VAEDecoderStack: Sendable {
         for block in upBlocks {
             for resnet in block.resnets { h = resnet(h, scratch) }
             if let up = block.upsampler {
-                let big = scratch.map(batch: h.batch, channels: h.channels, height: 2 * h.height, width: 2 * h.width)
+                let big = FeatureMap(batch: h.batch, channels: h.channels, height: 2 * h.height, width: 2 * h.width)
                 upsampleNearest2x(big.pointer, h.pointer, planes: h.batch * h.channels, height: h.height, width: h.width)
                 h = scratch.same(up, big)
             }
@@ -270,7 +231,7 @@ struct VAEEncoderStack: Sendable {
             if let down = block.downsampler {
                 let g = Conv2dGeometry(inChannels: h.channels, outChannels: down.outChannels, height: h.height, width: h.width,
                                        kernel: 3, stride: 2, padTop: 0, padBottom: 1, padLeft: 0, padRight: 1)
-                let y = scratch.map(batch: h.batch, channels: down.outChannels, height: g.outHeight, width: g.outWidth)
+                let y = FeatureMap(batch: h.batch, channels: down.outChannels, height: g.outHeight, width: g.outWidth)
                 scratch.run(down, y, h, geometry: g)
                 h = y
             }
