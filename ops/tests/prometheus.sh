@@ -35,7 +35,8 @@ if command -v promtool >/dev/null; then promtool check rules "$tmp/dashboard-rul
 # and upload counters (DeliveryCounters).
 defined=$(grep -ohE '"(darkroom|process)_[a-z_]+"' "$root/Sources/Worker/WorkerMetrics.swift" "$root/Sources/Worker/ObservabilityServer.swift" \
           "$root/Sources/Worker/DeliveryCounters.swift" | tr -d '"' | sort -u)
-used=$(cat "$rules" "$dashboard" "$root/docs/operations.md" | grep -oE '\b(darkroom|process)_[a-z_]+' \
+used=$(cat "$rules" "$dashboard" "$root/docs/operations.md" | sed -E 's/\b[a-z_]+\.(json|md|yml|yaml|log|safetensors)\b//g' \
+       | grep -oE '\b(darkroom|process)_[a-z_]+' \
        | sed -E 's/_(bucket|count|sum)$//' | sort -u)
 missing=""
 for name in $used; do
