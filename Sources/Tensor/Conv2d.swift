@@ -93,10 +93,7 @@ public struct Conv2dGeometry: Sendable, Hashable {
 }
 
 /// False when the environment says `DARKROOM_DNNL_CONVOLUTIONS=off` (read once).
-public let dnnlConvolutionsEnabled: Bool = {
-    guard let v = getenv("DARKROOM_DNNL_CONVOLUTIONS") else { return true }
-    return !["off", "0", "false", "no"].contains(String(cString: v).lowercased())
-}()
+public let dnnlConvolutionsEnabled: Bool = environmentSwitch("DARKROOM_DNNL_CONVOLUTIONS")
 
 
 /// Which kernel `conv2d` uses: `automatic` takes Winograd where `prefersWinograd` says so and the scratch holds
@@ -258,4 +255,10 @@ public func groupedPointwiseConv2d(
                   beta: 0, y + (item * c + group * g) * s, ldc: s)
         }
     }
+}
+
+/// A fast-path switch from the environment, read once by its caller: on unless `name` is off, 0, false or no.
+func environmentSwitch(_ name: String) -> Bool {
+    guard let v = getenv(name) else { return true }
+    return !["off", "0", "false", "no"].contains(String(cString: v).lowercased())
 }

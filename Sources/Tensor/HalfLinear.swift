@@ -110,10 +110,7 @@ public func linear(
 }
 
 /// False when the environment says `DARKROOM_BF16_DOT_PRODUCTS=off` (read once).
-public let bf16DotProductsEnabled: Bool = {
-    guard let v = getenv("DARKROOM_BF16_DOT_PRODUCTS") else { return true }
-    return !["off", "0", "false", "no"].contains(String(cString: v).lowercased())
-}()
+public let bf16DotProductsEnabled: Bool = environmentSwitch("DARKROOM_BF16_DOT_PRODUCTS")
 
 /// Linear layer over a 16-bit weight with the weight upcast (`y = x·Wᵀ + b` in float32): the weight's
 /// output rows are widened `halfLinearBlockRows` at a time into `scratch` (the widening spread over `threads`)

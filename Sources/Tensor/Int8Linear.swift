@@ -80,10 +80,7 @@ public func linear(
 }
 
 /// False when the environment says `DARKROOM_INT8_DOT_PRODUCTS=off` (read once).
-public let int8DotProductsEnabled: Bool = {
-    guard let v = getenv("DARKROOM_INT8_DOT_PRODUCTS") else { return true }
-    return !["off", "0", "false", "no"].contains(String(cString: v).lowercased())
-}()
+public let int8DotProductsEnabled: Bool = environmentSwitch("DARKROOM_INT8_DOT_PRODUCTS")
 
 /// The path `linear(int8:)` takes on this machine (for benchmark notes and `models inspect`).
 public var int8LinearPath: String {
