@@ -80,16 +80,16 @@ struct LinearLayer: Sendable {
                 linear(y + item * per * outFeatures, x + item * per * inFeatures, w.pointer, bias?.pointer, rows: per,
                        inFeatures: inFeatures, outFeatures: outFeatures)
             }
-        case .half(let w):
+        case .half, .int8:
             let scratch = UnsafeMutablePointer<Float>.allocate(capacity: halfLinearScratchCount(inFeatures: inFeatures))
             defer { scratch.deallocate() }
-            linear(y, x, half: w, bias?.pointer, rows: per * items, inFeatures: inFeatures, outFeatures: outFeatures,
-                   scratch: scratch, threads: kernelThreads, groupRows: max(per, 1))
-        case .int8(let w):
-            let scratch = UnsafeMutablePointer<Float>.allocate(capacity: halfLinearScratchCount(inFeatures: inFeatures))
-            defer { scratch.deallocate() }
-            linear(y, x, int8: w, bias?.pointer, rows: per * items, inFeatures: inFeatures, outFeatures: outFeatures,
-                   scratch: scratch, threads: kernelThreads, groupRows: max(per, 1))
+            if case .half(let w) = weight {
+                linear(y, x, half: w, bias?.pointer, rows: per * items, inFeatures: inFeatures, outFeatures: outFeatures,
+                       scratch: scratch, threads: kernelThreads, groupRows: max(per, 1))
+            } else if case .int8(let w) = weight {
+                linear(y, x, int8: w, bias?.pointer, rows: per * items, inFeatures: inFeatures, outFeatures: outFeatures,
+                       scratch: scratch, threads: kernelThreads, groupRows: max(per, 1))
+            }
         }
     }
 }
