@@ -238,6 +238,16 @@ def int8_folder(folder: str, binary: str) -> str:
 # Subcommand: run (default)
 
 
+
+def write_results(out_dir: str, lines: list[str], payload: dict) -> None:
+    """Prints the table and writes it as results.md, the raw numbers as results.json, under out_dir."""
+    table = "\n".join(lines)
+    print(table)
+    with open(os.path.join(out_dir, "results.md"), "w") as f:
+        f.write(table + "\n")
+    with open(os.path.join(out_dir, "results.json"), "w") as f:
+        json.dump(payload, f, indent=1)
+
 def fmt_mb(n: int) -> str:
     return f"{n / 2**20:,.0f}"
 
@@ -343,13 +353,9 @@ def cmd_run(args) -> None:
         else:
             cells += ["—"] * 7
         lines.append("| " + " | ".join(cells) + " |")
-    table = "\n".join(lines)
-    print(table)
-    with open(os.path.join(REPO, "out", "bench", "results.md"), "w") as f:
-        f.write(table + "\n")
-    with open(os.path.join(REPO, "out", "bench", "results.json"), "w") as f:
-        json.dump({"sgemm_gflops": sg, "rows": rows, "threads": args.threads, "torch": torch.__version__,
-                   "loadavg_before": load_before, "loadavg_after": os.getloadavg()}, f, indent=1)
+    write_results(os.path.join(REPO, "out", "bench"), lines,
+                  {"sgemm_gflops": sg, "rows": rows, "threads": args.threads, "torch": torch.__version__,
+                   "loadavg_before": load_before, "loadavg_after": os.getloadavg()})
 
 
 # --------------------------------------------------------------------------------------------------------------------
@@ -488,13 +494,8 @@ def cmd_image(args) -> None:
                  f"{r['rss'] / torch_row['rss']:.2f}", "—" if r is torch_row else f"{psnr(r['png'], torch_row['png']):.1f}",
                  "—" if (fp32 is None or r is fp32 or r is torch_row) else f"{psnr(r['png'], fp32['png']):.1f}"]
         lines.append("| " + " | ".join(cells) + " |")
-    table = "\n".join(lines)
-    print(table)
-    with open(os.path.join(out_dir, "results.md"), "w") as f:
-        f.write(table + "\n")
-    with open(os.path.join(out_dir, "results.json"), "w") as f:
-        json.dump({"rows": rows, "threads": args.threads, "torch": torch.__version__, "image": IMAGE,
-                   "loadavg_before": load_before, "loadavg_after": os.getloadavg()}, f, indent=1)
+    write_results(out_dir, lines, {"rows": rows, "threads": args.threads, "torch": torch.__version__, "image": IMAGE,
+                                   "loadavg_before": load_before, "loadavg_after": os.getloadavg()})
 
 
 def main() -> None:

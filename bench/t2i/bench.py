@@ -38,7 +38,7 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(os.path.dirname(HERE))
 sys.path.insert(0, os.path.join(REPO, "bench", "engine"))
-from bench import compare, fmt_mb, run_child  # noqa: E402  (bench/engine/bench.py: same child and diff rules)
+from bench import compare, fmt_mb, run_child, write_results  # noqa: E402  (bench/engine/bench.py: same child and diff rules)
 
 OUT = os.path.join(REPO, "out", "bench", "t2i")  # git-ignored
 
@@ -328,13 +328,8 @@ def cmd_run(args) -> None:
         else:
             cells += ["—"] * 5
         lines.append("| " + " | ".join(cells) + " |")
-    table = "\n".join(lines)
-    print(table)
-    with open(os.path.join(OUT, "results.md"), "w") as f:
-        f.write(table + "\n")
-    with open(os.path.join(OUT, "results.json"), "w") as f:
-        json.dump({"rows": rows, "cpu": cpu_line(), "threads": args.threads, "torch": torch.__version__,
-                   "loadavg_before": load_before, "loadavg_after": load_after}, f, indent=1)
+    write_results(OUT, lines, {"rows": rows, "cpu": cpu_line(), "threads": args.threads, "torch": torch.__version__,
+                               "loadavg_before": load_before, "loadavg_after": load_after})
 
 
 def main() -> None:
