@@ -1,5 +1,7 @@
 // 3×3 convolutions through oneDNN (Debian's libdnnl 2.6): its Winograd F(4×4, 3×3) kernel (`jit_wino_4x3`,
-// avx512_core, float32) or its direct kernel (`brgconv`/`jit`, float32), one batch item per call. oneDNN's fast
+// avx512_core, float32), its direct kernel (`brgconv`/`jit`, float32) or its direct kernel over bf16 inputs and
+// weights (`jit:avx512_core_bf16`/`brgconv:avx512_core_bf16`, AVX512_BF16 `vdpbf16ps`: the input is rounded to bf16
+// by the input reorder, products accumulate in float32, the output is float32), one batch item per call. oneDNN's fast
 // kernels want channel-blocked layouts (`nChw16c`) and their own weight layout, so each call reorders the weight
 // and the input into the caller's scratch, runs the convolution, and reorders the result back to NCHW (adding
 // into `y` when accumulating). Everything lives in the caller's scratch (`Conv2dGeometry.dnnlScratchCount`).
@@ -10,9 +12,13 @@
 import CDNNL
 import Glibc
 
-/// The oneDNN convolution kernels `conv2d` can use.
+/// The oneDNN convolution kernels `conv2d` can use. `directBF16` takes a bf16 weight (`[O, C, k, k]` bf16 bits) and
+/// rounds the input to bf16 (nearest, ties to even, as `x.to(torch.bfloat16)`); it exists on CPUs with AVX512_BF16.
 public enum DNNLConvolution: Sendable, Hashable {
-    case winograd, direct
+    case winograd, direct, directBF16
+
+    /// The element type of the input and weight oneDNN computes with.
+    var dataType: dnnl_data_type_t { self == .directBF16 ? dnnl_bf16 : dnnl_f32 }
 }
 
 private struct DNNLConvKey: Hashable, Sendable {
@@ -44,11 +50,11 @@ final class DNNLConv2d: @unchecked Sendable {
         guard g.stride >= 1, g.kernel >= 1, inputRows >= g.height, outputRows >= g.outHeight else { return nil }
         let c = g.inChannels, o = g.outChannels
         guard let userSrc = dnnlStridedDesc([1, c, g.height, g.width], strides: [c * inputRows * g.width, inputRows * g.width, g.width, 1]),
-              let userWei = dnnlDesc([o, c, g.kernel, g.kernel], dnnl_f32, dnnl_oihw),
+              let userWei = dnnlDesc([o, c, g.kernel, g.kernel], kind.dataType, dnnl_oihw),
               let userDst = dnnlStridedDesc([1, o, g.outHeight, g.outWidth],
                                             strides: [o * outputRows * g.outWidth, outputRows * g.outWidth, g.outWidth, 1]),
-              var src = dnnlDesc([1, c, g.height, g.width], dnnl_f32, dnnl_format_tag_any),
-              var wei = dnnlDesc([o, c, g.kernel, g.kernel], dnnl_f32, dnnl_format_tag_any),
+              var src = dnnlDesc([1, c, g.height, g.width], kind.dataType, dnnl_format_tag_any),
+              var wei = dnnlDesc([o, c, g.kernel, g.kernel], kind.dataType, dnnl_format_tag_any),
               var dst = dnnlDesc([1, o, g.outHeight, g.outWidth], dnnl_f32, dnnl_format_tag_any),
               var b = dnnlDesc([o], dnnl_f32, dnnl_a) else { return nil }
         var desc = dnnl_convolution_desc_t()
@@ -74,6 +80,9 @@ final class DNNLConv2d: @unchecked Sendable {
               let rin = DNNLPrimitive(reorderFrom: userSrc, to: blockedSrc),
               let rw = DNNLPrimitive(reorderFrom: userWei, to: blockedWei),
               let rout = DNNLPrimitive(reorderFrom: blockedDst, to: userDst, sum: accumulate) else { return nil }
+        // oneDNN's reference bf16 convolution (where its jit kernels refuse a shape) is far slower than widening
+        // the weight for our float32 kernels: refused, the caller widens.
+        if kind == .directBF16 && conv.implementation.contains("ref") { return nil }
         convolution = conv
         inputReorder = rin
         weightReorder = rw
@@ -183,21 +192,36 @@ extension Conv2dGeometry {
 /// 2-D convolution through oneDNN (see the file comment); same contract as `conv2d`, one batch item per call so
 /// an item's result does not depend on its batch-mates. Large images go in row strips (`dnnlStripRows`); the
 /// strips depend only on the geometry. Returns false (having written nothing) when oneDNN cannot serve it or the
-/// scratch is too small; the caller then takes its own kernel.
+/// scratch is too small; the caller then takes its own kernel. `kind` is `.winograd` or `.direct` (float32 weight).
 // x: [B, C, H, W], w: [O, C, k, k], b: [O]? -> y: [B, O, Ho, Wo];  scratch: ≥ geometry.dnnlScratchCount(kind) floats
 public func conv2dDNNL(
     _ y: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>, _ w: UnsafePointer<Float>, _ b: UnsafePointer<Float>?,
     batch: Int, geometry g: Conv2dGeometry, scratch: UnsafeMutablePointer<Float>, scratchCount: Int,
     accumulate: Bool = false, kind: DNNLConvolution, threads: Int
 ) -> Bool {
+    precondition(kind != .directBF16, "conv2dDNNL: a float32 weight for the bf16 kernel")
     guard let rows = g.dnnlStripRows(kind) else { return false }
-    return conv2dDNNL(y, x, w, b, batch: batch, geometry: g, scratch: scratch, scratchCount: scratchCount,
+    return conv2dDNNL(y, x, UnsafeRawPointer(w), b, batch: batch, geometry: g, scratch: scratch, scratchCount: scratchCount,
                       accumulate: accumulate, kind: kind, threads: threads, stripRows: rows)
 }
 
+/// The same over a bf16 weight with oneDNN's bf16 direct kernel (`DNNLConvolution.directBF16`): the input rounded to
+/// bf16, float32 accumulation and output. False where the CPU has no bf16 dot products or oneDNN no kernel for it.
+// x: [B, C, H, W], w: [O, C, k, k] (bf16 bits), b: [O]? -> y: [B, O, Ho, Wo];  scratch: ≥ dnnlScratchCount(.directBF16)
+public func conv2dDNNL(
+    _ y: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>, bf16 w: UnsafePointer<UInt16>, _ b: UnsafePointer<Float>?,
+    batch: Int, geometry g: Conv2dGeometry, scratch: UnsafeMutablePointer<Float>, scratchCount: Int,
+    accumulate: Bool = false, threads: Int
+) -> Bool {
+    guard DNNL.hasBF16DotProducts, let rows = g.dnnlStripRows(.directBF16) else { return false }
+    return conv2dDNNL(y, x, UnsafeRawPointer(w), b, batch: batch, geometry: g, scratch: scratch, scratchCount: scratchCount,
+                      accumulate: accumulate, kind: .directBF16, threads: threads, stripRows: rows)
+}
+
 /// `conv2dDNNL` in strips of `stripRows` output rows (tests choose them; the scratch must hold the largest strip).
+/// `w` holds float32 values, or bf16 bits for `.directBF16`.
 func conv2dDNNL(
-    _ y: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>, _ w: UnsafePointer<Float>, _ b: UnsafePointer<Float>?,
+    _ y: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>, _ w: UnsafeRawPointer, _ b: UnsafePointer<Float>?,
     batch: Int, geometry g: Conv2dGeometry, scratch: UnsafeMutablePointer<Float>, scratchCount: Int,
     accumulate: Bool, kind: DNNLConvolution, threads: Int, stripRows: Int
 ) -> Bool {

@@ -1,7 +1,7 @@
 // Weights at a chosen precision: a store that serves another store's tensors as bf16, fp16 or fp32 whatever
-// the file holds. Matrices (`matrix`, what linear layers read) become 16-bit `HalfMatrix` storage owned by the
-// store, so an fp32 checkpoint loaded as bf16 costs half its size in memory; every other tensor (`weight`:
-// convolutions, norms, embeddings) is served as float32 holding the values rounded to the precision, so the
+// the file holds. Matrices (`matrix`, what linear layers and convolutions read) become 16-bit `HalfMatrix` storage
+// owned by the store, so an fp32 checkpoint loaded as bf16 costs half its size in memory; every other tensor
+// (`weight`: norms, biases, embeddings, depthwise filters) is served as float32 holding the values rounded to the precision, so the
 // numbers are those of a checkpoint saved in it (torch `model.to(torch.bfloat16)`, round to nearest even).
 // The converted source pages are given back to the kernel (`madvise(MADV_DONTNEED)`), so a file read once
 // for conversion does not stay resident.

@@ -35,7 +35,7 @@ struct Bench: AsyncParsableCommand {
     @Option(help: "conv3x3: automatic, im2col, winograd, dnnl-winograd or dnnl-direct.") var algorithm: String = "automatic"
     @Option(help: "sana-sprint(-text): denoising steps.") var steps: Int = 2
     @Option(help: "sana-sprint-text: the prompt.") var prompt: String = "a red fox in the snow, photograph"
-    @Option(help: "Hold the model's weights as bf16, fp16 or fp32, converted at load (default: as the files store them).")
+    @Option(help: "Hold the model's weights as bf16, fp16 or fp32, converted at load (default: as the files store them); conv3x3: bf16 or fp16 holds the filter 16-bit (oneDNN's bf16 kernel, or widened per call).")
     var precision: WeightPrecision?
 
     func run() async throws {
@@ -63,10 +63,24 @@ struct Bench: AsyncParsableCommand {
             let x = (0..<(channels * size * size)).map { _ in Float.random(in: -1...1) }
             let w = (0..<(channels * channels * 9)).map { _ in Float.random(in: -0.05...0.05) }, b = [Float](repeating: 0.1, count: channels)
             var y = [Float](repeating: 0, count: channels * size * size)
-            var scratch = [Float](repeating: 0, count: g.scratchCount(for: algorithm))
-            call = {
-                conv2d(&y, x, w, b, batch: 1, geometry: g, scratch: &scratch, scratchCount: scratch.count, algorithm: algorithm)
-                return Tensor(shape: [1, channels, size, size], data: y)
+            if let format = precision?.halfFormat {
+                // the weight held 16-bit: oneDNN's bf16 kernel where the CPU has one, else widened per call (--algorithm unused)
+                let bits = w.map { format == .bf16 ? floatToBF16Bits($0) : floatToHalfBits($0) }
+                var scratch = [Float](repeating: 0, count: g.scratchCount(half: format))
+                call = {
+                    bits.withUnsafeBufferPointer { p in
+                        let half = HalfMatrix(format: format, shape: [channels, channels, 3, 3], pointer: p.baseAddress!,
+                                              owner: NSNull())
+                        conv2d(&y, x, half: half, b, batch: 1, geometry: g, scratch: &scratch, scratchCount: scratch.count)
+                    }
+                    return Tensor(shape: [1, channels, size, size], data: y)
+                }
+            } else {
+                var scratch = [Float](repeating: 0, count: g.scratchCount(for: algorithm))
+                call = {
+                    conv2d(&y, x, w, b, batch: 1, geometry: g, scratch: &scratch, scratchCount: scratch.count, algorithm: algorithm)
+                    return Tensor(shape: [1, channels, size, size], data: y)
+                }
             }
         case .sanaTransformer, .pixArtTransformer, .dcaeDecode:
             // bench/t2i: --model is the component folder (config.json + diffusion_pytorch_model.safetensors).

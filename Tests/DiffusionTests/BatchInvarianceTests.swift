@@ -41,6 +41,23 @@ struct BatchInvarianceTests {
         }
     }
 
+    /// The same with the decoder's weights held as bf16 (3×3 convolutions through oneDNN's bf16 kernel on CPUs with
+    /// bf16 dot products, widened per call elsewhere): batch 1...4 against solo, bit for bit.
+    @Test func bf16AutoencoderKLDecodeOfEachItemIsTheSameAloneOrInABatch() throws {
+        let pipe = try DiffusionPipeline.load(try #require(PipeFixtures.url("latent-dit")), precision: .bf16)
+        let decoder = try #require(pipe.decoder as? VAEDecoder)
+        let s = decoder.scale, c = decoder.vae.config.latentChannels, h = 64 / s, w = 64 / s
+        let items = Self.latents(4, c, h, w)
+        let solo = try items.map { try decoder.decode(Tensor(shape: [1, c, h, w], data: $0)).data }
+        for n in 1...4 {
+            let batch = try decoder.decode(Tensor(shape: [n, c, h, w], data: Array(items.prefix(n).joined())))
+            let per = 3 * 64 * 64
+            for i in 0..<n {
+                #expect(Array(batch.data[(i * per)..<((i + 1) * per)]) == solo[i], "bf16, batch of \(n), item \(i)")
+            }
+        }
+    }
+
     /// DiT + AutoencoderKL, whole images: different labels and seeds, guidance on and off, the same seed twice.
     @Test(arguments: [(32, 32), (64, 64), (64, 32)])
     func latentPipelineBatchesGiveEachRequestItsSoloImageExactly(width: Int, height: Int) throws {

@@ -101,7 +101,7 @@ struct DCResBlock: Sendable {
 struct EfficientViTBlock: Sendable {
     struct Scale: Sendable {
         let kernel: Int
-        let projIn: Conv2dLayer    // proj_in [3I, 1, k, k], depthwise, no bias
+        let projIn: DepthwiseConv2dLayer   // proj_in [3I, 1, k, k], depthwise, no bias
         let projOut: WeightView    // proj_out [3I, D, 1, 1], groups 3·heads, no bias
     }
 
@@ -126,7 +126,7 @@ struct EfficientViTBlock: Sendable {
         scales = try multiscales.enumerated().map { i, k in
             guard k > 0, k % 2 == 1 else { throw ModelError(.unsupportedConfig, "\(prefix): multi-scale kernel \(k) must be odd") }
             let p = prefix + ".attn.to_qkv_multiscale.\(i)"
-            return Scale(kernel: k, projIn: try Conv2dLayer(store, p + ".proj_in", in: 1, out: 3 * inner, kernel: k, bias: false),
+            return Scale(kernel: k, projIn: try DepthwiseConv2dLayer(store, p + ".proj_in", channels: 3 * inner, kernel: k, bias: false),
                          projOut: try loadWeight(store, p + ".proj_out.weight", shape: [3 * inner, d, 1, 1]))
         }
         toOut = try LinearLayer(store, prefix + ".attn.to_out", in: inner * (1 + multiscales.count), out: c, bias: false)

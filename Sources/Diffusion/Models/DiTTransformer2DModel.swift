@@ -313,14 +313,14 @@ struct DiTBlock: Sendable {
 struct TimestepLabelEmbedder: Sendable {
     let linear1: LinearLayer   // timestep_embedder.linear_1 [E, 256]
     let linear2: LinearLayer   // timestep_embedder.linear_2 [E, E]
-    let table: WeightView      // class_embedder.embedding_table [classes + 1, E] (last row = null class)
+    let table: WeightMatrix    // class_embedder.embedding_table [classes + 1, E] (last row = null class); 16-bit at bf16/fp16
     let width: Int
 
     init(_ store: WeightStore, _ prefix: String, width e: Int, classes: Int) throws {
         width = e
         linear1 = try LinearLayer(store, prefix + ".timestep_embedder.linear_1", in: 256, out: e)
         linear2 = try LinearLayer(store, prefix + ".timestep_embedder.linear_2", in: e, out: e)
-        table = try loadWeight(store, prefix + ".class_embedder.embedding_table.weight", shape: [classes + 1, e])
+        table = try loadMatrix(store, prefix + ".class_embedder.embedding_table.weight", shape: [classes + 1, e])
     }
 
     // temb: [B, 256], labels: [B] -> c: [B, E];  scratch: [B, E]
@@ -330,7 +330,8 @@ struct TimestepLabelEmbedder: Sendable {
         silu(scratch, scratch, count: batch * e)
         linear2(c, scratch, rows: batch, items: batch)
         for (b, label) in labels.enumerated() {
-            let row = table.pointer + label * e
+            let row = scratch + b * e     // the table's row as float32 (a 16-bit one widened, exactly)
+            copyRow(row, table, row: label, columns: e)
             for j in 0..<e { c[b * e + j] += row[j] }
         }
     }

@@ -7,7 +7,7 @@ import Weights
 /// (eps 1e-5, weight and bias). The residual (DC-AE) is added by the caller. H = int(expand_ratio · C).
 struct GLUMBConv: Sendable {
     let convInverted: PointwiseConvLayer   // conv_inverted [2H, C, 1, 1]
-    let convDepth: Conv2dLayer      // conv_depth [2H, 1, 3, 3], groups 2H
+    let convDepth: DepthwiseConv2dLayer   // conv_depth [2H, 1, 3, 3], groups 2H
     let convPoint: PointwiseConvLayer      // conv_point [Cout, H, 1, 1], no bias
     let norm: (weight: WeightView, bias: WeightView)?   // norm [Cout]
     let hidden: Int
@@ -16,7 +16,7 @@ struct GLUMBConv: Sendable {
     init(_ store: WeightStore, _ prefix: String, in c: Int, out: Int, expandRatio: Double, rmsNorm: Bool) throws {
         hidden = Int(expandRatio * Double(c))
         convInverted = try PointwiseConvLayer(store, prefix + ".conv_inverted", in: c, out: 2 * hidden)
-        convDepth = try Conv2dLayer(store, prefix + ".conv_depth", in: 1, out: 2 * hidden, kernel: 3)
+        convDepth = try DepthwiseConv2dLayer(store, prefix + ".conv_depth", channels: 2 * hidden, kernel: 3)
         convPoint = try PointwiseConvLayer(store, prefix + ".conv_point", in: hidden, out: out, bias: false)
         let depth = convDepth.weight.pointer, channels = 2 * hidden
         depthTaps = [Float](unsafeUninitializedCapacity: 9 * channels) { taps, count in

@@ -94,9 +94,11 @@ struct LinearLayer: Sendable {
     }
 }
 
-/// torch `Conv2d(in, out, k)`: weight `[out, in, k, k]`, bias `[out]`.
+/// torch `Conv2d(in, out, k)`: weight `[out, in, k, k]`, bias `[out]`. The weight is held as the store serves it:
+/// float32, or 16-bit (a model loaded at `precision = "bf16"`/`"fp16"`, or a file storing it so), convolved through
+/// oneDNN's bf16 kernel or widened per call (Tensor `conv2d(half:)`).
 struct Conv2dLayer: Sendable {
-    let weight: WeightView
+    let weight: WeightMatrix
     let bias: WeightView?
     let inChannels: Int
     let outChannels: Int
@@ -107,7 +109,10 @@ struct Conv2dLayer: Sendable {
         self.inChannels = inChannels
         self.outChannels = outChannels
         self.kernel = kernel
-        weight = try loadWeight(store, prefix + ".weight", shape: [outChannels, inChannels, kernel, kernel])
+        let name = prefix + ".weight"
+        let w = try loadMatrix(store, name, shape: [outChannels, inChannels, kernel, kernel])
+        // int8 is a format for linear layers only (`models quantize` never writes a 4-D one): served dequantized.
+        if case .int8 = w { weight = .float(try store.weight(name)) } else { weight = w }
         self.bias = bias ? try loadWeight(store, prefix + ".bias", shape: [outChannels]) : nil
     }
 
@@ -115,6 +120,44 @@ struct Conv2dLayer: Sendable {
     func same(height: Int, width: Int) -> Conv2dGeometry {
         Conv2dGeometry(inChannels: inChannels, outChannels: outChannels, height: height, width: width,
                        kernel: kernel, padding: kernel / 2)
+    }
+
+    /// Scratch floats a call with geometry `g` needs.
+    func scratchCount(_ g: Conv2dGeometry) -> Int {
+        if case .half(let w) = weight { return g.scratchCount(half: w.format) }
+        return g.scratchCount()
+    }
+
+    /// `y = conv(x) + b` (with `accumulate`, `y += conv(x) + b`); scratch: ≥ `scratchCount(g)` floats.
+    // x: [B, in, H, W] -> y: [B, out, Ho, Wo]
+    func callAsFunction(_ y: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>, batch: Int, geometry g: Conv2dGeometry,
+                        scratch: UnsafeMutablePointer<Float>, scratchCount: Int, accumulate: Bool = false) {
+        switch weight {
+        case .float(let w):
+            conv2d(y, x, w.pointer, bias?.pointer, batch: batch, geometry: g, scratch: scratch, scratchCount: scratchCount,
+                   accumulate: accumulate)
+        case .half(let w):
+            conv2d(y, x, half: w, bias?.pointer, batch: batch, geometry: g, scratch: scratch, scratchCount: scratchCount,
+                   accumulate: accumulate)
+        case .int8:
+            preconditionFailure("Conv2dLayer: int8 weights are dequantized at load")
+        }
+    }
+}
+
+/// torch `Conv2d(C, C, k, padding=k//2, groups=C)`: weight `[C, 1, k, k]` (float32: small, and read tap by tap by
+/// the depthwise kernels), bias `[C]`.
+struct DepthwiseConv2dLayer: Sendable {
+    let weight: WeightView
+    let bias: WeightView?
+    let channels: Int
+    let kernel: Int
+
+    init(_ store: WeightStore, _ prefix: String, channels: Int, kernel: Int, bias: Bool = true) throws {
+        self.channels = channels
+        self.kernel = kernel
+        weight = try loadWeight(store, prefix + ".weight", shape: [channels, 1, kernel, kernel])
+        self.bias = bias ? try loadWeight(store, prefix + ".bias", shape: [channels]) : nil
     }
 }
 

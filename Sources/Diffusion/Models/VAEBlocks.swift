@@ -35,10 +35,10 @@ final class ConvScratch {
     private var buffer = FloatBuffer(count: 0)
 
     func run(_ conv: Conv2dLayer, _ y: FeatureMap, _ x: FeatureMap, geometry g: Conv2dGeometry, accumulate: Bool = false) {
-        let need = g.scratchCount()
+        let need = conv.scratchCount(g)
         if buffer.count < need { buffer = FloatBuffer(count: need) }
-        conv2d(y.pointer, x.pointer, conv.weight.pointer, conv.bias?.pointer, batch: x.batch, geometry: g,
-               scratch: buffer.pointer, scratchCount: buffer.count, accumulate: accumulate)
+        conv(y.pointer, x.pointer, batch: x.batch, geometry: g, scratch: buffer.pointer, scratchCount: buffer.count,
+             accumulate: accumulate)
     }
 
     /// Same-size convolution (stride 1, padding k/2) into a new map.
