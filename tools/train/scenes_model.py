@@ -2,18 +2,29 @@
 that the whole training fits ~100 minutes on two shared CPU cores (see tools/train/scenes_train.py).
 
   vae          diffusers AutoencoderDC (DC-AE): 8x compression per side (conv_in pixel-unshuffle + two
-               downsample stages), 8 latent channels; ResBlocks in the shallow stages and an EfficientViTBlock
-               (ReLU linear attention with a 5x5 multi-scale branch) in the deepest, as DC-AE does.
+               downsample stages), `latent_channels` latent channels (the shipped model 8, the recipe after it
+               16); ResBlocks in the shallow stages and an EfficientViTBlock (ReLU linear attention with a 5x5
+               multi-scale branch) in the deepest, as DC-AE does.
   text_encoder transformers Gemma2Model, 2 layers, hidden 128 (Sana uses Gemma-2 2B's last hidden state).
-  transformer  diffusers SanaTransformer2DModel, patch 1 on the 8x8 (64x64 image) latent grid: linear
-               self-attention + Mix-FFN (GLUMBConv) + cross-attention to the caption, adaLN-single. With
-               interpolation_scale set, PatchEmbed adds sin-cos positions (Sana 1.0 relies on the Mix-FFN's
-               3x3 depthwise conv alone; here left/right/above/below must be read off absolute positions on a
-               tiny grid, so the explicit positions are kept, as Sana's 4K variant does).
+  transformer  diffusers SanaTransformer2DModel (width = heads x 32, `layers` blocks), patch 1 on the 8x8
+               (64x64 image) latent grid: linear self-attention + Mix-FFN (GLUMBConv) + cross-attention to the
+               caption, adaLN-single. With interpolation_scale set, PatchEmbed adds sin-cos positions (Sana 1.0
+               relies on the Mix-FFN's 3x3 depthwise conv alone; here left/right/above/below must be read off
+               absolute positions on a tiny grid, so the explicit positions are kept, as Sana's 4K variant does).
 """
 from __future__ import annotations
 
 import torch
+
+# The architecture knobs a run fixes once (tools/train/scenes_train.py keeps them in <state>/arch.json, so a resumed
+# run cannot silently build other shapes). SHIPPED is models/tiny-scenes as exported on 2026-11-30; RECIPE is the
+# from-scratch recipe its model card names next (16 latent channels; a transformer of width 256). A block of width d
+# holds 15.5 d^2 weights (self- and cross-attention 8 d^2, Mix-FFN ratio 2.5: 7.5 d^2), so at d = 256 six blocks
+# (6.7 M parameters with the timestep and caption embeddings, 27 MB float32) are what fits the issue's 40 MB
+# folder beside the autoencoder (~9 MB) and the text encoder (1.4 MB); eight would make it ~45 MB.
+SHIPPED = {"latent_channels": 8, "dit_width": 128, "dit_layers": 6}
+RECIPE = {"latent_channels": 16, "dit_width": 256, "dit_layers": 6}
+HEAD_DIM = 32  # transformer self- and cross-attention heads are HEAD_DIM wide; width must be a multiple
 
 AE_CONFIG = dict(
     in_channels=3,
@@ -80,10 +91,13 @@ TRANSFORMER_CONFIG = dict(
 )
 
 
-def build_vae():
+def build_vae(latent_channels: int = 8):
     from diffusers import AutoencoderDC
 
-    return AutoencoderDC(**AE_CONFIG)
+    # encoder_out_shortcut / decoder_in_shortcut average / repeat channel groups: 128 must be a multiple
+    if AE_CONFIG["encoder_block_out_channels"][-1] % latent_channels:
+        raise ValueError(f"latent_channels {latent_channels} must divide {AE_CONFIG['encoder_block_out_channels'][-1]}")
+    return AutoencoderDC(**dict(AE_CONFIG, latent_channels=latent_channels))
 
 
 def build_text_encoder():
@@ -94,10 +108,19 @@ def build_text_encoder():
     return Gemma2Model(cfg)
 
 
-def build_transformer():
+def transformer_config(latent_channels: int = 8, width: int = 128, layers: int = 6) -> dict:
+    if width % HEAD_DIM:
+        raise ValueError(f"transformer width {width} must be a multiple of {HEAD_DIM}")
+    heads = width // HEAD_DIM
+    # cross_attention_dim is the width: the caption is projected to it (caption_projection) before cross-attention
+    return dict(TRANSFORMER_CONFIG, in_channels=latent_channels, out_channels=latent_channels, num_layers=layers,
+                num_attention_heads=heads, num_cross_attention_heads=heads, cross_attention_dim=width)
+
+
+def build_transformer(latent_channels: int = 8, width: int = 128, layers: int = 6):
     from diffusers import SanaTransformer2DModel
 
-    m = SanaTransformer2DModel(**TRANSFORMER_CONFIG)
+    m = SanaTransformer2DModel(**transformer_config(latent_channels, width, layers))
     torch.nn.init.zeros_(m.proj_out.weight)  # the prediction starts at zero (as DiT's initialisation)
     torch.nn.init.zeros_(m.proj_out.bias)
     return m

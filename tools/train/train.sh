@@ -5,7 +5,8 @@
 #   tools/train/train.sh --resume        continue from .state/train-ckpt/ckpt.pt
 #   tools/train/train.sh --export-only   re-export models/tiny-shapes from the checkpoint
 # Background:  nohup tools/train/train.sh > .state/train.log 2>&1 &
-# TRAIN_PY names another trainer to run the same way (tools/train/scenes.sh sets it).
+# TRAIN_PY names another trainer to run the same way (tools/train/scenes.sh sets it); TRAIN_NICE the niceness
+# added (default 10).
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 py="$root/.venv/bin/python"
@@ -15,4 +16,4 @@ if [[ ! -x "$py" ]]; then
 fi
 cd "$root"
 export OMP_NUM_THREADS=2 MKL_NUM_THREADS=2 PYTHONUNBUFFERED=1
-exec nice -n 10 "$py" "${TRAIN_PY:-tools/train/train.py}" "$@"
+exec nice -n "${TRAIN_NICE:-10}" "$py" "${TRAIN_PY:-tools/train/train.py}" "$@"
