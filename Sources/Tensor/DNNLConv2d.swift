@@ -152,7 +152,7 @@ extension Conv2dGeometry {
     }
 
     /// Bytes of scratch the strips of `rows` rows need (the largest strip's), 0 where oneDNN refuses one.
-    private func dnnlStripBytes(_ kind: DNNLConvolution, rows: Int) -> Int {
+    func dnnlStripBytes(_ kind: DNNLConvolution, rows: Int) -> Int {
         var most = 0
         for geometry in Set(dnnlStrips(rows: rows).map(\.geometry)) {
             guard let conv = dnnlConv2d(geometry, kind: kind, bias: true, accumulate: true, inputRows: height, outputRows: outHeight),
@@ -213,7 +213,7 @@ public func conv2dDNNL(
     batch: Int, geometry g: Conv2dGeometry, scratch: UnsafeMutablePointer<Float>, scratchCount: Int,
     accumulate: Bool = false, threads: Int
 ) -> Bool {
-    guard DNNL.hasBF16DotProducts, let rows = g.dnnlStripRows(.directBF16) else { return false }
+    guard DNNL.hasBF16DotProducts, let rows = g.bf16StripRows else { return false }
     return conv2dDNNL(y, x, UnsafeRawPointer(w), b, batch: batch, geometry: g, scratch: scratch, scratchCount: scratchCount,
                       accumulate: accumulate, kind: .directBF16, threads: threads, stripRows: rows)
 }

@@ -6,7 +6,26 @@
 // for) widens the weight to float32 into the front of the caller's scratch for the call and runs `conv2d` on it:
 // the numbers of the float32 kernels over the rounded weight, and no float32 copy outlives the call.
 
+/// The most output rows one strip of oneDNN's bf16 kernel computes (stride-1 convolutions).
+let bf16StripMaxRows = 64
+
 extension Conv2dGeometry {
+    /// Output rows per strip for oneDNN's bf16 kernel: at most `bf16StripMaxRows`, fewer where the general scratch
+    /// limit asks (`dnnlStripRows`); nil where oneDNN refuses the shape. A direct kernel pays only the two halo rows
+    /// per strip (no Winograd tiles to fill), so its scratch — the strip's blocked bf16 input and float32 output —
+    /// is kept to a strip: 256→256 channels at 256², 26 MiB in 64-row strips against 97 MiB whole.
+    public var bf16StripRows: Int? {
+        guard let rows = dnnlStripRows(.directBF16) else { return nil }
+        return stride == 1 ? min(rows, bf16StripMaxRows) : rows
+    }
+
+    /// Scratch floats of oneDNN's bf16 kernel in strips of `bf16StripRows` (0 where oneDNN refuses).
+    public var bf16DNNLScratchCount: Int {
+        guard let rows = bf16StripRows else { return 0 }
+        let bytes = dnnlStripBytes(.directBF16, rows: rows)
+        return bytes == 0 ? 0 : (bytes + 3) / 4 + 16  // + 16: room to align to 64 bytes
+    }
+
     /// Whether `conv2d(half:)` takes oneDNN's bf16 kernel for a weight of `format` on this CPU.
     public func prefersBF16DNNL(_ format: HalfMatrix.Format, bf16DotProducts: Bool = bf16DotProductsEnabled) -> Bool {
         format == .bf16 && bf16DotProducts && DNNL.hasBF16DotProducts && dnnlStripRows(.directBF16) != nil
@@ -20,7 +39,7 @@ extension Conv2dGeometry {
     /// `scratchCount()` for the float32 kernels.
     public func scratchCount(half format: HalfMatrix.Format, bf16DotProducts: Bool = bf16DotProductsEnabled) -> Int {
         if prefersBF16DNNL(format, bf16DotProducts: bf16DotProducts) {
-            return max(dnnlScratchCount(.directBF16), widenedWeightCount + minimumScratch)
+            return max(bf16DNNLScratchCount, widenedWeightCount + minimumScratch)
         }
         return widenedWeightCount + scratchCount()
     }

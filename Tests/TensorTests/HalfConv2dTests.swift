@@ -58,7 +58,7 @@ private func withHalf<R>(_ bits: [UInt16], format: HalfMatrix.Format, shape: [In
         let bits = rng.values(t.o * t.c * t.k * t.k, scale: 0.1).map(bf16Bits), w = widened(bits)
         let outCount = t.batch * t.o * g.outHeight * g.outWidth
         let start = rng.values(outCount)
-        let count = g.dnnlScratchCount(.directBF16)
+        let count = g.bf16DNNLScratchCount
         var scratch = [Float](repeating: .nan, count: max(count, 1))
         var y = [Float](repeating: .nan, count: outCount)
         let served = conv2dDNNL(&y, x, bf16: bits, b, batch: t.batch, geometry: g, scratch: &scratch, scratchCount: count, threads: 2)
@@ -98,7 +98,7 @@ private func withHalf<R>(_ bits: [UInt16], format: HalfMatrix.Format, shape: [In
     @Test func bf16KernelIndependentOfBatchAndThreads() throws {
         let g = Conv2dGeometry(inChannels: 64, outChannels: 64, height: 24, width: 20, kernel: 3, padding: 1)
         guard DNNL.hasBF16DotProducts else { return }
-        let count = g.dnnlScratchCount(.directBF16)
+        let count = g.bf16DNNLScratchCount
         try #require(count > 0, "oneDNN refused \(g)")
         var rng = TestRandom(seed: 23)
         let n = 64 * 24 * 20
@@ -154,6 +154,28 @@ private func withHalf<R>(_ bits: [UInt16], format: HalfMatrix.Format, shape: [In
                 #expect(second == Array(y[m...]), "rows \(rows): the second item alone at 1 thread differs from the batch at 2")
             }
         }
+    }
+
+    /// Images taller than `bf16StripMaxRows` run in strips of that many rows by default (a smaller scratch than the
+    /// whole image's), with the naive convolution's numbers; batch items alone = batched.
+    @Test func bf16KernelTallImagesRunInStrips() throws {
+        guard DNNL.hasBF16DotProducts else { return }
+        let g = Conv2dGeometry(inChannels: 16, outChannels: 32, height: 150, width: 12, kernel: 3, padding: 1)
+        #expect(g.bf16StripRows == bf16StripMaxRows)
+        let count = g.bf16DNNLScratchCount
+        #expect(count > 0 && count < g.dnnlScratchCount(.directBF16))
+        var rng = TestRandom(seed: 57)
+        let n = 16 * 150 * 12, m = 32 * 150 * 12
+        let x = rng.values(2 * n), bits = rng.values(32 * 16 * 9, scale: 0.1).map(bf16Bits), b = rng.values(32)
+        let rounded = x.map { widened([bf16Bits($0)])[0] }
+        var scratch = [Float](repeating: .nan, count: count)
+        var y = [Float](repeating: .nan, count: 2 * m)
+        #expect(conv2dDNNL(&y, x, bf16: bits, b, batch: 2, geometry: g, scratch: &scratch, scratchCount: count, threads: 2))
+        expectClose(y, Naive.conv2d(rounded, widened(bits), b, batch: 2, c: 16, o: 32, h: 150, wd: 12, k: 3, stride: 1,
+                                    top: 1, bottom: 1, left: 1, right: 1), rtol: 1e-5)
+        var second = [Float](repeating: .nan, count: m)
+        #expect(conv2dDNNL(&second, Array(x[n...]), bf16: bits, b, batch: 1, geometry: g, scratch: &scratch, scratchCount: count, threads: 1))
+        #expect(second == Array(y[m...]))
     }
 
     /// The widening path (f16 weights; bf16 where the CPU has no bf16 dot products or they are switched off) gives
