@@ -7,20 +7,30 @@ import Foundation
 /// which is the same function and keeps relative precision in both tails.
 // x: [count] -> y: [count]
 public func geluTanh(_ y: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>, count: Int) {
-    parallelFor(count, grain: 1 << 14) { range in
-        mapVectors(y, x, range) { v in
-            let u = 0.797_884_560_802_865_4 * (v + 0.044_715 * (v * v * v))
-            return v / (1 + vexp(-2 * u))
-        }
+    parallelFor(count, grain: 1 << 14) { range in geluTanhSpan(y, x, range) }
+}
+
+/// `geluTanh` over `range` on the calling thread (each element on its own: the same bits wherever it falls).
+// x: [range] -> y: [range]
+@inline(__always)
+func geluTanhSpan(_ y: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>, _ range: Range<Int>) {
+    mapVectors(y, x, range) { v in
+        let u = 0.797_884_560_802_865_4 * (v + 0.044_715 * (v * v * v))
+        return v / (1 + vexp(-2 * u))
     }
 }
 
 /// SiLU (x·σ(x) = x / (1 + e^(−x))).
 // x: [count] -> y: [count]
 public func silu(_ y: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>, count: Int) {
-    parallelFor(count, grain: 1 << 14) { range in
-        mapVectors(y, x, range) { v in v / (1 + vexp(-v)) }
-    }
+    parallelFor(count, grain: 1 << 14) { range in siluSpan(y, x, range) }
+}
+
+/// `silu` over `range` on the calling thread (each element on its own: the same bits wherever it falls).
+// x: [range] -> y: [range]
+@inline(__always)
+func siluSpan(_ y: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>, _ range: Range<Int>) {
+    mapVectors(y, x, range) { v in v / (1 + vexp(-v)) }
 }
 
 /// ReLU (`max(x, 0)`): the feature map of linear attention and DC-AE's `relu` activations.

@@ -24,18 +24,7 @@ private let bf16Matmuls = DNNLCache<BF16MatmulKey, DNNLPrimitive>()
 /// The oneDNN bf16 matmul for `[m, k]·[k, n]` (+ bias), created once per shape; nil where oneDNN has none.
 private func bf16Matmul(m: Int, k: Int, n: Int, bias: Bool) -> DNNLPrimitive? {
     bf16Matmuls.entry(BF16MatmulKey(m: m, k: k, n: n, bias: bias)) {
-        guard var src = dnnlDesc([m, k], dnnl_bf16, dnnl_ab),
-              var wei = dnnlDesc([k, n], dnnl_bf16, dnnl_ba),  // W [n, k] row-major read as Wᵀ
-              var dst = dnnlDesc([m, n], dnnl_f32, dnnl_ab),
-              var b = dnnlDesc([1, n], dnnl_f32, dnnl_ab) else { return nil }
-        var desc = dnnl_matmul_desc_t()
-        let made = bias
-            ? dnnl_matmul_desc_init(&desc, &src, &wei, &b, &dst)
-            : dnnl_matmul_desc_init(&desc, &src, &wei, nil, &dst)
-        guard made == dnnl_success else { return nil }
-        var args: [(Int32, dnnl_memory_desc_t)] = [(DNNL_ARG_SRC, src), (DNNL_ARG_WEIGHTS, wei), (DNNL_ARG_DST, dst)]
-        if bias { args.append((DNNL_ARG_BIAS, b)) }
-        return withUnsafePointer(to: &desc) { DNNLPrimitive(descriptor: UnsafeRawPointer($0), arguments: args) }
+        dnnlLinearMatmul(m: m, k: k, n: n, type: dnnl_bf16, bias: bias)
     }
 }
 

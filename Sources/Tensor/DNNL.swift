@@ -212,6 +212,23 @@ final class DNNLCache<Key: Hashable & Sendable, Value: AnyObject & Sendable>: Se
     }
 }
 
+/// The oneDNN matmul `[m, k]·[k, n]` (+ bias `[1, n]` float32) → float32 `[m, n]`, activations of type `type` row-major,
+/// the weight of type `type` stored `[n, k]` row-major (read as Wᵀ in `ba` order, no copy). nil where oneDNN has none.
+func dnnlLinearMatmul(m: Int, k: Int, n: Int, type: dnnl_data_type_t, bias: Bool) -> DNNLPrimitive? {
+    guard var src = dnnlDesc([m, k], type, dnnl_ab),
+          var wei = dnnlDesc([k, n], type, dnnl_ba),  // W [n, k] row-major read as Wᵀ
+          var dst = dnnlDesc([m, n], dnnl_f32, dnnl_ab),
+          var b = dnnlDesc([1, n], dnnl_f32, dnnl_ab) else { return nil }
+    var desc = dnnl_matmul_desc_t()
+    let made = bias
+        ? dnnl_matmul_desc_init(&desc, &src, &wei, &b, &dst)
+        : dnnl_matmul_desc_init(&desc, &src, &wei, nil, &dst)
+    guard made == dnnl_success else { return nil }
+    var args: [(Int32, dnnl_memory_desc_t)] = [(DNNL_ARG_SRC, src), (DNNL_ARG_WEIGHTS, wei), (DNNL_ARG_DST, dst)]
+    if bias { args.append((DNNL_ARG_BIAS, b)) }
+    return withUnsafePointer(to: &desc) { DNNLPrimitive(descriptor: UnsafeRawPointer($0), arguments: args) }
+}
+
 /// A plain (row-major, dense) memory descriptor for `dims` of `type` in the order `tag` says.
 func dnnlDesc(_ dims: [Int], _ type: dnnl_data_type_t, _ tag: dnnl_format_tag_t) -> dnnl_memory_desc_t? {
     var desc = dnnl_memory_desc_t()

@@ -66,8 +66,7 @@ struct GLUMBConv: Sendable {
         let s = height * width, rows = batch * s
         let wide = scratch, glu = scratch + rows * 2 * hidden
         // conv_inverted + SiLU                                      [B, S, 2H]
-        LinearLayer(pointwise: convInverted)(wide, x, rows: rows, items: batch)
-        silu(wide, wide, count: rows * 2 * hidden)
+        LinearLayer(pointwise: convInverted)(wide, x, rows: rows, items: batch, epilogue: .silu)
         // conv_depth, depthwise 3×3, then hidden · SiLU(gate)        [B, S, H]
         depthTaps.withUnsafeBufferPointer { taps in
             depthwise3x3GLUChannelsLast(glu, wide, taps: taps.baseAddress!, bias: convDepth.bias!.pointer,

@@ -67,13 +67,29 @@ struct LinearLayer: Sendable {
         callAsFunction(y, x, rows: rows, items: 1)
     }
 
-    /// One sgemm per batch item (`rows` split into `items` equal parts): an item's rows then come from the very
-    /// call it would get alone, so its result does not depend on its batch-mates (OpenBLAS's bits for a row
-    /// can depend on how many rows share the call). A 16-bit weight is widened 128 output rows at a time into a
-    /// scratch block (Tensor `linear(half:)`), the same blocks whatever the batch.
+    /// Per batch item (`rows` split into `items` equal parts): an item's rows come from the very calls they would
+    /// get alone, so its result does not depend on its batch-mates (OpenBLAS's bits for a row can depend on how
+    /// many rows share the call). A float32 weight runs in single-threaded tiles of (item, block of output columns)
+    /// spread over the cores (Tensor `linearTiles`; `DARKROOM_LINEAR_TILES=off`: one multi-threaded sgemm per item).
+    /// A 16-bit weight is widened 128 output rows at a time into a scratch block (Tensor `linear(half:)`), the same
+    /// blocks whatever the batch. `epilogue` (SiLU, GELU-tanh) is applied to the output: per tile in the float32
+    /// tiles, as one more pass elsewhere — the same values.
     // x: [items, M/items, in] -> y: [items, M/items, out]
-    func callAsFunction(_ y: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>, rows: Int, items: Int) {
+    func callAsFunction(_ y: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>, rows: Int, items: Int,
+                        epilogue: LinearEpilogue = .none) {
         let per = rows / max(items, 1)
+        if case .float(let w) = weight, linearTilesEnabled {
+            linearTiles(y, x, w.pointer, bias?.pointer, rows: per * items, inFeatures: inFeatures, outFeatures: outFeatures,
+                        groupRows: max(per, 1), threads: kernelThreads, epilogue: epilogue)
+            return
+        }
+        defer {
+            switch epilogue {
+            case .none: break
+            case .silu: silu(y, y, count: per * items * outFeatures)
+            case .geluTanh: geluTanh(y, y, count: per * items * outFeatures)
+            }
+        }
         switch weight {
         case .float(let w):
             for item in 0..<items {

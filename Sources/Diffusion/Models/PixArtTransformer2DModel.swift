@@ -202,8 +202,7 @@ public final class PixArtTransformer2DModel: Sendable {
                 // n = LN(x)·(1 + scale_mlp) + shift_mlp;  x += gate_mlp · ff(n)
                 layerNormModulate(normed.pointer, hidden.pointer, shift: m + 3 * e, scale: m + 4 * e, modStride: stride,
                                   batch: batch, tokens: n, features: e, eps: block.normEps)
-                block.ffIn(ffHidden.pointer, normed.pointer, rows: rows, items: batch)
-                geluTanh(ffHidden.pointer, ffHidden.pointer, count: rows * 4 * e)
+                block.ffIn(ffHidden.pointer, normed.pointer, rows: rows, items: batch, epilogue: .geluTanh)   // GELU-tanh
                 block.ffOut(projected.pointer, ffHidden.pointer, rows: rows, items: batch)
                 addGated(hidden.pointer, gate: m + 5 * e, gateStride: stride, projected.pointer, batch: batch, tokens: n, features: e)
             }
