@@ -121,17 +121,17 @@ func dnnlConv2d(_ g: Conv2dGeometry, kind: DNNLConvolution, bias: Bool, accumula
 
 /// Output rows `firstOutputRow ..< firstOutputRow + geometry.outHeight` of a convolution, computed from input rows
 /// `firstInputRow ..< firstInputRow + geometry.height` (see the file comment).
-struct DNNLStrip: Hashable {
-    let firstOutputRow: Int
-    let firstInputRow: Int
-    let geometry: Conv2dGeometry
+public struct DNNLStrip: Hashable, Sendable {
+    public let firstOutputRow: Int
+    public let firstInputRow: Int
+    public let geometry: Conv2dGeometry
 }
 
-/// The most scratch floats one oneDNN convolution call may take; larger images run in row strips within it.
-/// 256 MiB, or `DARKROOM_DNNL_SCRATCH_MIB` from the environment (read once; benchmarks of the strip size).
-public let dnnlScratchLimit: Int = {
+/// `DARKROOM_DNNL_SCRATCH_MIB` from the environment in floats, if set (read once): a fixed strip scratch limit in
+/// place of `Conv2dGeometry.dnnlScratchLimit`'s, for measuring the strip size.
+public let dnnlScratchOverride: Int? = {
     if let v = getenv("DARKROOM_DNNL_SCRATCH_MIB"), let mib = Int(String(cString: v)), mib > 0 { return mib << 18 }
-    return 1 << 26
+    return nil
 }()
 
 extension Conv2dGeometry {
@@ -163,10 +163,21 @@ extension Conv2dGeometry {
         return most
     }
 
+    /// The most scratch floats one oneDNN convolution of this geometry may take; larger images run in row strips
+    /// within it. Scaled to the image: half of one item's input and output planes together, but at least 128 MiB
+    /// (below that the strips cost time: 64 MiB strips took 1.7× the CPU of 256 MiB ones at 128 × 512², 32 MiB
+    /// 3.3×; 128 MiB 1.1×) and at most 256 MiB — 128 MiB up to 512² images (docs/engine.md §9), or
+    /// `DARKROOM_DNNL_SCRATCH_MIB`.
+    public var dnnlScratchLimit: Int {
+        if let fixed = dnnlScratchOverride { return fixed }
+        let planes = inChannels * height * width + outChannels * outHeight * outWidth
+        return min(max(planes / 2, 1 << 25), 1 << 26)
+    }
+
     /// Output rows per strip for oneDNN: all of them when the whole image's scratch stays within
     /// `dnnlScratchLimit` floats, else the most (a multiple of 4, Winograd F(4×4)'s tile) whose strips' does;
     /// nil where oneDNN refuses the shape or even 4 rows would not fit.
-    func dnnlStripRows(_ kind: DNNLConvolution) -> Int? {
+    public func dnnlStripRows(_ kind: DNNLConvolution) -> Int? {
         let limitBytes = 4 * dnnlScratchLimit
         var rows = outHeight
         for _ in 0..<8 {
@@ -225,44 +236,79 @@ func conv2dDNNL(
     batch: Int, geometry g: Conv2dGeometry, scratch: UnsafeMutablePointer<Float>, scratchCount: Int,
     accumulate: Bool, kind: DNNLConvolution, threads: Int, stripRows: Int
 ) -> Bool {
-    let strips = g.dnnlStrips(rows: stripRows)
-    var convs: [DNNLConv2d] = []
-    for strip in strips {
-        guard let conv = dnnlConv2d(strip.geometry, kind: kind, bias: b != nil, accumulate: accumulate,
-                                    inputRows: g.height, outputRows: g.outHeight) else { return false }
-        convs.append(conv)
-    }
-    // align the scratch to 64 bytes
-    let raw = UnsafeMutableRawPointer(scratch)
-    let skip = (64 - Int(bitPattern: raw) % 64) % 64
-    guard convs.allSatisfy({ skip + $0.scratchBytes <= 4 * scratchCount }) else { return false }
-    let base = raw + skip
+    guard var runner = DNNLStripConvolution(geometry: g, kind: kind, bias: b != nil, accumulate: accumulate, stripRows: stripRows,
+                                            scratch: scratch, scratchCount: scratchCount) else { return false }
     let inCount = g.inChannels * g.height * g.width, outCount = g.outChannels * g.outHeight * g.outWidth
-    var reordered: DNNLConv2d? = nil      // whose weight layout the scratch holds
-    var written = false
     for item in 0..<batch {
-        for (strip, conv) in zip(strips, convs) {
-            let src = base + conv.inputOffset, wei = base, dst = base + conv.outputOffset, pad = base + conv.scratchpadOffset
-            if !(reordered.map { conv.sharesWeightLayout(with: $0) } ?? false) {
-                guard conv.weightReorder.run([UnsafeMutableRawPointer(mutating: w), wei], scratchpad: pad, threads: threads) else {
-                    if !written { return false }
-                    preconditionFailure("conv2dDNNL: oneDNN failed to reorder a weight it reordered before")
-                }
-                reordered = conv
-            }
-            let xi = UnsafeMutableRawPointer(mutating: x + item * inCount + strip.firstInputRow * g.width)
-            let yi = UnsafeMutableRawPointer(y + item * outCount + strip.firstOutputRow * g.outWidth)
-            var args: [UnsafeMutableRawPointer?] = [src, wei, dst]
-            if let b { args.append(UnsafeMutableRawPointer(mutating: b)) }
-            guard conv.inputReorder.run([xi, src], scratchpad: pad, threads: threads),
-                  conv.convolution.run(args, scratchpad: pad, threads: threads),
-                  conv.outputReorder.run([dst, yi], scratchpad: pad, threads: threads) else {
-                if !written { return false }
-                // oneDNN failed after earlier rows were written (it accepted the shape and ran it before).
-                preconditionFailure("conv2dDNNL: oneDNN failed on item \(item) of a convolution it accepted")
-            }
-            written = true
+        for (i, strip) in runner.strips.enumerated() {
+            guard runner.run(i, y: y + item * outCount + strip.firstOutputRow * g.outWidth,
+                             x: x + item * inCount + strip.firstInputRow * g.width, w: w, b: b, threads: threads) else { return false }
         }
     }
     return true
+}
+
+/// One oneDNN convolution run a strip of output rows at a time, for callers that make its input or use its output
+/// strip by strip instead of holding whole feature maps (the decoders' up and residual blocks): strip `i` reads
+/// input rows `strips[i].firstInputRow ..< + strips[i].geometry.height` and writes output rows
+/// `strips[i].firstOutputRow ..< + strips[i].geometry.outHeight`. The caller's planes hold either the whole image's
+/// rows (`wholeInput` / `wholeOutput`) or only the strip's (a buffer of one strip, its planes strip-high). The
+/// strips and their results are `conv2dDNNL`'s, bit for bit; the weight is reordered into the scratch once and kept
+/// while the strips' blocked layouts agree, so the scratch must not be touched between the strips of one run.
+public struct DNNLStripConvolution {
+    public let strips: [DNNLStrip]
+    private let convs: [DNNLConv2d]
+    private let base: UnsafeMutableRawPointer
+    private var reordered: DNNLConv2d? = nil      // whose weight layout the scratch holds
+    private var written = false
+
+    /// nil when oneDNN cannot serve a strip here or the scratch (≥ `geometry.dnnlScratchCount(kind)` floats for
+    /// the default strips) is too small; nothing is written then.
+    public init?(geometry g: Conv2dGeometry, kind: DNNLConvolution, bias: Bool, accumulate: Bool, stripRows: Int? = nil,
+                 wholeInput: Bool = true, wholeOutput: Bool = true, scratch: UnsafeMutablePointer<Float>, scratchCount: Int) {
+        guard let rows = stripRows ?? g.dnnlStripRows(kind) else { return nil }
+        let strips = g.dnnlStrips(rows: rows)
+        var convs: [DNNLConv2d] = []
+        for strip in strips {
+            let s = strip.geometry
+            guard let conv = dnnlConv2d(s, kind: kind, bias: bias, accumulate: accumulate, inputRows: wholeInput ? g.height : s.height,
+                                        outputRows: wholeOutput ? g.outHeight : s.outHeight) else { return nil }
+            convs.append(conv)
+        }
+        // align the scratch to 64 bytes
+        let raw = UnsafeMutableRawPointer(scratch)
+        let skip = (64 - Int(bitPattern: raw) % 64) % 64
+        guard convs.allSatisfy({ skip + $0.scratchBytes <= 4 * scratchCount }) else { return nil }
+        self.strips = strips
+        self.convs = convs
+        base = raw + skip
+    }
+
+    /// Runs strip `i`: `x` points at its first input row (channel 0) and `y` at its first output row, in planes as
+    /// `init` was told. Returns false only when oneDNN fails before this convolution wrote anything (the caller then
+    /// takes another path).
+    // x: [C, rows, W] strip of the input planes, w: [O, C, k, k], b: [O]? -> y: [O, rows, Wo] strip of the output planes
+    public mutating func run(_ i: Int, y: UnsafeMutablePointer<Float>, x: UnsafePointer<Float>, w: UnsafePointer<Float>,
+                             b: UnsafePointer<Float>?, threads: Int) -> Bool {
+        let conv = convs[i]
+        let src = base + conv.inputOffset, wei = base, dst = base + conv.outputOffset, pad = base + conv.scratchpadOffset
+        if !(reordered.map { conv.sharesWeightLayout(with: $0) } ?? false) {
+            guard conv.weightReorder.run([UnsafeMutableRawPointer(mutating: w), wei], scratchpad: pad, threads: threads) else {
+                if !written { return false }
+                preconditionFailure("conv2dDNNL: oneDNN failed to reorder a weight it reordered before")
+            }
+            reordered = conv
+        }
+        var args: [UnsafeMutableRawPointer?] = [src, wei, dst]
+        if let b { args.append(UnsafeMutableRawPointer(mutating: b)) }
+        guard conv.inputReorder.run([UnsafeMutableRawPointer(mutating: x), src], scratchpad: pad, threads: threads),
+              conv.convolution.run(args, scratchpad: pad, threads: threads),
+              conv.outputReorder.run([dst, UnsafeMutableRawPointer(y)], scratchpad: pad, threads: threads) else {
+            if !written { return false }
+            // oneDNN failed after earlier rows were written (it accepted the shape and ran it before).
+            preconditionFailure("conv2dDNNL: oneDNN failed on strip \(i) of a convolution it accepted")
+        }
+        written = true
+        return true
+    }
 }

@@ -7,6 +7,19 @@ public func add(_ y: UnsafeMutablePointer<Float>, _ a: UnsafePointer<Float>, _ b
     }
 }
 
+/// `y += x` plane by plane where y's planes are `ldy` floats apart (rows of an NCHW map, a strip of them)
+/// and x's are dense: `y[p·ldy + i] = y[p·ldy + i] + x[p·count + i]`.
+// x: [P, count], y: [P, ldy] (the first count of each plane) updated in place
+public func addPlanes(_ y: UnsafeMutablePointer<Float>, ldy: Int, _ x: UnsafePointer<Float>, planes: Int, count: Int) {
+    precondition(ldy >= count, "addPlanes: planes of \(count) do not fit \(ldy) apart")
+    parallelFor(planes, grain: max(1, (1 << 15) / max(count, 1))) { r in
+        for p in r {
+            let yp = y + p * ldy, xp = x + p * count
+            for i in 0..<count { yp[i] = yp[i] + xp[i] }
+        }
+    }
+}
+
 // x: [count] -> y: [count] = x · s
 public func scale(_ y: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>, by s: Float, count: Int) {
     parallelFor(count, grain: 1 << 15) { r in

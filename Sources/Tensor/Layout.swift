@@ -54,17 +54,27 @@ public func unpatchify(
 public func upsampleNearest2x(
     _ y: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>, planes: Int, height: Int, width: Int
 ) {
+    upsampleNearest2x(y, x, planes: planes, height: height, width: width, firstRow: 0, rows: 2 * height)
+}
+
+/// Output rows `firstRow ..< firstRow + rows` of `upsampleNearest2x` (a strip of the upsampled planes, for a
+/// convolution run in row strips that never holds the whole upsampled map).
+// x: [P, H, W] -> y: [P, rows, 2W] = rows firstRow ..< firstRow + rows of the [P, 2H, 2W] upsampling
+public func upsampleNearest2x(
+    _ y: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>, planes: Int, height: Int, width: Int, firstRow: Int, rows: Int
+) {
+    precondition(firstRow >= 0 && rows >= 0 && firstRow + rows <= 2 * height, "upsampleNearest2x: rows outside the image")
     let w2 = 2 * width
-    parallelFor(planes * height, grain: max(1, 8192 / max(width, 1))) { range in
-        for ph in range {
-            let src = x + ph * width
-            let dst = y + ph * 2 * w2   // output rows 2·ph and 2·ph+1 of the flattened [P·2H, 2W]
+    parallelFor(planes * rows, grain: max(1, 16384 / max(w2, 1))) { range in
+        for pr in range {
+            let p = pr / rows, r = pr % rows
+            let src = x + (p * height + (firstRow + r) / 2) * width
+            let dst = y + pr * w2
             for j in 0..<width {
                 let v = src[j]
                 dst[2 * j] = v
                 dst[2 * j + 1] = v
             }
-            (dst + w2).update(from: dst, count: w2)
         }
     }
 }
@@ -164,6 +174,33 @@ public func repeatChannels(
     parallelFor(batch * c * r, grain: max(1, 16_384 / max(s, 1))) { range in
         for index in range {
             (y + index * s).update(from: x + (index / r) * s, count: s)
+        }
+    }
+}
+
+/// `y += pixel_shuffle(repeat_interleave(x, r, dim=1), 2)` with `r = 4·Co / C` (the DC-AE up block's shortcut,
+/// autoencoder_dc.py:151-190) without the repeated and shuffled maps: `y[b, c, 2i + a, 2j + t] +=
+/// x[b, (4c + 2a + t) / r, i, j]`, the same float additions as `add(y, y, pixelShuffle2x(repeatChannels(x)))`.
+// x: [B, C, H, W], y: [B, Co, 2H, 2W] (4·Co a multiple of C), y updated in place
+public func addPixelShuffledRepeat(
+    _ y: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>, batch: Int, channels c: Int, outChannels co: Int,
+    height h: Int, width w: Int
+) {
+    precondition(c > 0 && (4 * co) % c == 0, "addPixelShuffledRepeat: 4·\(co) channels do not repeat \(c)")
+    let r = 4 * co / c
+    parallelFor(batch * co, grain: 1) { range in
+        for bc in range {
+            let b = bc / co, ch = bc % co
+            let out = y + bc * 4 * h * w
+            for a in 0..<2 {
+                for t in 0..<2 {
+                    let src = x + (b * c + (4 * ch + 2 * a + t) / r) * h * w
+                    for i in 0..<h {
+                        let dst = out + (2 * i + a) * 2 * w + t
+                        for j in 0..<w { dst[2 * j] = dst[2 * j] + src[i * w + j] }
+                    }
+                }
+            }
         }
     }
 }

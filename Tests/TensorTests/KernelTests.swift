@@ -325,6 +325,39 @@ import Testing
         expectClose(y, expected, rtol: 0)
     }
 
+    /// A strip of rows of the upsampling (what a convolution run in row strips reads) is those rows of the whole.
+    @Test func upsampleNearestRowsAreRowsOfTheWhole() {
+        var rng = TestRandom(seed: 29)
+        let (planes, h, w) = (3, 5, 7)
+        let x = rng.values(planes * h * w)
+        var whole = [Float](repeating: .nan, count: 4 * x.count)
+        upsampleNearest2x(&whole, x, planes: planes, height: h, width: w)
+        for (first, rows) in [(0, 10), (0, 3), (1, 4), (3, 6), (9, 1), (4, 0)] {
+            var strip = [Float](repeating: .nan, count: planes * rows * 2 * w)
+            upsampleNearest2x(&strip, x, planes: planes, height: h, width: w, firstRow: first, rows: rows)
+            var expected: [Float] = []
+            for p in 0..<planes {
+                let start: Int = (p * 2 * h + first) * 2 * w
+                let end: Int = start + rows * 2 * w
+                expected += whole[start..<end]
+            }
+            #expect(strip == expected, "rows \(first) ..< \(first + rows)")
+        }
+    }
+
+    @Test func addPlanesAddsIntoStridedPlanes() {
+        var rng = TestRandom(seed: 31)
+        let (planes, count, ldy) = (5, 13, 20)
+        let y0 = rng.values(planes * ldy), x = rng.values(planes * count)
+        var y = y0
+        addPlanes(&y, ldy: ldy, x, planes: planes, count: count)
+        for p in 0..<planes {
+            for i in 0..<ldy {
+                #expect(y[p * ldy + i] == (i < count ? y0[p * ldy + i] + x[p * count + i] : y0[p * ldy + i]))
+            }
+        }
+    }
+
     @Test func transposeSwapsTheLastTwoDimensions() {
         var rng = TestRandom(seed: 23)
         let (b, r, c) = (2, 37, 45)

@@ -196,6 +196,25 @@ extension Naive {
         for i in repeated.indices { #expect(repeated[i] == mean[(i / s / g) * s + i % s]) }
     }
 
+    /// The DC-AE up block's shortcut added in one pass equals the repeated, shuffled map added, bit for bit (2 and
+    /// 1 repeats: 256 → 128 and 128 → 256 channels shaped small).
+    @Test(arguments: [(4, 2), (2, 4), (3, 3)])
+    func addPixelShuffledRepeatIsAddOfShuffledRepeat(c: Int, co: Int) {
+        let (b, h, w) = (2, 3, 5)
+        var rng = TestRandom(seed: UInt64(61 + c * 7 + co))
+        let x = rng.values(b * c * h * w), y0 = rng.values(b * co * 4 * h * w)
+        let r = 4 * co / c
+        var repeated = [Float](repeating: .nan, count: b * 4 * co * h * w)
+        repeatChannels(&repeated, x, batch: b, channels: c, repeats: r, spatial: h * w)
+        var shuffled = [Float](repeating: .nan, count: y0.count)
+        pixelShuffle2x(&shuffled, repeated, batch: b, channels: co, height: h, width: w)
+        var expected = y0
+        add(&expected, y0, shuffled, count: y0.count)
+        var y = y0
+        addPixelShuffledRepeat(&y, x, batch: b, channels: c, outChannels: co, height: h, width: w)
+        #expect(y == expected)
+    }
+
     @Test func reluAndGLUSiLU() {
         let (b, c, s) = (2, 3, 4)
         var rng = TestRandom(seed: 51)
