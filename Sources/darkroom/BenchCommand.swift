@@ -1,4 +1,5 @@
 import ArgumentParser
+import Core
 import Diffusion
 import Foundation
 import Tensor
@@ -67,6 +68,8 @@ struct Bench: AsyncParsableCommand {
                 // the weight held 16-bit: oneDNN's bf16 kernel where the CPU has one, else widened per call (--algorithm unused)
                 let bits = w.map { format == .bf16 ? floatToBF16Bits($0) : floatToHalfBits($0) }
                 var scratch = [Float](repeating: 0, count: g.scratchCount(half: format))
+                extra["scratch_mib"] = Double(scratch.count) * 4 / 1_048_576
+                if g.prefersBF16DNNL(format) { extra["dnnl_strip_rows"] = Double(g.dnnlStripRows(.directBF16) ?? 0) }
                 call = {
                     bits.withUnsafeBufferPointer { p in
                         let half = HalfMatrix(format: format, shape: [channels, channels, 3, 3], pointer: p.baseAddress!,
@@ -77,6 +80,8 @@ struct Bench: AsyncParsableCommand {
                 }
             } else {
                 var scratch = [Float](repeating: 0, count: g.scratchCount(for: algorithm))
+                extra["scratch_mib"] = Double(scratch.count) * 4 / 1_048_576
+                if let kind = g.prefersDNNL, algorithm == .automatic { extra["dnnl_strip_rows"] = Double(g.dnnlStripRows(kind) ?? 0) }
                 call = {
                     conv2d(&y, x, w, b, batch: 1, geometry: g, scratch: &scratch, scratchCount: scratch.count, algorithm: algorithm)
                     return Tensor(shape: [1, channels, size, size], data: y)
@@ -220,6 +225,7 @@ struct Bench: AsyncParsableCommand {
             }
         }
 
+        MemoryTrace.mark("bench \(op.rawValue): loaded")
         var times: [Double] = []
         var cpuTimes: [Double] = []
         var last: Tensor?
@@ -237,6 +243,7 @@ struct Bench: AsyncParsableCommand {
                 cpuTimes.append(Self.processCPUSeconds() - cpuStart)
             }
             warn(String(format: "%@ call %d: %.3f s", op.rawValue, i + 1, seconds))
+            MemoryTrace.mark("bench \(op.rawValue): call \(i + 1) done")
         }
         if let save, let last, op != .sgemm, op != .conv3x3 {
             do {

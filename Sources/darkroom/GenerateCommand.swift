@@ -36,6 +36,7 @@ struct Generate: AsyncParsableCommand {
             return
         }
         let model = try LocalModel.load(self.model, config: cfg, precision: precision)
+        MemoryTrace.mark("generate: loaded")
         let job = try resolve(model)
         guard let pipeline = model.pipeline else { throw CLIError("model \(model.name) is not class-conditional") }
         guard let samplerName = SamplerName(rawValue: job.sampler) else {

@@ -7,6 +7,7 @@
 // Batching: every request has its own label, guidance scale, initial noise and scheduler state. One forward pass
 // per step holds the conditional rows of all live requests, then the unconditional (null-class) rows of those
 // with guidance > 1. Per row the maths is DiTPipeline's, so a request gets the image it would get alone.
+import Core
 import Foundation
 import Tensor
 
@@ -233,7 +234,9 @@ public struct Sampler: Sendable {
         var z = [Float]()
         z.reserveCapacity(live.count * sampleCount)
         for r in live { z += x[r] }
+        MemoryTrace.mark("sampler: denoised, before the decode")
         let decoded = try decoder.decode(Tensor(shape: [live.count, C, h, w], data: z))
+        MemoryTrace.mark("sampler: decoded")
         let H = h * decoder.scale, W = w * decoder.scale
         guard decoded.shape == [live.count, 3, H, W] else {
             throw PipelineError(.badRequest, "decoder returned shape \(decoded.shape), expected \([live.count, 3, H, W])")

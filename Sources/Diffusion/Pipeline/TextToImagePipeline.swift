@@ -8,6 +8,7 @@
 // Batching: each request has its own prompt, negative prompt, guidance and generator; one forward per step holds the
 // conditional rows of every request and the unconditional rows of those with guidance > 1. Every model runs its
 // linears one batch item at a time, so a request gets the bits it would get alone.
+import Core
 import Foundation
 import Tensor
 import Text
@@ -406,8 +407,10 @@ public final class TextToImagePipeline: Sendable {
         guard !live.isEmpty else { return outcomes }
         // One image at a time: the VAEs run some linears over the whole batch in one sgemm (OpenBLAS's bits can
         // depend on the row count), so decoding each alone keeps every image equal to its solo run.
+        MemoryTrace.mark("text-to-image: denoised, before the decode")
         for r in live {
             var decoded = try decode(Tensor(shape: [1, c, h, w], data: final[r]))
+            MemoryTrace.mark("text-to-image: decoded")
             if (genHeight, genWidth) != (height, width) {
                 decoded = Self.resizeAndCrop(decoded, height: height, width: width)
             }
