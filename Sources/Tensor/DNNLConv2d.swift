@@ -287,8 +287,9 @@ public struct DNNLStripConvolution {
     /// Runs strip `i`: `x` points at its first input row (channel 0) and `y` at its first output row, in planes as
     /// `init` was told. Returns false only when oneDNN fails before this convolution wrote anything (the caller then
     /// takes another path).
-    // x: [C, rows, W] strip of the input planes, w: [O, C, k, k], b: [O]? -> y: [O, rows, Wo] strip of the output planes
-    public mutating func run(_ i: Int, y: UnsafeMutablePointer<Float>, x: UnsafePointer<Float>, w: UnsafePointer<Float>,
+    // x: [C, rows, W] strip of the input planes, w: [O, C, k, k] (float32, or bf16 bits for `.directBF16`), b: [O]?
+    //   -> y: [O, rows, Wo] strip of the output planes
+    public mutating func run(_ i: Int, y: UnsafeMutablePointer<Float>, x: UnsafePointer<Float>, w: UnsafeRawPointer,
                              b: UnsafePointer<Float>?, threads: Int) -> Bool {
         let conv = convs[i]
         let src = base + conv.inputOffset, wei = base, dst = base + conv.outputOffset, pad = base + conv.scratchpadOffset

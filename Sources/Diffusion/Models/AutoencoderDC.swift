@@ -1,3 +1,4 @@
+import Core
 import Foundation
 import Tensor
 import Weights
@@ -267,8 +268,12 @@ struct DCDecoder: Sendable {
             repeatChannels(repeated.pointer, z.pointer, batch: z.batch, channels: z.channels, repeats: r, spatial: z.spatial)
             add(h.pointer, h.pointer, repeated.pointer, count: h.count)
         }
-        for stage in stages {
-            for block in stage { h = block(h, scratch) }
+        MemoryTrace.mark("dc-ae decode: conv_in → \(h.channels)×\(h.height)×\(h.width)")
+        for (k, stage) in stages.enumerated() {
+            for (j, block) in stage.enumerated() {
+                h = block(h, scratch)
+                MemoryTrace.mark("dc-ae decode: stage \(stages.count - 1 - k) block \(j) → \(h.channels)×\(h.height)×\(h.width)")
+            }
         }
         normOut(h)
         convAct(h)

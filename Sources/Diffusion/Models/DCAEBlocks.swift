@@ -34,12 +34,16 @@ enum DCChannelNorm: Sendable {
 
     // x: [B, C, H, W], normalised in place
     func callAsFunction(_ x: FeatureMap) {
+        callAsFunction(x.pointer, batch: x.batch, channels: x.channels, spatial: x.spatial)
+    }
+
+    // x: [B, C, S] (S pixels, e.g. a strip of rows), normalised in place; each pixel on its own
+    func callAsFunction(_ x: UnsafeMutablePointer<Float>, batch: Int, channels: Int, spatial: Int) {
         switch self {
         case .rms(let weight, let bias):
-            rmsNormChannels(x.pointer, x.pointer, weight: weight.pointer, bias: bias.pointer, batch: x.batch,
-                            channels: x.channels, spatial: x.spatial, eps: 1e-5)
+            rmsNormChannels(x, x, weight: weight.pointer, bias: bias.pointer, batch: batch, channels: channels, spatial: spatial, eps: 1e-5)
         case .batch(let scale, let shift):
-            channelAffine(x.pointer, x.pointer, scale: scale, shift: shift, batch: x.batch, channels: x.channels, spatial: x.spatial)
+            channelAffine(x, x, scale: scale, shift: shift, batch: batch, channels: channels, spatial: spatial)
         }
     }
 }
@@ -79,14 +83,18 @@ struct DCResBlock: Sendable {
         activation = try DCActivation(act, prefix)
     }
 
-    // x: [B, C, H, W] -> [B, C, H, W]
+    // x: [B, C, H, W] -> [B, C, H, W]  (x itself is the output: the residual is added into it)
     func callAsFunction(_ x: FeatureMap, _ scratch: ConvScratch) -> FeatureMap {
         let h = scratch.same(conv1, x)
         activation(h)
-        let y = scratch.same(conv2, h)
-        norm(y)
-        add(y.pointer, y.pointer, x.pointer, count: y.count)
-        return y
+        // conv2, norm and + x a strip of rows at a time (whole where the conv does not run in strips): x and h are
+        // the only whole maps the block holds
+        let c = x.channels, plane = x.spatial
+        scratch.same(conv2, h) { item, firstRow, rows, out in
+            norm(out, batch: 1, channels: c, spatial: rows * x.width)
+            addPlanes(x.pointer + item * c * plane + firstRow * x.width, ldy: plane, out, planes: c, count: rows * x.width)
+        }
+        return x
     }
 }
 
@@ -135,50 +143,58 @@ struct EfficientViTBlock: Sendable {
     }
 
     // x: [B, C, H, W] -> [B, C, H, W]
+    // (each buffer lives in the scope of its last reader, so a block at 64² holds about a third of what it would
+    // if all were alive at once)
     func callAsFunction(_ x: FeatureMap) -> FeatureMap {
         let b = x.batch, c = channels, n = x.spatial, d = headDim, inner = heads * d
         let total = 3 * inner * (1 + scales.count), groups = total / (3 * d)
-
-        // q, k, v from the tokens of x                                     [B, N, I] each
         let tokens = FloatBuffer(count: b * n * c)
         transpose(tokens.pointer, x.pointer, batch: b, rows: c, columns: n)
-        let q = FloatBuffer(count: b * n * inner), k = FloatBuffer(count: b * n * inner), v = FloatBuffer(count: b * n * inner)
-        toQ(q.pointer, tokens.pointer, rows: b * n, items: b)
-        toK(k.pointer, tokens.pointer, rows: b * n, items: b)
-        toV(v.pointer, tokens.pointer, rows: b * n, items: b)
 
-        // [q | k | v | scale 0 | scale 1 | …] as channels                  [B, 3I·(1+S), N]
-        let all = FloatBuffer(count: b * total * n)
-        let depth = FloatBuffer(count: 3 * inner * n)
-        for item in 0..<b {
-            let dst = all.pointer + item * total * n
-            for (part, src) in [q, k, v].enumerated() {
-                transpose(dst + part * inner * n, src.pointer + item * n * inner, batch: 1, rows: n, columns: inner)
+        let grouped = FloatBuffer(count: b * n * total)
+        do {
+            // [q | k | v | scale 0 | scale 1 | …] as channels               [B, 3I·(1+S), N]
+            let all = FloatBuffer(count: b * total * n)
+            do {
+                // q, k, v from the tokens of x                             [B, N, I] each
+                let q = FloatBuffer(count: b * n * inner), k = FloatBuffer(count: b * n * inner), v = FloatBuffer(count: b * n * inner)
+                toQ(q.pointer, tokens.pointer, rows: b * n, items: b)
+                toK(k.pointer, tokens.pointer, rows: b * n, items: b)
+                toV(v.pointer, tokens.pointer, rows: b * n, items: b)
+                let depth = FloatBuffer(count: 3 * inner * n)
+                for item in 0..<b {
+                    let dst = all.pointer + item * total * n
+                    for (part, src) in [q, k, v].enumerated() {
+                        transpose(dst + part * inner * n, src.pointer + item * n * inner, batch: 1, rows: n, columns: inner)
+                    }
+                    for (s, scale) in scales.enumerated() {
+                        depthwiseConv2d(depth.pointer, dst, scale.projIn.weight.pointer, nil, batch: 1, channels: 3 * inner,
+                                        height: x.height, width: x.width, kernel: scale.kernel)
+                        groupedPointwiseConv2d(dst + (1 + s) * 3 * inner * n, depth.pointer, scale.projOut.pointer, batch: 1,
+                                               groups: 3 * heads, groupChannels: d, spatial: n)
+                    }
+                    for g in 0..<groups {   // ReLU on each group's q and k channels
+                        let qk = dst + g * 3 * d * n
+                        relu(qk, qk, count: 2 * d * n)
+                    }
+                }
             }
-            for (s, scale) in scales.enumerated() {
-                depthwiseConv2d(depth.pointer, dst, scale.projIn.weight.pointer, nil, batch: 1, channels: 3 * inner,
-                                height: x.height, width: x.width, kernel: scale.kernel)
-                groupedPointwiseConv2d(dst + (1 + s) * 3 * inner * n, depth.pointer, scale.projOut.pointer, batch: 1,
-                                       groups: 3 * heads, groupChannels: d, spatial: n)
-            }
-            for g in 0..<groups {   // ReLU on each group's q and k channels
-                let qk = dst + g * 3 * d * n
-                relu(qk, qk, count: 2 * d * n)
-            }
+            transpose(grouped.pointer, all.pointer, batch: b, rows: total, columns: n)
         }
 
         // linear attention per group of 3D channels                       [B, N, G·D]
-        let grouped = FloatBuffer(count: b * n * total)
-        transpose(grouped.pointer, all.pointer, batch: b, rows: total, columns: n)
-        let attended = FloatBuffer(count: b * n * groups * d)
-        let per = linearAttentionScratch(tokens: n, headDim: d)
-        let scratch = FloatBuffer(count: per * max(1, min(b * groups, kernelThreads * 4)))
-        linearAttention(attended.pointer, ldo: groups * d, q: grouped.pointer, ldq: total, k: grouped.pointer + d, ldk: total,
-                        v: grouped.pointer + 2 * d, ldv: total, inputHeadStride: 3 * d, batch: b, tokens: n, heads: groups,
-                        headDim: d, eps: 1e-15, scratch: scratch.pointer, scratchCount: scratch.count)
+        do {
+            let attended = FloatBuffer(count: b * n * groups * d)
+            let per = linearAttentionScratch(tokens: n, headDim: d)
+            let scratch = FloatBuffer(count: per * max(1, min(b * groups, kernelThreads * 4)))
+            linearAttention(attended.pointer, ldo: groups * d, q: grouped.pointer, ldq: total, k: grouped.pointer + d, ldk: total,
+                            v: grouped.pointer + 2 * d, ldv: total, inputHeadStride: 3 * d, batch: b, tokens: n, heads: groups,
+                            headDim: d, eps: 1e-15, scratch: scratch.pointer, scratchCount: scratch.count)
+            // to_out                                                       [B, N, C]
+            toOut(tokens.pointer, attended.pointer, rows: b * n, items: b)
+        }
 
-        // to_out, back to channels, norm, + x                              [B, C, H, W]
-        toOut(tokens.pointer, attended.pointer, rows: b * n, items: b)
+        // back to channels, norm, + x                                      [B, C, H, W]
         let h = FeatureMap(batch: b, channels: c, height: x.height, width: x.width)
         transpose(h.pointer, tokens.pointer, batch: b, rows: n, columns: c)
         normOut(h)
@@ -186,8 +202,10 @@ struct EfficientViTBlock: Sendable {
 
         // GLUMBConv + residual
         let y = FeatureMap(batch: b, channels: c, height: x.height, width: x.width)
-        let ffScratch = FloatBuffer(count: ffn.scratchCount(batch: b, spatial: n))
-        ffn(y.pointer, h.pointer, batch: b, height: x.height, width: x.width, scratch: ffScratch.pointer)
+        do {
+            let ffScratch = FloatBuffer(count: ffn.scratchCount(batch: b, spatial: n))
+            ffn(y.pointer, h.pointer, batch: b, height: x.height, width: x.width, scratch: ffScratch.pointer)
+        }
         add(y.pointer, y.pointer, h.pointer, count: y.count)
         return y
     }
@@ -259,21 +277,15 @@ struct DCUpBlock: Sendable {
     func callAsFunction(_ x: FeatureMap, _ scratch: ConvScratch) -> FeatureMap {
         let y: FeatureMap
         if interpolate {
-            let big = FeatureMap(batch: x.batch, channels: inChannels, height: 2 * x.height, width: 2 * x.width)
-            upsampleNearest2x(big.pointer, x.pointer, planes: x.batch * inChannels, height: x.height, width: x.width)
-            y = scratch.same(conv, big)
+            y = scratch.upsampledSame(conv, x)    // conv(nearest ×2 (x)), the upsampled map never whole
         } else {
             let c = scratch.same(conv, x)
             y = FeatureMap(batch: x.batch, channels: outChannels, height: 2 * x.height, width: 2 * x.width)
             pixelShuffle2x(y.pointer, c.pointer, batch: x.batch, channels: outChannels, height: x.height, width: x.width)
         }
-        if shortcut {
-            let repeats = 4 * outChannels / inChannels
-            let r = FeatureMap(batch: x.batch, channels: 4 * outChannels, height: x.height, width: x.width)
-            repeatChannels(r.pointer, x.pointer, batch: x.batch, channels: inChannels, repeats: repeats, spatial: x.spatial)
-            let s = FeatureMap(batch: x.batch, channels: outChannels, height: 2 * x.height, width: 2 * x.width)
-            pixelShuffle2x(s.pointer, r.pointer, batch: x.batch, channels: outChannels, height: x.height, width: x.width)
-            add(y.pointer, y.pointer, s.pointer, count: y.count)
+        if shortcut {   // + pixel_shuffle(repeat_interleave(x)), without making either map
+            addPixelShuffledRepeat(y.pointer, x.pointer, batch: x.batch, channels: inChannels, outChannels: outChannels,
+                                   height: x.height, width: x.width)
         }
         return y
     }

@@ -161,6 +161,19 @@ struct Conv2dLayer: Sendable {
     }
 }
 
+extension Conv2dLayer {
+    /// The oneDNN kernel (and the weight it reads) a call with geometry `g` runs through, nil where it takes our own
+    /// kernels: the float32 weight where `g.prefersDNNL`, a bf16 one where `g.prefersBF16DNNL` — the choices
+    /// `callAsFunction` makes, for callers that run the convolution a row strip at a time (`ConvScratch`).
+    func dnnlKernel(_ g: Conv2dGeometry) -> (DNNLConvolution, UnsafeRawPointer)? {
+        switch weight {
+        case .float(let w): return g.prefersDNNL.map { ($0, UnsafeRawPointer(w.pointer)) }
+        case .half(let w): return g.prefersBF16DNNL(w.format) ? (.directBF16, UnsafeRawPointer(w.pointer)) : nil
+        case .int8: return nil
+        }
+    }
+}
+
 /// torch `Conv2d(C, C, k, padding=k//2, groups=C)`: weight `[C, 1, k, k]` (float32: small, and read tap by tap by
 /// the depthwise kernels), bias `[C]`.
 struct DepthwiseConv2dLayer: Sendable {

@@ -1,3 +1,4 @@
+import Core
 import Tensor
 import Weights
 
@@ -30,13 +31,16 @@ final class FeatureMap {
     var tensor: Tensor { buffer.tensor(shape: [batch, channels, height, width]) }
 }
 
-/// im2col scratch shared by the convolutions of one forward; grows to the largest need (capped per conv).
+/// Convolution scratch shared by the convolutions of one forward; grows to the largest need (capped per conv).
 final class ConvScratch {
     private var buffer = FloatBuffer(count: 0)
 
-    func run(_ conv: Conv2dLayer, _ y: FeatureMap, _ x: FeatureMap, geometry g: Conv2dGeometry, accumulate: Bool = false) {
-        let need = conv.scratchCount(g)
+    private func reserve(_ need: Int) {
         if buffer.count < need { buffer = FloatBuffer(count: need) }
+    }
+
+    func run(_ conv: Conv2dLayer, _ y: FeatureMap, _ x: FeatureMap, geometry g: Conv2dGeometry, accumulate: Bool = false) {
+        reserve(conv.scratchCount(g))
         conv(y.pointer, x.pointer, batch: x.batch, geometry: g, scratch: buffer.pointer, scratchCount: buffer.count,
              accumulate: accumulate)
     }
@@ -46,6 +50,66 @@ final class ConvScratch {
         let y = FeatureMap(batch: x.batch, channels: conv.outChannels, height: x.height, width: x.width)
         run(conv, y, x, geometry: conv.same(height: x.height, width: x.width))
         return y
+    }
+
+    /// Same-size convolution of `x` handed to `body` a strip of output rows at a time: `body(item, firstRow, rows,
+    /// out)` with `out` = rows `firstRow ..< firstRow + rows` of one item's output, `[O, rows, W]`. Where `conv2d`
+    /// runs the convolution through oneDNN in row strips (DNNLConv2d.swift) only one strip of the output exists at
+    /// a time; elsewhere the whole output, handed over an item at a time. The values are `same(conv, x)`'s, bit for bit.
+    func same(_ conv: Conv2dLayer, _ x: FeatureMap,
+              strips body: (_ item: Int, _ firstRow: Int, _ rows: Int, _ out: UnsafeMutablePointer<Float>) -> Void) {
+        let g = conv.same(height: x.height, width: x.width)
+        if case let (kind, w)? = conv.dnnlKernel(g) {
+            reserve(conv.scratchCount(g))
+            if var plan = DNNLStripConvolution(geometry: g, kind: kind, bias: conv.bias != nil, accumulate: false, wholeOutput: false,
+                                               scratch: buffer.pointer, scratchCount: buffer.count) {
+                let out = FloatBuffer(count: g.outChannels * (plan.strips.map(\.geometry.outHeight).max() ?? 0) * g.outWidth)
+                let inCount = x.channels * x.spatial
+                var ran = true
+                items: for item in 0..<x.batch {
+                    for (i, strip) in plan.strips.enumerated() {
+                        // false only before anything was written: then the whole-output path below
+                        guard plan.run(i, y: out.pointer, x: x.pointer + item * inCount + strip.firstInputRow * g.width,
+                                         w: w, b: conv.bias?.pointer, threads: blasThreadCount) else { ran = false; break items }
+                        body(item, strip.firstOutputRow, strip.geometry.outHeight, out.pointer)
+                    }
+                }
+                if ran { return }
+            }
+        }
+        let y = same(conv, x)
+        for item in 0..<x.batch { body(item, 0, y.height, y.pointer + item * y.channels * y.spatial) }
+    }
+
+    /// Same-size convolution of `upsampleNearest2x(x)` into a new map. Where oneDNN runs it in row strips, each
+    /// strip's input rows are upsampled into a buffer of one strip, so the upsampled map (4× x) never exists whole;
+    /// elsewhere it is made whole first. The values are `same(conv, upsampled x)`'s, bit for bit.
+    // x: [B, C, H, W] -> [B, O, 2H, 2W]
+    func upsampledSame(_ conv: Conv2dLayer, _ x: FeatureMap) -> FeatureMap {
+        let g = conv.same(height: 2 * x.height, width: 2 * x.width)
+        if case let (kind, w)? = conv.dnnlKernel(g) {
+            reserve(conv.scratchCount(g))
+            if var plan = DNNLStripConvolution(geometry: g, kind: kind, bias: conv.bias != nil, accumulate: false, wholeInput: false,
+                                               scratch: buffer.pointer, scratchCount: buffer.count) {
+                let input = FloatBuffer(count: x.channels * (plan.strips.map(\.geometry.height).max() ?? 0) * g.width)
+                let y = FeatureMap(batch: x.batch, channels: conv.outChannels, height: g.outHeight, width: g.outWidth)
+                var ran = true
+                items: for item in 0..<x.batch {
+                    for (i, strip) in plan.strips.enumerated() {
+                        upsampleNearest2x(input.pointer, x.pointer + item * x.channels * x.spatial, planes: x.channels, height: x.height,
+                                          width: x.width, firstRow: strip.firstInputRow, rows: strip.geometry.height)
+                        // false only before anything was written: then the whole-map path below
+                        guard plan.run(i, y: y.pointer + item * y.channels * y.spatial + strip.firstOutputRow * g.outWidth,
+                                         x: input.pointer, w: w, b: conv.bias?.pointer,
+                                         threads: blasThreadCount) else { ran = false; break items }
+                    }
+                }
+                if ran { return y }
+            }
+        }
+        let big = FeatureMap(batch: x.batch, channels: x.channels, height: 2 * x.height, width: 2 * x.width)
+        upsampleNearest2x(big.pointer, x.pointer, planes: x.batch * x.channels, height: x.height, width: x.width)
+        return same(conv, big)
     }
 }
 
@@ -66,9 +130,12 @@ struct ResnetBlock: Sendable {
 
     // x: [B, Cin, H, W] -> [B, Cout, H, W]  (x itself is reused as the output when Cin == Cout)
     func callAsFunction(_ x: FeatureMap, _ scratch: ConvScratch) -> FeatureMap {
-        let t = FeatureMap(batch: x.batch, channels: x.channels, height: x.height, width: x.width)
-        norm1(t.pointer, x.pointer, batch: x.batch, spatial: x.spatial, silu: true)
-        let h = scratch.same(conv1, t)
+        let h: FeatureMap
+        do {   // t lives only for conv1
+            let t = FeatureMap(batch: x.batch, channels: x.channels, height: x.height, width: x.width)
+            norm1(t.pointer, x.pointer, batch: x.batch, spatial: x.spatial, silu: true)
+            h = scratch.same(conv1, t)
+        }
         norm2(h.pointer, h.pointer, batch: h.batch, spatial: h.spatial, silu: true)
         let y = shortcut.map { scratch.same($0, x) } ?? x
         scratch.run(conv2, y, h, geometry: conv2.same(height: h.height, width: h.width), accumulate: true)
@@ -178,11 +245,8 @@ struct VAEDecoderStack: Sendable {
         h = mid(h, scratch)
         for block in upBlocks {
             for resnet in block.resnets { h = resnet(h, scratch) }
-            if let up = block.upsampler {
-                let big = FeatureMap(batch: h.batch, channels: h.channels, height: 2 * h.height, width: 2 * h.width)
-                upsampleNearest2x(big.pointer, h.pointer, planes: h.batch * h.channels, height: h.height, width: h.width)
-                h = scratch.same(up, big)
-            }
+            if let up = block.upsampler { h = scratch.upsampledSame(up, h) }   // nearest ×2, conv
+            MemoryTrace.mark("vae decode: up block → \(h.channels)×\(h.height)×\(h.width)")
         }
         normOut(h.pointer, h.pointer, batch: h.batch, spatial: h.spatial, silu: true)
         return scratch.same(convOut, h)
