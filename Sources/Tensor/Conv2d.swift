@@ -76,7 +76,7 @@ public struct Conv2dGeometry: Sendable, Hashable {
     /// 128² pixels up at 128–512 channels, and loses below (512 × 32², 512 × 64², 1024 × 16²: its per-call weight
     /// transform, 36 floats per 3×3 filter, outweighs the few tiles). Only on CPUs with AVX-512 (the kernel is
     /// avx512_core only) and channels multiples of 16; images whose scratch (blocked input and output and the
-    /// transformed tiles) would exceed `dnnlScratchLimit` floats run in row strips (DNNLConv2d.swift), so peak
+    /// transformed tiles) would exceed `dnnlScratchLimit(_:)` floats run in row strips (DNNLConv2d.swift), so peak
     /// memory stays bounded.
     /// `DARKROOM_DNNL_CONVOLUTIONS=off` in the environment keeps every convolution on our kernels (side-by-side
     /// benchmarks).

@@ -128,7 +128,7 @@ public struct DNNLStrip: Hashable, Sendable {
 }
 
 /// `DARKROOM_DNNL_SCRATCH_MIB` from the environment in floats, if set (read once): a fixed strip scratch limit in
-/// place of `Conv2dGeometry.dnnlScratchLimit`'s, for measuring the strip size.
+/// place of `Conv2dGeometry.dnnlScratchLimit(_:)`'s, for measuring the strip size.
 public let dnnlScratchOverride: Int? = {
     if let v = getenv("DARKROOM_DNNL_SCRATCH_MIB"), let mib = Int(String(cString: v)), mib > 0 { return mib << 18 }
     return nil
@@ -163,22 +163,23 @@ extension Conv2dGeometry {
         return most
     }
 
-    /// The most scratch floats one oneDNN convolution of this geometry may take; larger images run in row strips
-    /// within it. Scaled to the image: half of one item's input and output planes together, but at least 128 MiB
-    /// (below that the strips cost time: 64 MiB strips took 1.7× the CPU of 256 MiB ones at 128 × 512², 32 MiB
-    /// 3.3×; 128 MiB 1.1×) and at most 256 MiB — 128 MiB up to 512² images (docs/engine.md §9), or
-    /// `DARKROOM_DNNL_SCRATCH_MIB`.
-    public var dnnlScratchLimit: Int {
+    /// The most scratch floats one oneDNN convolution of this geometry may take with `kind`; larger images run in
+    /// row strips within it. Scaled to the image, from one item's input and output planes together (docs/engine.md §9,
+    /// strip size against CPU time): Winograd half of them, at least 128 MiB (its strips cost time below that: 64 MiB
+    /// took 1.7× the CPU of 256 MiB at 128 × 512², 32 MiB 3.3×, 128 MiB 1.1×); the direct kernels an eighth, at least
+    /// 32 MiB (their CPU time does not depend on the strip: bf16 at 128 × 512², 1.0× / 1.06× / 1.1× for 128 / 64 /
+    /// 32 MiB); at most 256 MiB. `DARKROOM_DNNL_SCRATCH_MIB` sets one limit for all.
+    public func dnnlScratchLimit(_ kind: DNNLConvolution) -> Int {
         if let fixed = dnnlScratchOverride { return fixed }
         let planes = inChannels * height * width + outChannels * outHeight * outWidth
-        return min(max(planes / 2, 1 << 25), 1 << 26)
+        return kind == .winograd ? min(max(planes / 2, 1 << 25), 1 << 26) : min(max(planes / 8, 1 << 23), 1 << 26)
     }
 
     /// Output rows per strip for oneDNN: all of them when the whole image's scratch stays within
     /// `dnnlScratchLimit` floats, else the most (a multiple of 4, Winograd F(4×4)'s tile) whose strips' does;
     /// nil where oneDNN refuses the shape or even 4 rows would not fit.
     public func dnnlStripRows(_ kind: DNNLConvolution) -> Int? {
-        let limitBytes = 4 * dnnlScratchLimit
+        let limitBytes = 4 * dnnlScratchLimit(kind)
         var rows = outHeight
         for _ in 0..<8 {
             let bytes = dnnlStripBytes(kind, rows: rows)

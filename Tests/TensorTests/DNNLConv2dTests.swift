@@ -217,7 +217,7 @@ import Testing
         #expect(rows != nil, "oneDNN refused every strip of \(big)")
         if let rows {
             #expect(rows < 512 && rows % 4 == 0)
-            #expect(big.dnnlScratchCount(.winograd) <= big.dnnlScratchLimit)
+            #expect(big.dnnlScratchCount(.winograd) <= big.dnnlScratchLimit(.winograd))
         }
     }
 
@@ -229,7 +229,7 @@ import Testing
         #expect((big.prefersDNNL == .winograd) == on)
         if on {
             #expect(big.scratchCount() >= big.dnnlScratchCount(.winograd))
-            #expect(big.dnnlScratchCount(.winograd) <= big.dnnlScratchLimit)
+            #expect(big.dnnlScratchCount(.winograd) <= big.dnnlScratchLimit(.winograd))
         }
         #expect(Conv2dGeometry(inChannels: 512, outChannels: 512, height: 64, width: 64, kernel: 3, padding: 1).prefersDNNL == nil)
         #expect(Conv2dGeometry(inChannels: 64, outChannels: 64, height: 256, width: 256, kernel: 3, padding: 1).prefersDNNL == nil)
@@ -237,7 +237,7 @@ import Testing
         // 128 channels at 1024²: several GiB of scratch in one piece, so row strips within the limit
         let huge = Conv2dGeometry(inChannels: 128, outChannels: 128, height: 1024, width: 1024, kernel: 3, padding: 1)
         #expect((huge.prefersDNNL == .winograd) == on)
-        if on { #expect(huge.scratchCount() <= max(1 << 23, huge.dnnlScratchLimit)) }
+        if on { #expect(huge.scratchCount() <= max(1 << 23, huge.dnnlScratchLimit(.winograd))) }
     }
 
     /// Too little scratch: refused (false), nothing written; conv2d then falls back to its own kernels.
