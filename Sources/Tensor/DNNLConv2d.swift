@@ -264,10 +264,10 @@ public struct DNNLStripConvolution {
     private var written = false
 
     /// nil when oneDNN cannot serve a strip here or the scratch (≥ `geometry.dnnlScratchCount(kind)` floats for
-    /// the default strips) is too small; nothing is written then.
+    /// the default strips: `conv2d`'s, `bf16StripRows` for `.directBF16`) is too small; nothing is written then.
     public init?(geometry g: Conv2dGeometry, kind: DNNLConvolution, bias: Bool, accumulate: Bool, stripRows: Int? = nil,
                  wholeInput: Bool = true, wholeOutput: Bool = true, scratch: UnsafeMutablePointer<Float>, scratchCount: Int) {
-        guard let rows = stripRows ?? g.dnnlStripRows(kind) else { return nil }
+        guard let rows = stripRows ?? (kind == .directBF16 ? g.bf16StripRows : g.dnnlStripRows(kind)) else { return nil }
         let strips = g.dnnlStrips(rows: rows)
         var convs: [DNNLConv2d] = []
         for strip in strips {
