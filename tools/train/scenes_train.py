@@ -508,8 +508,14 @@ def train_dec(a: argparse.Namespace, arch: dict) -> None:
     """Decoder fine-tuning with the encoder frozen: the latent space (and so the transformer's training data and
     scaling_factor) stays exactly as it is, only decoding gets sharper. Stage 2's loss and latent noise plus
     --dec-edge x edge_l1 (corners: after stage 2 the decoder drew triangles and squares with rounded corners)."""
-    if not a.dec_steps or os.path.exists(os.path.join(a.state, "dec_final.pt")):
+    fin = os.path.join(a.state, "dec_final.pt")
+    if not a.dec_steps:
         return
+    if os.path.exists(fin):  # finished; with --resume and a larger --dec-steps, continued from dec.pt
+        steps = torch.load(fin, weights_only=False)["stats"]["dec_steps"]
+        if not a.resume or steps >= a.dec_steps:
+            return
+        print(f"dec: extending from {steps} to {a.dec_steps} steps", flush=True)
     vae, stats = load_ae(a, arch, decoder=False)
     vae.decoder.requires_grad_(True)
     opt = torch.optim.AdamW(vae.decoder.parameters(), lr=a.dec_lr, betas=(0.9, 0.99), weight_decay=0.0)
