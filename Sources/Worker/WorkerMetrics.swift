@@ -120,8 +120,6 @@ final class WorkerMetrics: Sendable {
         addBusy(until: now)
         busySince.withLock { $0 = nil }
         Recorder(label: MetricName.busy, aggregate: false).record(0)
-        Recorder(label: MetricName.stateWritable, aggregate: false).record(1)
-        for file in ["ledger", "results"] { Counter(label: MetricName.stateFailures, dimensions: [("file", file)]).increment(by: 0) }
         Recorder(label: MetricName.lastProgress, aggregate: false).record(now.timeIntervalSince1970)
     }
 
