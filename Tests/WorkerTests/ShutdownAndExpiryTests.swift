@@ -13,10 +13,11 @@ import Testing
     @Test func sigtermPastTheDrainDeadlineRequeuesTheRunningBatchAndAnotherWorkerFinishesIt() async throws {
         let (ns, dir, client) = try await binaryWorkerTest()
         let ids = ["drain0", "drain1"]
-        // One batch of 2 jobs x 8 images x 1000 steps at 128x128: well over 10 s on an idle 2-core machine, so it
-        // is still running 1 s after SIGTERM (200 steps, about 5 s once, became too short as the engine got faster).
+        // 2 jobs x 16 images x 200 steps at 128x128: the first batch runs well over 5 s on an idle 2-core machine,
+        // so it is still running 1 s after SIGTERM (8 images per job, about 5 s once, became too short as the
+        // engine got faster); a job still waiting in the batcher is requeued too.
         for (i, id) in ids.enumerated() {
-            try await client.submit(job(id, size: 128, steps: 1000, seed: UInt64(i), extra: ",\"count\":8"), toClass: "small", id: id)
+            try await client.submit(job(id, size: 128, steps: 200, seed: UInt64(i), extra: ",\"count\":16"), toClass: "small", id: id)
         }
         let first = try WorkerProcess(namespace: ns, state: dir, extraEnv: ["DARKROOM_WORKER_DRAIN_DEADLINE": "1"])
         let running = await client.wait(timeout: 60) { ids.contains { client.events(of: $0).contains { $0.kind == .progress } } }
